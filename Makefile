@@ -1,0 +1,43 @@
+# The quick start: `make demo` boots the test guest through winarm; `make test` runs the whole suite.
+# Both install what they need (Debian packages, a virtual environment) and are quick the second time.
+
+PYTHON ?= python3
+VENV   ?= .venv
+CACHE  ?= $(HOME)/.cache/winarm
+WINARM := $(VENV)/bin/winarm
+export WINARM_CACHE := $(CACHE)
+
+.PHONY: deps venv guest demo test lint bench clean
+
+deps:
+	@bash scripts/install-deps
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+venv: deps $(VENV)/.installed
+
+guest: venv
+	@$(WINARM) testbed build --cache $(CACHE) >/dev/null
+
+# The main job on the embedded default: the test guest ISO, booted through the whole pipeline under TCG.
+demo: guest
+	@rm -rf $(CACHE)/demo
+	$(WINARM) up --name demo --storage $(CACHE)/demo --iso "$$($(WINARM) testbed build --cache $(CACHE) 2>/dev/null)" \
+	    --ram 1G --cpus 2 --disk-size 2G --no-secure-boot --stop-at ready --timeout 30
+	$(WINARM) phases --name demo --storage $(CACHE)/demo
+
+test: guest
+	$(VENV)/bin/python -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check winarm entrypoint.py tests bench
+	$(VENV)/bin/mypy
+
+bench: guest
+	$(VENV)/bin/python bench/spine_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

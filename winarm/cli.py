@@ -1,0 +1,225 @@
+"""The ``winarm`` command: a thin shell over the configuration, the daemon and the phase log.
+
+Exit status: 0 done, 1 a runtime failure, 2 a user's mistake (one line, no traceback), 3 from ``status`` when
+the VM is not running.
+"""
+
+from __future__ import annotations
+
+import time
+
+T0 = time.monotonic()  # the phase clock counts from here: as close to "winarm up" as Python allows
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, TypeVar  # noqa: E402
+
+import click  # noqa: E402
+
+from .config import ENV_NAMES, check_name, default_run_base, default_storage, load_config  # noqa: E402
+from .errors import EXIT_USAGE, WinarmError  # noqa: E402
+from .paths import VmPaths  # noqa: E402
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_NOT_RUNNING = 3
+
+
+def fail(error: WinarmError) -> None:
+    """Print one line and exit with the error's status."""
+    click.echo(f"winarm: {error}", err=True)
+    sys.exit(error.exit_code)
+
+
+def vm_options(func: F) -> F:
+    """``--name`` and ``--storage``, shared by every command that names a VM."""
+    func = click.option("--storage", type=click.Path(path_type=Path), default=None,
+                        help="Directory holding the VMs' disks and logs [env STORAGE; default /storage in the "
+                        "container, else ~/.local/share/winarm].")(func)
+    func = click.option("--name", default=None,
+                        help="The VM's name: its folder under the storage directory [env NAME; default windows].")(func)
+    return func
+
+
+def _paths(name: str | None, storage: Path | None, disk_format: str = "qcow2") -> tuple[str, VmPaths]:
+    vm = check_name(name or os.environ.get("NAME") or "windows")
+    base = (storage or Path(os.environ.get("STORAGE") or default_storage())).expanduser().absolute()
+    return vm, VmPaths(base / vm, default_run_base() / vm, disk_format)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="winarm")
+def main() -> None:
+    """Run Windows 11/10 for ARM64 in QEMU, with a boot-phase clock."""
+
+
+@main.command()
+@vm_options
+@click.option("--ram", default=None, help="Guest memory: 8G, 8192M, half or max [env RAM_SIZE; default 4G].")
+@click.option("--cpus", default=None, help="Virtual CPUs: a count, half or max [env CPU_CORES; default 2].")
+@click.option("--disk-size", default=None, help="System disk size (grown, never shrunk) [env DISK_SIZE; default 64G].")
+@click.option("--disk-format", default=None, help="qcow2 or raw [env DISK_FMT; default qcow2].")
+@click.option("--disk-bus", default=None, help="virtio-blk, virtio-scsi or nvme [env DISK_TYPE; default virtio-blk].")
+@click.option("--iso", default=None, help="Install ISO attached as a USB CD [env BOOT].")
+@click.option("--accel", default=None, help="auto, kvm or tcg [env ACCEL; default auto: KVM on an aarch64 host].")
+@click.option("--tpm/--no-tpm", default=None, help="Attach a software TPM 2.0 (swtpm) [env TPM; default on].")
+@click.option("--secure-boot/--no-secure-boot", default=None,
+              help="UEFI Secure Boot with Microsoft keys [default on; off for unsigned test guests].")
+@click.option("--timeout", default=None, help="Seconds the guest gets to shut down before QEMU is told to quit "
+              "[env TIMEOUT; default 105].")
+@click.option("--vnc", default=None, help="Address VNC listens on [default 127.0.0.1].")
+@click.option("--stop-at", default=None, metavar="MARKER",
+              help="Stop the VM gracefully once the guest prints 'WINARM-PHASE MARKER' (demos, benchmarks).")
+@click.option("--console", "echo_console", is_flag=True, help="Copy the guest's serial console to stderr.")
+@click.option("--dry-run", is_flag=True, help="Print the QEMU command line, one argument per line, and exit.")
+def up(echo_console: bool, dry_run: bool, **flags: Any) -> None:
+    """Boot the VM and supervise it until it stops (SIGTERM/SIGINT or 'winarm down' stop it gracefully)."""
+    from . import host
+
+    try:
+        cfg = load_config(flags, os.environ, host.probe())
+        if dry_run:
+            _dry_run(cfg)
+            return
+        from .daemon import Daemon
+
+        daemon = Daemon(cfg, t0=T0, out=sys.stdout, echo_console=echo_console)
+        code = asyncio.run(daemon.run())
+    except WinarmError as error:
+        fail(error)
+    sys.exit(code)
+
+
+def _dry_run(cfg: Any) -> None:
+    from .firmware import find_firmware
+    from .qemu_argv import Endpoints, build_argv
+
+    paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
+    argv = build_argv(cfg, find_firmware(cfg.secure_boot), paths,
+                      Endpoints(qmp=paths.qmp_socket, serial=paths.serial_socket),
+                      media=[cfg.iso] if cfg.iso else [],
+                      tpm_socket=paths.tpm_socket if cfg.tpm else None)
+    for arg in argv:
+        click.echo(arg)
+
+
+@main.command()
+@vm_options
+@click.option("--wait/--no-wait", default=True, help="Wait until the daemon has stopped the VM [default: wait].")
+def down(name: str | None, storage: Path | None, wait: bool) -> None:
+    """Stop a running VM gracefully (power button, then quit after the timeout)."""
+    import psutil
+
+    from .control import ask
+
+    try:
+        vm, paths = _paths(name, storage)
+    except WinarmError as error:
+        fail(error)
+    reply = ask(paths.control_socket, "down")
+    if reply is None:
+        click.echo(f"VM {vm!r} is not running")
+        return
+    pid = reply.get("daemon_pid")
+    click.echo(f"stopping VM {vm!r}")
+    if wait and isinstance(pid, int):
+        try:
+            psutil.Process(pid).wait()
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.AccessDenied:  # pragma: no cover - another user's daemon
+            pass
+    click.echo(f"VM {vm!r} stopped" if wait else "stop requested")
+
+
+@main.command()
+@vm_options
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (a list when no --name is given and several run).")
+def status(name: str | None, storage: Path | None, as_json: bool) -> None:
+    """Show a VM's state (exit 0 running and healthy, 3 otherwise). Without --name: every running VM."""
+    from .control import running_names, status_of
+
+    try:
+        if name is None and not os.environ.get("NAME"):
+            names = running_names(default_run_base()) or ["windows"]
+        else:
+            names = [check_name(name or os.environ["NAME"])]
+        reports = [status_of(_paths(vm, storage)[1], vm) for vm in names]
+    except WinarmError as error:
+        fail(error)
+    if as_json:
+        click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
+    else:
+        for report in reports:
+            line = f"{report['name']}: {report['state']}"
+            if report.get("qemu_pid"):
+                line += (f", healthy={'yes' if report.get('healthy') else 'no'}, qemu pid {report['qemu_pid']}, "
+                         f"phase {report.get('phase') or '-'}, vnc {report.get('vnc') or '-'}, run dir {report['run_dir']}")
+            click.echo(line)
+    sys.exit(0 if all(r.get("healthy") for r in reports) else EXIT_NOT_RUNNING)
+
+
+@main.command()
+@vm_options
+@click.option("--json", "as_json", is_flag=True, help="Print {events, phases, total} as JSON.")
+def phases(name: str | None, storage: Path | None, as_json: bool) -> None:
+    """Print the boot-phase timeline of the running or last boot."""
+    from .phases import derive_phases, format_table, read_events, timeline_json
+
+    try:
+        vm, paths = _paths(name, storage)
+    except WinarmError as error:
+        fail(error)
+    if not paths.events.exists():
+        click.echo(f"winarm: no boot recorded for VM {vm!r} in {paths.state_dir}: run 'winarm up' first", err=True)
+        sys.exit(EXIT_USAGE)
+    events = read_events(paths.events)
+    if as_json:
+        click.echo(json.dumps(timeline_json(events), indent=2))
+        return
+    running = events and events[-1].get("kind") != "exit"
+    now = None
+    if running:
+        mtime = paths.events.stat().st_mtime
+        now = float(events[-1]["t"]) + max(0.0, time.time() - mtime)
+    for line in format_table(derive_phases(events), now=now):
+        click.echo(line)
+
+
+@main.group()
+def testbed() -> None:
+    """The test guest: a real arm64 Linux that boots through winarm like an installer."""
+
+
+@testbed.command("build")
+@click.option("--cache", type=click.Path(path_type=Path), default=None,
+              help="Cache directory [env WINARM_CACHE; default ~/.cache/winarm].")
+@click.option("--force", is_flag=True, help="Rebuild even when a cached build matches.")
+def testbed_build(cache: Path | None, force: bool) -> None:
+    """Build (or reuse) the test guest ISO from Debian packages; print its path last."""
+    from .testbed.guest import GuestBuildError, build_guest
+
+    cache_dir = cache or Path(os.environ.get("WINARM_CACHE") or Path.home() / ".cache" / "winarm")
+    try:
+        iso = build_guest(cache_dir, force=force, log=lambda line: click.echo(line, err=True))
+    except GuestBuildError as error:
+        click.echo(f"winarm: {error}", err=True)
+        sys.exit(1)
+    click.echo(str(iso))
+
+
+@main.command("env")
+def env_table() -> None:
+    """List the environment variables winarm reads and the settings they map to."""
+    for setting, names in ENV_NAMES.items():
+        click.echo(f"{', '.join(names):<20} --{setting.replace('_', '-')}")
+    click.echo(f"{'KVM':<20} N forces --accel tcg")
+    click.echo(f"{'WINARM_RUN_DIR':<20} base of the run directories (sockets), default {default_run_base()}")
+    click.echo(f"{'WINARM_CACHE':<20} cache for the test guest, default ~/.cache/winarm")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

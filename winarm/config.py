@@ -1,0 +1,329 @@
+"""The one typed configuration of a VM: from command-line flags, then environment variables, then defaults.
+
+This is the only place where sizes, counts and names are parsed and checked. Every bad value raises
+:class:`~winarm.errors.UserError` with one line that names the value and what would be accepted; nothing here
+touches the disk, so a rejected configuration leaves no trace.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .host import HostFacts, choose_accel, free_disk
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+TiB = 1024 * GiB
+
+_UNITS = {"K": KiB, "M": MiB, "G": GiB, "T": TiB}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT])(?:I?B)?\s*$", re.IGNORECASE)
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+
+MIN_RAM = 128 * MiB
+MIN_DISK = 64 * MiB
+RAM_RESERVE = 1 * GiB
+"""What ``--ram max`` leaves to the host and to QEMU itself."""
+
+DISK_BUSES = {
+    "virtio-blk": "virtio-blk", "blk": "virtio-blk", "virtio": "virtio-blk",
+    "virtio-scsi": "virtio-scsi", "scsi": "virtio-scsi",
+    "nvme": "nvme",
+}
+
+ENV_NAMES: dict[str, tuple[str, ...]] = {
+    # setting: environment names, the anchor's first
+    "ram": ("RAM_SIZE",),
+    "cpus": ("CPU_CORES",),
+    "disk_size": ("DISK_SIZE",),
+    "disk_format": ("DISK_FMT",),
+    "disk_bus": ("DISK_TYPE",),
+    "storage": ("STORAGE",),
+    "timeout": ("TIMEOUT",),
+    "iso": ("BOOT", "ISO"),
+    "name": ("NAME",),
+    "tpm": ("TPM",),
+    "accel": ("ACCEL",),
+    "username": ("USERNAME",),
+    "password": ("PASSWORD",),
+    "language": ("LANGUAGE",),
+}
+
+DEFAULTS: dict[str, Any] = {
+    "name": "windows",
+    "ram": "4G",
+    "cpus": "2",
+    "disk_size": "64G",
+    "disk_format": "qcow2",
+    "disk_bus": "virtio-blk",
+    "timeout": "105",
+    "accel": "auto",
+    "tpm": True,
+    "secure_boot": True,
+    "username": "Docker",
+    "password": "admin",
+    "language": "en-US",
+    "vnc": "127.0.0.1",
+}
+
+
+def default_storage() -> Path:
+    """``/storage`` in the container (when it exists), else ``$XDG_DATA_HOME/winarm``."""
+    if Path("/storage").is_dir() and os.access("/storage", os.W_OK):
+        return Path("/storage")
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "winarm"
+
+
+def default_run_base() -> Path:
+    """Where per-VM run directories (sockets, pid files) live: ``$WINARM_RUN_DIR``, ``$XDG_RUNTIME_DIR/winarm``
+    or ``/run/winarm`` for root. Kept short: unix socket paths must stay under 108 bytes."""
+    explicit = os.environ.get("WINARM_RUN_DIR")
+    if explicit:
+        return Path(explicit)
+    if os.geteuid() == 0:
+        return Path("/run/winarm")
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return Path(xdg) / "winarm"
+    return Path("/tmp") / f"winarm-{os.geteuid()}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything one ``winarm up`` needs, checked. Sizes are bytes; paths are absolute."""
+
+    name: str
+    ram: int
+    cpus: int
+    disk_size: int
+    disk_format: str
+    disk_bus: str
+    storage: Path
+    run_base: Path
+    iso: Path | None
+    accel: str
+    tpm: bool
+    secure_boot: bool
+    timeout: float
+    vnc: str
+    username: str = field(repr=False)
+    password: str = field(repr=False)
+    language: str = "en-US"
+    stop_at: str | None = None
+    qemu_binary: str = "qemu-system-aarch64"
+
+    @property
+    def state_dir(self) -> Path:
+        """The VM's lasting files: disk image, UEFI variables, TPM state, phase logs."""
+        return self.storage / self.name
+
+    @property
+    def run_dir(self) -> Path:
+        """The VM's sockets and pid files while it runs (mode 0700)."""
+        return self.run_base / self.name
+
+
+def parse_size(text: str, what: str, *, relative_to: int | None = None) -> int:
+    """Parse ``8G``, ``8192M``, ``1.5T``, ``512MiB`` (binary units) into bytes.
+
+    ``half`` and ``max`` are accepted when ``relative_to`` is given (half of it, or all of it).
+    Raises :class:`UserError` naming ``what`` and the value for anything else, a bare number included:
+    a size without a unit is ambiguous.
+    """
+    value = text.strip()
+    lowered = value.lower()
+    if relative_to is not None and lowered in ("half", "max"):
+        amount = relative_to // 2 if lowered == "half" else relative_to
+        return (amount // MiB) * MiB
+    match = _SIZE_RE.match(value)
+    hint = "8G, 8192M" + (", half or max" if relative_to is not None else "")
+    if not match:
+        if re.fullmatch(r"\s*\d+\s*", value):
+            raise UserError(f"{what} {value!r} has no unit: write it as {value.strip()}G or {value.strip()}M")
+        raise UserError(f"{what} {value!r} is not a size: use a number with a unit, like {hint}")
+    number = float(match.group(1))
+    size = int(number * _UNITS[match.group(2).upper()])
+    if size <= 0:
+        raise UserError(f"{what} {value!r} must be larger than zero: use a size like {hint}")
+    return (size // MiB) * MiB if size >= MiB else size
+
+
+def format_size(size: int) -> str:
+    """``4294967296`` -> ``4G``; ``1610612736`` -> ``1536M``: the shortest exact spelling."""
+    for unit, factor in (("T", TiB), ("G", GiB), ("M", MiB), ("K", KiB)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size}B"
+
+
+def parse_cpus(text: str, host_cpus: int) -> int:
+    """A CPU count from 1 to the host's logical CPUs, or ``half``/``max``. Raises :class:`UserError`."""
+    value = text.strip().lower()
+    if value == "max":
+        return host_cpus
+    if value == "half":
+        return max(1, host_cpus // 2)
+    if not value.isdigit():
+        raise UserError(f"CPU count {text!r} is not a whole number: use 1 to {host_cpus}, half or max")
+    count = int(value)
+    if count < 1:
+        raise UserError(f"CPU count {text!r} must be at least 1: use 1 to {host_cpus}, half or max")
+    if count > host_cpus:
+        raise UserError(f"CPU count {count} is more than this host has ({host_cpus}): use 1 to {host_cpus}")
+    return count
+
+
+def parse_bool(text: str, what: str) -> bool:
+    """``Y/yes/1/true/on`` or ``N/no/0/false/off`` (any case). Raises :class:`UserError`."""
+    value = text.strip().lower()
+    if value in ("y", "yes", "1", "true", "on"):
+        return True
+    if value in ("n", "no", "0", "false", "off"):
+        return False
+    raise UserError(f"{what} {text!r} is not yes or no: use Y or N")
+
+
+def check_name(name: str) -> str:
+    """A VM name usable as a directory and socket name. Raises :class:`UserError`."""
+    if not NAME_RE.match(name) or name in (".", ".."):
+        shown = name.encode("unicode_escape").decode("ascii")
+        raise UserError(
+            f"VM name {shown!r} is not allowed: use 1-40 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def _pick(key: str, flags: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    """A flag if given, else the first set environment name, else the default."""
+    if flags.get(key) is not None:
+        return flags[key]
+    for env_name in ENV_NAMES.get(key, ()):
+        if env.get(env_name, "").strip():
+            return env[env_name]
+    return DEFAULTS.get(key)
+
+
+def _existing_image_size(path: Path) -> int | None:
+    """The virtual size of an existing disk image (qcow2 header or raw file length), or None."""
+    if not path.exists():
+        return None
+    with path.open("rb") as handle:
+        header = handle.read(32)
+    if header[:4] == b"QFI\xfb":
+        return int.from_bytes(header[24:32], "big")
+    return path.stat().st_size
+
+
+def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFacts) -> Config:
+    """Build and check the configuration. Flags win over the environment, which wins over defaults.
+
+    ``flags`` holds the ``winarm up`` options by setting name, None where not given. Raises
+    :class:`UserError` for the first bad value; reads the disk (free space, an existing image) but writes
+    nothing.
+    """
+    name = check_name(str(_pick("name", flags, env)))
+
+    storage = Path(str(_pick("storage", flags, env) or default_storage())).expanduser()
+    if storage.exists() and not storage.is_dir():
+        raise UserError(f"storage {str(storage)!r} is not a directory: point --storage at a directory")
+    storage = storage.absolute()
+
+    ram_text = str(_pick("ram", flags, env))
+    ram = parse_size(ram_text, "RAM size", relative_to=max(MIN_RAM, host.total_ram - RAM_RESERVE))
+    if ram < MIN_RAM:
+        raise UserError(f"RAM size {ram_text!r} is too small: give the VM at least {format_size(MIN_RAM)}")
+    if ram > host.total_ram:
+        raise UserError(
+            f"RAM size {ram_text!r} is more than this host has ({format_size(host.total_ram // MiB * MiB)}): "
+            "use a smaller --ram, half or max"
+        )
+
+    cpus = parse_cpus(str(_pick("cpus", flags, env)), host.cpus)
+
+    disk_format = str(_pick("disk_format", flags, env)).strip().lower()
+    if disk_format not in ("qcow2", "raw"):
+        raise UserError(f"disk format {disk_format!r} is not known: use qcow2 or raw")
+
+    bus_text = str(_pick("disk_bus", flags, env)).strip().lower()
+    disk_bus = DISK_BUSES.get(bus_text)
+    if disk_bus is None:
+        raise UserError(f"disk bus {bus_text!r} is not known: use virtio-blk (blk), virtio-scsi (scsi) or nvme")
+
+    image = storage / name / f"disk.{disk_format}"
+    existing = _existing_image_size(image)
+    free = free_disk(storage) + (image.stat().st_size if existing is not None else 0)
+    disk_text = str(_pick("disk_size", flags, env))
+    disk_size = parse_size(disk_text, "disk size", relative_to=free)
+    if disk_size < MIN_DISK:
+        raise UserError(f"disk size {disk_text!r} is too small: use at least {format_size(MIN_DISK)}")
+    if existing is not None and disk_size < existing:
+        raise UserError(
+            f"disk size {disk_text!r} is smaller than the existing disk {image} ({format_size(existing)}): "
+            f"a disk is never shrunk, use --disk-size {format_size(existing)} or more"
+        )
+    if disk_size > free:
+        raise UserError(
+            f"disk size {disk_text!r} needs more room than {storage} has free ({format_size(free // MiB * MiB)}): "
+            "use a smaller --disk-size or free some space"
+        )
+
+    iso_value = _pick("iso", flags, env)
+    iso: Path | None = None
+    if iso_value:
+        iso = Path(str(iso_value)).expanduser().absolute()
+        if not iso.is_file():
+            raise UserError(f"ISO {str(iso)!r} does not exist or is not a file: give the path of an install ISO")
+        if not os.access(iso, os.R_OK):
+            raise UserError(f"ISO {str(iso)!r} is not readable: check its permissions")
+
+    accel_text = str(_pick("accel", flags, env)).strip().lower()
+    if accel_text not in ("auto", "kvm", "tcg"):
+        raise UserError(f"accelerator {accel_text!r} is not known: use auto, kvm or tcg")
+    if env.get("KVM", "").strip() and flags.get("accel") is None and not parse_bool(env["KVM"], "KVM"):
+        accel_text = "tcg"
+    accel = choose_accel(accel_text, host)
+
+    tpm_value = _pick("tpm", flags, env)
+    tpm = tpm_value if isinstance(tpm_value, bool) else parse_bool(str(tpm_value), "TPM")
+    secure_value = _pick("secure_boot", flags, env)
+    secure_boot = bool(secure_value)
+
+    timeout_text = str(_pick("timeout", flags, env))
+    try:
+        timeout = float(timeout_text)
+    except ValueError:
+        raise UserError(f"timeout {timeout_text!r} is not a number of seconds: use for example 105") from None
+    if not 0 < timeout <= 3600:
+        raise UserError(f"timeout {timeout_text!r} is out of range: use 1 to 3600 seconds")
+
+    run_base = Path(str(flags.get("run_base") or default_run_base())).absolute()
+
+    stop_at = flags.get("stop_at")
+    return Config(
+        name=name,
+        ram=ram,
+        cpus=cpus,
+        disk_size=disk_size,
+        disk_format=disk_format,
+        disk_bus=disk_bus,
+        storage=storage,
+        run_base=run_base,
+        iso=iso,
+        accel=accel,
+        tpm=tpm,
+        secure_boot=secure_boot,
+        timeout=timeout,
+        vnc=str(flags.get("vnc") or DEFAULTS["vnc"]),
+        username=str(_pick("username", flags, env)),
+        password=str(_pick("password", flags, env)),
+        language=str(_pick("language", flags, env)),
+        stop_at=str(stop_at) if stop_at else None,
+    )

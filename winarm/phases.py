@@ -1,0 +1,172 @@
+"""The boot-phase clock: timestamped events in, named phases with durations out.
+
+Every event is a dict ``{"t": seconds since winarm up started, "kind": ..., ...details}``, appended to a
+JSON-lines file the moment it happens, so a crash loses nothing already seen. Phases are derived from the
+events by a pure function, so the arithmetic is tested without QEMU.
+
+Phase boundaries (each phase runs from one boundary to the next, so durations add up to the total):
+- ``launch``: from ``winarm up`` to QEMU running;
+- ``firmware``: from the start of each boot (QEMU running, or a RESET) to the firmware starting a boot entry;
+- ``boot-<device>``: from the firmware starting an entry (the CD, the disk) to the guest's first marker;
+- ``<marker>``: each ``WINARM-PHASE <name>`` line on the serial console starts a phase of that name;
+- ``shutdown``: from the stop request to QEMU's exit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+Event = dict[str, Any]
+
+BOUNDARY_KINDS = ("running", "boot-device", "marker", "reset", "powerdown-requested", "exit")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One named span of a boot. ``end`` and ``duration`` are None while the phase is still going on."""
+
+    name: str
+    boot: int
+    start: float
+    end: float | None
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.end is None else round(self.end - self.start, 6)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["duration"] = self.duration
+        return out
+
+
+def derive_phases(events: Iterable[Event]) -> list[Phase]:
+    """Turn an ordered event stream into contiguous phases (see the module docstring for the rules).
+
+    Events other than the boundary kinds (key presses, firmware output, QMP ready) are ignored here.
+    The last phase is open (``end`` None) unless an ``exit`` event closed the stream.
+    """
+    phases: list[Phase] = []
+    name, boot, start = "launch", 0, 0.0
+    closed = False
+
+    def close(at: float) -> None:
+        phases.append(Phase(name, boot, start, round(at, 6)))
+
+    for event in events:
+        kind, t = event.get("kind"), float(event.get("t", 0.0))
+        if closed or kind not in BOUNDARY_KINDS:
+            continue
+        if kind == "running":
+            if boot != 0:
+                continue  # a RESUME after a pause, not a new boot
+            close(t)
+            name, boot, start = "firmware", 1, t
+        elif kind == "reset":
+            if name == "shutdown":
+                continue
+            close(t)
+            name, boot, start = "firmware", boot + 1, t
+        elif kind == "boot-device":
+            close(t)
+            name, start = f"boot-{event.get('device', 'unknown')}", t
+        elif kind == "marker":
+            close(t)
+            name, start = str(event.get("name", "marker")), t
+        elif kind == "powerdown-requested":
+            if name == "shutdown":
+                continue
+            close(t)
+            name, start = "shutdown", t
+        elif kind == "exit":
+            close(t)
+            closed = True
+    if not closed:
+        phases.append(Phase(name, boot, start, None))
+    # a zero-length phase says nothing (two boundaries in the same instant)
+    return [p for p in phases if p.end is None or p.end > p.start or p.name == "launch"]
+
+
+def total_duration(phases: list[Phase]) -> float | None:
+    """Seconds from start to the end of the last closed phase, or None when nothing closed."""
+    closed = [p for p in phases if p.end is not None]
+    return closed[-1].end if closed else None
+
+
+class EventLog:
+    """Appends events to a JSON-lines file, timestamped from a monotonic clock started at construction.
+
+    Each event is flushed as it is written. ``t0`` may be given to count from an earlier moment (the
+    process start), so the first phase includes winarm's own start-up.
+    """
+
+    def __init__(self, path: Path, *, t0: float | None = None) -> None:
+        self.path = path
+        self.t0 = time.monotonic() if t0 is None else t0
+        self.events: list[Event] = []
+        self._handle: TextIO = path.open("a", encoding="utf-8")
+
+    def now(self) -> float:
+        return round(time.monotonic() - self.t0, 6)
+
+    def record(self, kind: str, **details: Any) -> Event:
+        """Append one event (timestamped now) to memory and to the file; returns it."""
+        event: Event = {"t": self.now(), "kind": kind, **details}
+        self.events.append(event)
+        self._handle.write(json.dumps(event, sort_keys=False) + "\n")
+        self._handle.flush()
+        return event
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def read_events(path: Path) -> list[Event]:
+    """Events from a JSON-lines log; a torn last line (a crash mid-write) is skipped, not fatal."""
+    events: list[Event] = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(item, dict):
+                events.append(item)
+    return events
+
+
+def timeline_json(events: list[Event]) -> dict[str, Any]:
+    """The ``winarm phases --json`` document: ``events`` and ``phases``."""
+    phases = derive_phases(events)
+    return {
+        "events": events,
+        "phases": [p.as_dict() for p in phases],
+        "total": total_duration(phases),
+    }
+
+
+def format_phase_line(phase: Phase) -> str:
+    """One live line for a phase that just ended."""
+    return f"phase {phase.name:<18} {phase.duration or 0:8.2f} s   (boot {phase.boot}, ends at {phase.end:.2f} s)"
+
+
+def format_table(phases: list[Phase], *, now: float | None = None) -> Iterator[str]:
+    """The timeline for people: one row a phase, then the total."""
+    yield f"{'#':>2}  {'phase':<20} {'boot':>4} {'start s':>9} {'end s':>9} {'duration s':>11}"
+    for index, phase in enumerate(phases, 1):
+        if phase.end is None:
+            running = f"{(now - phase.start):.2f}+" if now is not None else "running"
+            yield f"{index:>2}  {phase.name:<20} {phase.boot:>4} {phase.start:>9.2f} {'-':>9} {running:>11}"
+        else:
+            yield f"{index:>2}  {phase.name:<20} {phase.boot:>4} {phase.start:>9.2f} {phase.end:>9.2f} {phase.duration:>11.2f}"
+    total = total_duration(phases)
+    if total is not None:
+        yield f"{'':>2}  {'total':<20} {'':>4} {'':>9} {'':>9} {total:>11.2f}"

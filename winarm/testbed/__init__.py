@@ -1,0 +1,1 @@
+"""A small real arm64 Linux guest, built from Debian packages, to test the launcher without Windows."""

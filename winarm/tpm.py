@@ -1,0 +1,65 @@
+"""The software TPM 2.0 (swtpm) a VM gets when ``--tpm`` is on: state kept with the VM, socket in its run dir."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+from pathlib import Path
+
+from .errors import RuntimeFailure
+from .procs import listening_socket, spawn, terminate
+
+
+def check_available() -> None:
+    """Raise :class:`RuntimeFailure` with the packages to install when swtpm is missing."""
+    for program in ("swtpm", "swtpm_setup"):
+        if shutil.which(program) is None:
+            raise RuntimeFailure(f"{program} not found: install swtpm and swtpm-tools, or run with --no-tpm")
+
+
+class Swtpm:
+    """One swtpm process serving the VM's TPM over a unix socket it inherits already listening."""
+
+    def __init__(self, state_dir: Path, socket_path: Path, log_path: Path) -> None:
+        self.state_dir = state_dir
+        self.socket_path = socket_path
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def _manufacture(self) -> None:
+        """Create the TPM's state once (endorsement key and certificates), like a TPM from a factory."""
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log_file:
+            proc = await spawn(
+                ["swtpm_setup", "--tpm2", "--tpmstate", str(self.state_dir), "--create-ek-cert",
+                 "--create-platform-cert", "--lock-nvram", "--overwrite"],
+                stdout=log_file, stderr=log_file,
+            )
+            code = await proc.wait()
+        if code != 0:
+            raise RuntimeFailure(f"swtpm_setup failed (status {code}): see {self.log_path}")
+
+    async def start(self) -> None:
+        """Manufacture the state if new, then start swtpm. Raises :class:`RuntimeFailure`."""
+        if not any(self.state_dir.glob("tpm2-*")):
+            await self._manufacture()
+        listener: socket.socket = listening_socket(self.socket_path)
+        try:
+            self.proc = await spawn(
+                ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={self.state_dir}",
+                 "--ctrl", f"type=unixio,fd={listener.fileno()}",
+                 "--log", f"file={self.log_path},level=1", "--terminate"],
+                pass_fds=(listener.fileno(),),
+            )
+        finally:
+            listener.close()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def stop(self) -> None:
+        """End swtpm (it also ends by itself when QEMU hangs up)."""
+        if self.proc is not None:
+            await terminate(self.proc)
