@@ -111,8 +111,6 @@ def _dry_run(cfg: Any) -> None:
 @click.option("--wait/--no-wait", default=True, help="Wait until the daemon has stopped the VM [default: wait].")
 def down(name: str | None, storage: Path | None, wait: bool) -> None:
     """Stop a running VM gracefully (power button, then quit after the timeout)."""
-    import psutil
-
     from .control import ask
 
     try:
@@ -125,14 +123,32 @@ def down(name: str | None, storage: Path | None, wait: bool) -> None:
         return
     pid = reply.get("daemon_pid")
     click.echo(f"stopping VM {vm!r}")
-    if wait and isinstance(pid, int):
-        try:
-            psutil.Process(pid).wait()
-        except psutil.NoSuchProcess:
-            pass
-        except psutil.AccessDenied:  # pragma: no cover - another user's daemon
-            pass
-    click.echo(f"VM {vm!r} stopped" if wait else "stop requested")
+    if not wait or not isinstance(pid, int):
+        click.echo("stop requested")
+        return
+    limit = float(reply.get("timeout", 105)) + 15
+    if not wait_for_exit(pid, limit):
+        click.echo(f"winarm: VM {vm!r} did not stop within {limit:.0f} s (daemon pid {pid})", err=True)
+        sys.exit(1)
+    click.echo(f"VM {vm!r} stopped")
+
+
+def wait_for_exit(pid: int, timeout: float) -> bool:
+    """Wait until process ``pid`` has ended (a zombie counts as ended); False on timeout.
+
+    Uses a pidfd, which becomes readable the moment the process terminates: no polling.
+    """
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(fd)
 
 
 @main.command()

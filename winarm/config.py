@@ -193,9 +193,8 @@ def parse_bool(text: str, what: str) -> bool:
 def check_name(name: str) -> str:
     """A VM name usable as a directory and socket name. Raises :class:`UserError`."""
     if not NAME_RE.match(name) or name in (".", ".."):
-        shown = name.encode("unicode_escape").decode("ascii")
         raise UserError(
-            f"VM name {shown!r} is not allowed: use 1-40 letters, digits, '.', '_' or '-', "
+            f"VM name {ascii(name)} is not allowed: use 1-40 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
     return name

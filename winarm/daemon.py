@@ -130,10 +130,10 @@ class Daemon:
         if self.out is not None:
             print(f"[{self.cfg.name}] {message}", file=self.out, flush=True)
 
-    def record(self, kind: str, **details: Any) -> None:
+    def record(self, kind: str, *, at: float | None = None, **details: Any) -> None:
         """Timestamp an event, append it to the log, and print any phase it completed."""
         assert self.events is not None
-        self.events.record(kind, **details)
+        self.events.record(kind, at=at, **details)
         phases = [p for p in derive_phases(self.events.events) if p.end is not None]
         for phase in phases[self._printed_phases:]:
             self.say(format_phase_line(phase))
@@ -273,7 +273,7 @@ class Daemon:
                 reply: dict[str, Any] = self.status()
             elif command == "down":
                 self.request_stop("winarm down")
-                reply = {"ok": True, "daemon_pid": os.getpid()}
+                reply = {"ok": True, "daemon_pid": os.getpid(), "timeout": self.cfg.timeout}
             else:
                 reply = {"error": f"unknown command {command!r}"}
             writer.write(json.dumps(reply).encode() + b"\n")
@@ -391,12 +391,16 @@ class Daemon:
             how = await machine.stop(self.cfg.timeout, on_step=lambda step: self.record(step))
         stop.cancel()
         await machine.wait()
-        # let the console and event readers drain what QEMU said last
+        assert self.events is not None
+        exit_time = self.events.now()
+        # the console ends at QEMU's exit; let it drain what the guest said last, then end the event pump
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(reader_task, pump, return_exceptions=True), 2)
+            await asyncio.wait_for(asyncio.gather(reader_task, return_exceptions=True), 2)
+        await asyncio.sleep(0)  # let the QMP reader hand over events already received
+        pump.cancel()
         code = machine.proc.returncode
         clean = machine.shutdown_seen or how in ("guest", "quit")
-        self.record("exit", code=code, stop=how, clean=clean)
+        self.record("exit", at=exit_time, code=code, stop=how, clean=clean)
         self.state = "stopped"
         self._print_summary()
         if how == "killed":

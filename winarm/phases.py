@@ -114,9 +114,9 @@ class EventLog:
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 6)
 
-    def record(self, kind: str, **details: Any) -> Event:
-        """Append one event (timestamped now) to memory and to the file; returns it."""
-        event: Event = {"t": self.now(), "kind": kind, **details}
+    def record(self, kind: str, *, at: float | None = None, **details: Any) -> Event:
+        """Append one event (timestamped now, or ``at``) to memory and to the file; returns it."""
+        event: Event = {"t": self.now() if at is None else at, "kind": kind, **details}
         self.events.append(event)
         self._handle.write(json.dumps(event, sort_keys=False) + "\n")
         self._handle.flush()

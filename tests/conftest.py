@@ -1,0 +1,47 @@
+"""Shared fixtures: a fake host for pure config tests, the test guest ISO, and a per-test storage and run dir."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from winarm.config import GiB
+from winarm.host import HostFacts
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def host() -> HostFacts:
+    """An x86_64 host with 16 GiB and 4 CPUs, no KVM: the facts config checks against."""
+    return HostFacts(arch="x86_64", total_ram=16 * GiB, available_ram=12 * GiB, cpus=4, kvm_usable=False)
+
+
+@pytest.fixture
+def run_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short run-directory base (unix socket paths must stay under 108 bytes)."""
+    base = Path(f"/tmp/wa-{os.getpid()}-{len(os.listdir('/tmp')) % 1000}")
+    base.mkdir(mode=0o700, exist_ok=True)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("WINARM_CACHE") or Path.home() / ".cache" / "winarm")
+
+
+@pytest.fixture(scope="session")
+def guest_iso() -> Path:
+    """The test guest ISO (built from Debian packages, cached). Missing prerequisites fail loudly here:
+    `make test` builds the guest first, so a failure means the build itself is broken."""
+    from winarm.testbed.guest import build_guest
+
+    return build_guest(cache_dir(), log=lambda line: None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Fast tests first, the QEMU-booting ones last."""
+    items.sort(key=lambda item: 1 if item.get_closest_marker("qemu") else 0)

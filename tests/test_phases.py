@@ -1,0 +1,118 @@
+"""The phase clock's arithmetic and the console parsing, on captured text: no QEMU needed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from winarm.console import LineSplitter, classify_device_path, parse_boot_entry, parse_marker, strip_ansi
+from winarm.phases import EventLog, derive_phases, format_table, read_events, timeline_json, total_duration
+
+BOOT = [
+    {"t": 0.0, "kind": "start"},
+    {"t": 0.3, "kind": "qmp-ready"},
+    {"t": 0.31, "kind": "running"},
+    {"t": 0.35, "kind": "firmware-output"},
+    {"t": 2.0, "kind": "boot-device", "device": "cd"},
+    {"t": 2.5, "kind": "key-pressed"},
+    {"t": 4.0, "kind": "marker", "name": "init"},
+    {"t": 5.0, "kind": "marker", "name": "setup"},
+    {"t": 6.0, "kind": "reset"},
+    {"t": 8.0, "kind": "boot-device", "device": "disk"},
+    {"t": 9.5, "kind": "marker", "name": "ready"},
+    {"t": 10.0, "kind": "powerdown-requested"},
+    {"t": 10.2, "kind": "marker", "name": "poweroff"},
+    {"t": 10.4, "kind": "shutdown", "guest": True},
+    {"t": 10.5, "kind": "exit", "code": 0},
+]
+
+
+def test_phases_follow_boundaries_and_boots() -> None:
+    phases = derive_phases(BOOT)
+    assert [(p.name, p.boot) for p in phases] == [
+        ("launch", 0), ("firmware", 1), ("boot-cd", 1), ("init", 1), ("setup", 1),
+        ("firmware", 2), ("boot-disk", 2), ("ready", 2), ("shutdown", 2), ("poweroff", 2),
+    ]
+    assert [p.duration for p in phases][:3] == [0.31, 1.69, 2.0]
+
+
+def test_phases_are_contiguous_and_add_up_to_the_total() -> None:
+    phases = derive_phases(BOOT)
+    for before, after in zip(phases, phases[1:], strict=False):
+        assert before.end == after.start
+    assert total_duration(phases) == 10.5
+    assert abs(sum(p.duration or 0 for p in phases) - 10.5) < 1e-9
+
+
+def test_a_running_boot_ends_in_an_open_phase() -> None:
+    phases = derive_phases(BOOT[:8])
+    assert phases[-1].name == "setup" and phases[-1].end is None and phases[-1].duration is None
+    table = list(format_table(phases, now=5.5))
+    assert "0.50+" in table[-2] or "0.50+" in table[-1]
+
+
+def test_a_second_powerdown_or_late_reset_does_not_restart_phases() -> None:
+    events = [{"t": 0, "kind": "start"}, {"t": 1, "kind": "running"}, {"t": 2, "kind": "powerdown-requested"},
+              {"t": 3, "kind": "powerdown-requested"}, {"t": 4, "kind": "reset"}, {"t": 5, "kind": "exit"}]
+    assert [(p.name, p.start, p.end) for p in derive_phases(events)] == [
+        ("launch", 0.0, 1.0), ("firmware", 1.0, 2.0), ("shutdown", 2.0, 5.0)]
+
+
+def test_event_log_appends_json_lines_as_they_happen(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    log = EventLog(path, t0=0.0)
+    log.record("start")
+    # readable before close: a crash right now loses nothing
+    assert [e["kind"] for e in read_events(path)] == ["start"]
+    log.record("marker", name="x")
+    log.close()
+    with path.open("a") as handle:
+        handle.write('{"t": 1, "kind": "torn')  # a crash mid-write
+    assert [e["kind"] for e in read_events(path)] == ["start", "marker"]
+
+
+def test_timeline_json_shape() -> None:
+    doc = timeline_json(BOOT)
+    assert set(doc) == {"events", "phases", "total"}
+    assert set(doc["phases"][0]) == {"name", "boot", "start", "end", "duration"}
+    json.dumps(doc)
+
+
+FIRMWARE = (
+    b"\x1b[2J\x1b[01;01HBdsDxe: loading Boot0003 \"UEFI QEMU QEMU USB HARDDRIVE 1-0000:00:02.0-1\" from "
+    b"PciRoot(0x0)/Pci(0x2,0x0)/USB(0x0,0x0)\r\n"
+    b"BdsDxe: starting Boot0003 \"UEFI QEMU QEMU USB HARDDRIVE 1-0000:00:02.0-1\" from "
+    b"PciRoot(0x0)/Pci(0x2,0x0)/USB(0x0,0x0)\r\n"
+    b"\x1b[1m\x1b[33mPress any key to boot from CD or DVD"
+)
+
+
+def test_lines_are_split_and_cleaned() -> None:
+    splitter = LineSplitter()
+    lines = splitter.feed(FIRMWARE[:50]) + splitter.feed(FIRMWARE[50:])
+    assert len(lines) == 2 and lines[0].startswith("BdsDxe: loading")
+    assert splitter.pending() == "Press any key to boot from CD or DVD"
+    assert "\x1b" not in "".join(lines)
+
+
+def test_an_endless_line_is_cut() -> None:
+    splitter = LineSplitter(max_line=100)
+    assert len(splitter.feed(b"x" * 1000)) == 9
+    assert len(splitter.pending()) == 100
+
+
+def test_boot_entries_are_classified() -> None:
+    entry = parse_boot_entry(LineSplitter().feed(FIRMWARE)[1])
+    assert entry is not None and entry.device == "cd" and entry.entry == "Boot0003"
+    assert parse_boot_entry(LineSplitter().feed(FIRMWARE)[0]) is None, "'loading' is not 'starting'"
+    assert classify_device_path("PciRoot(0x0)/Pci(0x3,0x0)/HD(1,GPT,AB,0x800,0x10000)") == "disk"
+    assert classify_device_path("PciRoot(0x0)/Pci(0x4,0x0)/MAC(525400123456,0x1)/IPv4(0.0.0.0)") == "network"
+    assert classify_device_path("Fv(64074AFE)/FvFile(7C04A583)") == "firmware-app"
+
+
+def test_markers() -> None:
+    assert parse_marker("WINARM-PHASE init") == ("init", "")
+    assert parse_marker("[    2.1] WINARM-PHASE error no cdrom found") == ("error", "no cdrom found")
+    assert parse_marker("WINARM-PHASE") is None
+    assert parse_marker("nothing here") is None
+    assert strip_ansi(b"\x1b]0;title\x07ok\x1b[0m") == b"ok"

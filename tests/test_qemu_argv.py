@@ -1,0 +1,134 @@
+"""The QEMU command line, built without QEMU: what each setting turns into, and escaping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from winarm.config import GiB, load_config
+from winarm.errors import RuntimeFailure, UserError
+from winarm.firmware import Firmware, ensure_vars, find_firmware
+from winarm.host import HostFacts
+from winarm.paths import VmPaths
+from winarm.qemu_argv import Endpoints, build_argv, opt
+
+FW = Firmware("test", Path("/fw/CODE.fd"), Path("/fw/VARS.fd"), False, Path("/fw/x.json"))
+
+
+def argv_for(tmp_path: Path, host: HostFacts, media: list[Path] | None = None, tpm: bool = False, **flags: object) -> list[str]:
+    base: dict[str, object] = {"storage": str(tmp_path / "s"), "run_base": str(tmp_path / "r"), "disk_size": "1G"}
+    base.update(flags)
+    cfg = load_config(base, {}, host)
+    paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
+    return build_argv(cfg, FW, paths, Endpoints(qmp=7, serial=8), media=media or [],
+                      tpm_socket=paths.tpm_socket if tpm else None)
+
+
+def value_after(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def test_tcg_uses_the_cheap_pointer_authentication(tmp_path: Path, host: HostFacts) -> None:
+    argv = argv_for(tmp_path, host)
+    assert value_after(argv, "-cpu") == ["max,pauth-impdef=on"]
+    assert value_after(argv, "-accel") == ["tcg,thread=multi"]
+    assert "-S" in argv, "QEMU must start paused so no console output is missed"
+
+
+def test_kvm_uses_the_host_cpu(tmp_path: Path) -> None:
+    arm = HostFacts("aarch64", 16 * GiB, 16 * GiB, 4, kvm_usable=True)
+    argv = argv_for(tmp_path, arm)
+    assert value_after(argv, "-cpu") == ["host"] and value_after(argv, "-accel") == ["kvm"]
+
+
+def test_sizes_and_sockets(tmp_path: Path, host: HostFacts) -> None:
+    argv = argv_for(tmp_path, host, ram="3G", cpus="3")
+    assert value_after(argv, "-m") == ["3072M"]
+    assert value_after(argv, "-smp") == ["3,sockets=1,cores=3,threads=1"]
+    chardevs = value_after(argv, "-chardev")
+    assert "socket,id=serial0,fd=8,server=on,wait=off" in chardevs
+    assert "socket,id=qmp0,fd=7,server=on,wait=off" in chardevs
+
+
+def test_disk_boots_before_the_cd_and_the_nic_has_no_rom(tmp_path: Path, host: HostFacts) -> None:
+    argv = argv_for(tmp_path, host, media=[tmp_path / "a.iso", tmp_path / "b.iso"])
+    devices = value_after(argv, "-device")
+    assert "virtio-blk-pci,drive=disk0,bootindex=0" in devices
+    assert "usb-storage,bus=xhci.0,drive=cd0,bootindex=1" in devices
+    assert "usb-storage,bus=xhci.0,drive=cd1,bootindex=2" in devices
+    assert "virtio-net-pci,netdev=net0,romfile=" in devices
+    assert any(d.startswith("qemu-xhci") for d in devices) and "ramfb" in devices
+
+
+@pytest.mark.parametrize(("bus", "device"), [("nvme", "nvme,drive=disk0,serial=winarm0,bootindex=0"),
+                                             ("scsi", "scsi-hd,bus=scsi0.0,drive=disk0,bootindex=0")])
+def test_other_disk_buses(tmp_path: Path, host: HostFacts, bus: str, device: str) -> None:
+    assert device in value_after(argv_for(tmp_path, host, disk_bus=bus), "-device")
+
+
+def test_tpm_device_only_when_asked(tmp_path: Path, host: HostFacts) -> None:
+    assert "tpm-tis-device,tpmdev=tpm0" not in value_after(argv_for(tmp_path, host), "-device")
+    assert "tpm-tis-device,tpmdev=tpm0" in value_after(argv_for(tmp_path, host, tpm=True), "-device")
+
+
+def test_commas_in_paths_are_doubled(tmp_path: Path, host: HostFacts) -> None:
+    weird = tmp_path / "my,iso=x.iso"
+    weird.write_bytes(b"")
+    argv = argv_for(tmp_path, host, media=[weird])
+    drive = [d for d in value_after(argv, "-drive") if "id=cd0" in d][0]
+    assert f"file={str(weird).replace(',', ',,')}," in drive
+    assert opt("a,b,,c") == "a,,b,,,,c"
+
+
+def test_vnc_listens_on_loopback_by_default(tmp_path: Path, host: HostFacts) -> None:
+    assert value_after(argv_for(tmp_path, host), "-vnc") == ["127.0.0.1:0,to=99"]
+
+
+def write_descriptor(directory: Path, name: str, code: Path, template: Path, features: list[str]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(json.dumps({
+        "description": name, "interface-types": ["uefi"],
+        "mapping": {"device": "flash", "executable": {"filename": str(code), "format": "raw"},
+                    "nvram-template": {"filename": str(template), "format": "raw"}},
+        "targets": [{"architecture": "aarch64", "machines": ["virt-*"]}], "features": features}))
+
+
+def test_firmware_is_found_through_descriptors(tmp_path: Path) -> None:
+    code, plain_vars, ms_vars = tmp_path / "CODE.fd", tmp_path / "VARS.fd", tmp_path / "VARS.ms.fd"
+    for f in (code, plain_vars, ms_vars):
+        f.write_bytes(b"\0" * 16)
+    system, override = tmp_path / "share", tmp_path / "etc"
+    write_descriptor(system, "40-secure.json", code, ms_vars, ["secure-boot", "enrolled-keys"])
+    write_descriptor(system, "60-plain.json", code, plain_vars, [])
+    write_descriptor(system, "50-x86.json", code, plain_vars, [])
+    (system / "50-x86.json").write_text((system / "50-x86.json").read_text().replace("aarch64", "x86_64"))
+    assert find_firmware(True, [override, system]).vars_template == ms_vars
+    assert find_firmware(False, [override, system]).vars_template == plain_vars
+    # a same-named file earlier in the path hides the later one
+    write_descriptor(override, "60-plain.json", code, ms_vars, [])
+    assert find_firmware(False, [override, system]).vars_template == ms_vars
+
+
+def test_missing_firmware_says_what_to_install(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeFailure, match="qemu-efi-aarch64"):
+        find_firmware(False, [tmp_path])
+    code = tmp_path / "CODE.fd"
+    code.write_bytes(b"")
+    write_descriptor(tmp_path, "60-plain.json", code, code, [])
+    with pytest.raises(UserError, match="--no-secure-boot"):
+        find_firmware(True, [tmp_path])
+
+
+def test_vars_are_copied_once(tmp_path: Path) -> None:
+    template = tmp_path / "VARS.fd"
+    template.write_bytes(b"template")
+    fw = Firmware("t", template, template, False, template)
+    target = tmp_path / "vm" / "efivars.fd"
+    target.parent.mkdir()
+    assert ensure_vars(fw, target) is True
+    target.write_bytes(b"boot entries written by the guest")
+    assert ensure_vars(fw, target) is False
+    assert target.read_bytes() == b"boot entries written by the guest"
+    assert oct(target.stat().st_mode & 0o777) == "0o600"

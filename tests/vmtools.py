@@ -1,0 +1,91 @@
+"""Driving a real ``winarm up`` from tests: start it, wait for the lines it prints, read its phase log."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+WINARM = [sys.executable, "-m", "winarm"]
+
+
+def winarm(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a short winarm command to completion and capture its output."""
+    return subprocess.run([*WINARM, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, check=False)
+
+
+class Up:
+    """A ``winarm up`` running in the background, its stdout read line by line as it comes."""
+
+    def __init__(self, storage: Path, run_base: Path, *args: str, name: str = "t") -> None:
+        self.name = name
+        self.storage = storage
+        self.env = {**os.environ, "WINARM_RUN_DIR": str(run_base)}
+        self.proc = subprocess.Popen(
+            [*WINARM, "up", "--name", name, "--storage", str(storage), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env,
+        )
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.proc.stdout, selectors.EVENT_READ)
+        self._buffer = b""
+        self.lines: list[str] = []
+
+    def _read(self, until: float) -> bool:
+        """Read what is available (waiting at most until ``until``); False at end of output."""
+        assert self.proc.stdout is not None
+        if not self._selector.select(timeout=max(0.0, until - time.monotonic())):
+            return True
+        chunk = self.proc.stdout.read()
+        if not chunk:
+            return False
+        self._buffer += chunk
+        *complete, self._buffer = self._buffer.split(b"\n")
+        self.lines += [line.decode(errors="replace") for line in complete]
+        return True
+
+    def wait_line(self, fragment: str, timeout: float) -> str:
+        """Block until a printed line contains ``fragment``; fail with everything printed if it never does."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for line in self.lines[seen:]:
+                if fragment in line:
+                    return line
+            seen = len(self.lines)
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no line with {fragment!r} within {timeout} s:\n" + "\n".join(self.lines))
+            if not self._read(deadline) and fragment not in "".join(self.lines[seen:]):
+                raise AssertionError(f"winarm exited before {fragment!r}:\n" + "\n".join(self.lines))
+
+    def wait(self, timeout: float) -> int:
+        """Wait for winarm to exit (reading all it prints); returns its status."""
+        deadline = time.monotonic() + timeout
+        while self._read(deadline):
+            if time.monotonic() >= deadline:
+                raise AssertionError("winarm did not exit in time:\n" + "\n".join(self.lines))
+        return self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+
+    def status(self) -> dict[str, Any]:
+        result = winarm("status", "--name", self.name, "--storage", str(self.storage), "--json", env=self.env)
+        data = json.loads(result.stdout)
+        assert isinstance(data, dict)
+        return data
+
+    def events(self) -> list[dict[str, Any]]:
+        from winarm.phases import read_events
+
+        return read_events(self.storage / self.name / "events.jsonl")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
