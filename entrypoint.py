@@ -9,6 +9,7 @@ Outside PID 1 it simply becomes ``winarm up``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -30,10 +31,8 @@ def run_as_init(argv: list[str]) -> int:
         os.execv(argv[0], argv)
 
     def forward(signum: int, _frame: object) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(child, signum)
-        except ProcessLookupError:
-            pass
 
     for signum in FORWARDED:
         signal.signal(signum, forward)

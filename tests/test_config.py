@@ -13,8 +13,15 @@ from winarm.host import HostFacts, choose_accel
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("8G", 8 * GiB), ("8192M", 8 * GiB), ("8g", 8 * GiB), ("1.5G", 1536 * MiB), ("512MiB", 512 * MiB),
-     ("2GB", 2 * GiB), ("1T", 1024 * GiB)],
+    [
+        ("8G", 8 * GiB),
+        ("8192M", 8 * GiB),
+        ("8g", 8 * GiB),
+        ("1.5G", 1536 * MiB),
+        ("512MiB", 512 * MiB),
+        ("2GB", 2 * GiB),
+        ("1T", 1024 * GiB),
+    ],
 )
 def test_sizes_parse_in_binary_units(text: str, expected: int) -> None:
     assert parse_size(text, "RAM size") == expected
@@ -25,10 +32,17 @@ def test_half_and_max_are_relative_to_the_given_total() -> None:
     assert parse_size("max", "RAM size", relative_to=16 * GiB) == 16 * GiB
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("8X", "'8X' is not a size"), ("8", "'8' has no unit: write it as 8G"), ("-1G", "'-1G' is not a size"),
-    ("0G", "must be larger than zero"), ("", "is not a size"), ("half", "is not a size"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("8X", "'8X' is not a size"),
+        ("8", "'8' has no unit: write it as 8G"),
+        ("-1G", "'-1G' is not a size"),
+        ("0G", "must be larger than zero"),
+        ("", "is not a size"),
+        ("half", "is not a size"),
+    ],
+)
 def test_bad_sizes_name_the_value(text: str, fragment: str) -> None:
     with pytest.raises(UserError, match=fragment):
         parse_size(text, "RAM size")
@@ -66,7 +80,14 @@ def test_defaults_follow_the_anchor(tmp_path: Path, host: HostFacts) -> None:
 def test_environment_is_read_and_flags_win(tmp_path: Path, host: HostFacts) -> None:
     env = {"RAM_SIZE": "6G", "CPU_CORES": "3", "DISK_SIZE": "10G", "TIMEOUT": "30", "TPM": "N", "USERNAME": "alice"}
     cfg = load_config(flags(tmp_path), env, host)
-    assert (cfg.ram, cfg.cpus, cfg.disk_size, cfg.timeout, cfg.tpm, cfg.username) == (6 * GiB, 3, 10 * GiB, 30.0, False, "alice")
+    assert (cfg.ram, cfg.cpus, cfg.disk_size, cfg.timeout, cfg.tpm, cfg.username) == (
+        6 * GiB,
+        3,
+        10 * GiB,
+        30.0,
+        False,
+        "alice",
+    )
     cfg = load_config(flags(tmp_path, ram="2G", cpus="1", tpm=True), env, host)
     assert (cfg.ram, cfg.cpus, cfg.tpm) == (2 * GiB, 1, True)
 
@@ -76,23 +97,28 @@ def test_password_is_kept_out_of_repr(tmp_path: Path, host: HostFacts) -> None:
     assert "s3cret-value" not in repr(cfg)
 
 
-@pytest.mark.parametrize(("extra", "fragment"), [
-    ({"ram": "64G"}, "more than this host has"),
-    ({"ram": "64M"}, "too small"),
-    ({"cpus": "9"}, "more than this host has"),
-    ({"name": "../etc"}, "VM name '../etc' is not allowed"),
-    ({"name": "a b"}, "is not allowed"),
-    ({"name": "tab\there"}, r"'tab\\there'"),
-    ({"disk_format": "vmdk"}, "disk format 'vmdk' is not known"),
-    ({"disk_bus": "ide"}, "disk bus 'ide' is not known"),
-    ({"accel": "hvf"}, "accelerator 'hvf' is not known"),
-    ({"accel": "kvm"}, "needs an aarch64 host"),
-    ({"timeout": "soon"}, "timeout 'soon' is not a number"),
-    ({"timeout": "0"}, "out of range"),
-    ({"iso": "/nonexistent/win.iso"}, "does not exist"),
-    ({"disk_size": "900T"}, "needs more room"),
-])
-def test_bad_values_raise_one_line_naming_them(tmp_path: Path, host: HostFacts, extra: dict[str, object], fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"ram": "64G"}, "more than this host has"),
+        ({"ram": "64M"}, "too small"),
+        ({"cpus": "9"}, "more than this host has"),
+        ({"name": "../etc"}, "VM name '../etc' is not allowed"),
+        ({"name": "a b"}, "is not allowed"),
+        ({"name": "tab\there"}, r"'tab\\there'"),
+        ({"disk_format": "vmdk"}, "disk format 'vmdk' is not known"),
+        ({"disk_bus": "ide"}, "disk bus 'ide' is not known"),
+        ({"accel": "hvf"}, "accelerator 'hvf' is not known"),
+        ({"accel": "kvm"}, "needs an aarch64 host"),
+        ({"timeout": "soon"}, "timeout 'soon' is not a number"),
+        ({"timeout": "0"}, "out of range"),
+        ({"iso": "/nonexistent/win.iso"}, "does not exist"),
+        ({"disk_size": "900T"}, "needs more room"),
+    ],
+)
+def test_bad_values_raise_one_line_naming_them(
+    tmp_path: Path, host: HostFacts, extra: dict[str, object], fragment: str
+) -> None:
     with pytest.raises(UserError, match=fragment) as info:
         load_config(flags(tmp_path, **extra), {}, host)
     assert "\n" not in str(info.value)

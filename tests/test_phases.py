@@ -30,8 +30,16 @@ BOOT = [
 def test_phases_follow_boundaries_and_boots() -> None:
     phases = derive_phases(BOOT)
     assert [(p.name, p.boot) for p in phases] == [
-        ("launch", 0), ("firmware", 1), ("boot-cd", 1), ("init", 1), ("setup", 1),
-        ("firmware", 2), ("boot-disk", 2), ("ready", 2), ("shutdown", 2), ("poweroff", 2),
+        ("launch", 0),
+        ("firmware", 1),
+        ("boot-cd", 1),
+        ("init", 1),
+        ("setup", 1),
+        ("firmware", 2),
+        ("boot-disk", 2),
+        ("ready", 2),
+        ("shutdown", 2),
+        ("poweroff", 2),
     ]
     assert [p.duration for p in phases][:3] == [0.31, 1.69, 2.0]
 
@@ -52,10 +60,19 @@ def test_a_running_boot_ends_in_an_open_phase() -> None:
 
 
 def test_a_second_powerdown_or_late_reset_does_not_restart_phases() -> None:
-    events = [{"t": 0, "kind": "start"}, {"t": 1, "kind": "running"}, {"t": 2, "kind": "powerdown-requested"},
-              {"t": 3, "kind": "powerdown-requested"}, {"t": 4, "kind": "reset"}, {"t": 5, "kind": "exit"}]
+    events = [
+        {"t": 0, "kind": "start"},
+        {"t": 1, "kind": "running"},
+        {"t": 2, "kind": "powerdown-requested"},
+        {"t": 3, "kind": "powerdown-requested"},
+        {"t": 4, "kind": "reset"},
+        {"t": 5, "kind": "exit"},
+    ]
     assert [(p.name, p.start, p.end) for p in derive_phases(events)] == [
-        ("launch", 0.0, 1.0), ("firmware", 1.0, 2.0), ("shutdown", 2.0, 5.0)]
+        ("launch", 0.0, 1.0),
+        ("firmware", 1.0, 2.0),
+        ("shutdown", 2.0, 5.0),
+    ]
 
 
 def test_event_log_appends_json_lines_as_they_happen(tmp_path: Path) -> None:
@@ -79,9 +96,9 @@ def test_timeline_json_shape() -> None:
 
 
 FIRMWARE = (
-    b"\x1b[2J\x1b[01;01HBdsDxe: loading Boot0003 \"UEFI QEMU QEMU USB HARDDRIVE 1-0000:00:02.0-1\" from "
+    b'\x1b[2J\x1b[01;01HBdsDxe: loading Boot0003 "UEFI QEMU QEMU USB HARDDRIVE 1-0000:00:02.0-1" from '
     b"PciRoot(0x0)/Pci(0x2,0x0)/USB(0x0,0x0)\r\n"
-    b"BdsDxe: starting Boot0003 \"UEFI QEMU QEMU USB HARDDRIVE 1-0000:00:02.0-1\" from "
+    b'BdsDxe: starting Boot0003 "UEFI QEMU QEMU USB HARDDRIVE 1-0000:00:02.0-1" from '
     b"PciRoot(0x0)/Pci(0x2,0x0)/USB(0x0,0x0)\r\n"
     b"\x1b[1m\x1b[33mPress any key to boot from CD or DVD"
 )

@@ -17,13 +17,16 @@ from winarm.qemu_argv import Endpoints, build_argv, opt
 FW = Firmware("test", Path("/fw/CODE.fd"), Path("/fw/VARS.fd"), False, Path("/fw/x.json"))
 
 
-def argv_for(tmp_path: Path, host: HostFacts, media: list[Path] | None = None, tpm: bool = False, **flags: object) -> list[str]:
+def argv_for(
+    tmp_path: Path, host: HostFacts, media: list[Path] | None = None, tpm: bool = False, **flags: object
+) -> list[str]:
     base: dict[str, object] = {"storage": str(tmp_path / "s"), "run_base": str(tmp_path / "r"), "disk_size": "1G"}
     base.update(flags)
     cfg = load_config(base, {}, host)
     paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
-    return build_argv(cfg, FW, paths, Endpoints(qmp=7, serial=8), media=media or [],
-                      tpm_socket=paths.tpm_socket if tpm else None)
+    return build_argv(
+        cfg, FW, paths, Endpoints(qmp=7, serial=8), media=media or [], tpm_socket=paths.tpm_socket if tpm else None
+    )
 
 
 def value_after(argv: list[str], flag: str) -> list[str]:
@@ -62,8 +65,10 @@ def test_disk_boots_before_the_cd_and_the_nic_has_no_rom(tmp_path: Path, host: H
     assert any(d.startswith("qemu-xhci") for d in devices) and "ramfb" in devices
 
 
-@pytest.mark.parametrize(("bus", "device"), [("nvme", "nvme,drive=disk0,serial=winarm0,bootindex=0"),
-                                             ("scsi", "scsi-hd,bus=scsi0.0,drive=disk0,bootindex=0")])
+@pytest.mark.parametrize(
+    ("bus", "device"),
+    [("nvme", "nvme,drive=disk0,serial=winarm0,bootindex=0"), ("scsi", "scsi-hd,bus=scsi0.0,drive=disk0,bootindex=0")],
+)
 def test_other_disk_buses(tmp_path: Path, host: HostFacts, bus: str, device: str) -> None:
     assert device in value_after(argv_for(tmp_path, host, disk_bus=bus), "-device")
 
@@ -88,11 +93,21 @@ def test_vnc_listens_on_loopback_by_default(tmp_path: Path, host: HostFacts) -> 
 
 def write_descriptor(directory: Path, name: str, code: Path, template: Path, features: list[str]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / name).write_text(json.dumps({
-        "description": name, "interface-types": ["uefi"],
-        "mapping": {"device": "flash", "executable": {"filename": str(code), "format": "raw"},
-                    "nvram-template": {"filename": str(template), "format": "raw"}},
-        "targets": [{"architecture": "aarch64", "machines": ["virt-*"]}], "features": features}))
+    (directory / name).write_text(
+        json.dumps(
+            {
+                "description": name,
+                "interface-types": ["uefi"],
+                "mapping": {
+                    "device": "flash",
+                    "executable": {"filename": str(code), "format": "raw"},
+                    "nvram-template": {"filename": str(template), "format": "raw"},
+                },
+                "targets": [{"architecture": "aarch64", "machines": ["virt-*"]}],
+                "features": features,
+            }
+        )
+    )
 
 
 def test_firmware_is_found_through_descriptors(tmp_path: Path) -> None:

@@ -17,8 +17,14 @@ WINARM = [sys.executable, "-m", "winarm"]
 
 def winarm(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run a short winarm command to completion and capture its output."""
-    return subprocess.run([*WINARM, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, check=False)
+    return subprocess.run(
+        [*WINARM, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 class Up:
@@ -30,7 +36,9 @@ class Up:
         self.env = {**os.environ, "WINARM_RUN_DIR": str(run_base)}
         self.proc = subprocess.Popen(
             [*WINARM, "up", "--name", name, "--storage", str(storage), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=self.env,
         )
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)

@@ -36,11 +36,18 @@ def fail(error: WinarmError) -> None:
 
 def vm_options(func: F) -> F:
     """``--name`` and ``--storage``, shared by every command that names a VM."""
-    func = click.option("--storage", type=click.Path(path_type=Path), default=None,
-                        help="Directory holding the VMs' disks and logs [env STORAGE; default /storage in the "
-                        "container, else ~/.local/share/winarm].")(func)
-    func = click.option("--name", default=None,
-                        help="The VM's name: its folder under the storage directory [env NAME; default windows].")(func)
+    func = click.option(
+        "--storage",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Directory holding the VMs' disks and logs [env STORAGE; default /storage in the "
+        "container, else ~/.local/share/winarm].",
+    )(func)
+    func = click.option(
+        "--name",
+        default=None,
+        help="The VM's name: its folder under the storage directory [env NAME; default windows].",
+    )(func)
     return func
 
 
@@ -66,13 +73,23 @@ def main() -> None:
 @click.option("--iso", default=None, help="Install ISO attached as a USB CD [env BOOT].")
 @click.option("--accel", default=None, help="auto, kvm or tcg [env ACCEL; default auto: KVM on an aarch64 host].")
 @click.option("--tpm/--no-tpm", default=None, help="Attach a software TPM 2.0 (swtpm) [env TPM; default on].")
-@click.option("--secure-boot/--no-secure-boot", default=None,
-              help="UEFI Secure Boot with Microsoft keys [default on; off for unsigned test guests].")
-@click.option("--timeout", default=None, help="Seconds the guest gets to shut down before QEMU is told to quit "
-              "[env TIMEOUT; default 105].")
+@click.option(
+    "--secure-boot/--no-secure-boot",
+    default=None,
+    help="UEFI Secure Boot with Microsoft keys [default on; off for unsigned test guests].",
+)
+@click.option(
+    "--timeout",
+    default=None,
+    help="Seconds the guest gets to shut down before QEMU is told to quit [env TIMEOUT; default 105].",
+)
 @click.option("--vnc", default=None, help="Address VNC listens on [default 127.0.0.1].")
-@click.option("--stop-at", default=None, metavar="MARKER",
-              help="Stop the VM gracefully once the guest prints 'WINARM-PHASE MARKER' (demos, benchmarks).")
+@click.option(
+    "--stop-at",
+    default=None,
+    metavar="MARKER",
+    help="Stop the VM gracefully once the guest prints 'WINARM-PHASE MARKER' (demos, benchmarks).",
+)
 @click.option("--console", "echo_console", is_flag=True, help="Copy the guest's serial console to stderr.")
 @click.option("--dry-run", is_flag=True, help="Print the QEMU command line, one argument per line, and exit.")
 def up(echo_console: bool, dry_run: bool, **flags: Any) -> None:
@@ -98,10 +115,14 @@ def _dry_run(cfg: Any) -> None:
     from .qemu_argv import Endpoints, build_argv
 
     paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
-    argv = build_argv(cfg, find_firmware(cfg.secure_boot), paths,
-                      Endpoints(qmp=paths.qmp_socket, serial=paths.serial_socket),
-                      media=[cfg.iso] if cfg.iso else [],
-                      tpm_socket=paths.tpm_socket if cfg.tpm else None)
+    argv = build_argv(
+        cfg,
+        find_firmware(cfg.secure_boot),
+        paths,
+        Endpoints(qmp=paths.qmp_socket, serial=paths.serial_socket),
+        media=[cfg.iso] if cfg.iso else [],
+        tpm_socket=paths.tpm_socket if cfg.tpm else None,
+    )
     for arg in argv:
         click.echo(arg)
 
@@ -153,7 +174,9 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
 
 @main.command()
 @vm_options
-@click.option("--json", "as_json", is_flag=True, help="One JSON object (a list when no --name is given and several run).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object (a list when no --name is given and several run)."
+)
 def status(name: str | None, storage: Path | None, as_json: bool) -> None:
     """Show a VM's state (exit 0 running and healthy, 3 otherwise). Without --name: every running VM."""
     from .control import running_names, status_of
@@ -172,8 +195,10 @@ def status(name: str | None, storage: Path | None, as_json: bool) -> None:
         for report in reports:
             line = f"{report['name']}: {report['state']}"
             if report.get("qemu_pid"):
-                line += (f", healthy={'yes' if report.get('healthy') else 'no'}, qemu pid {report['qemu_pid']}, "
-                         f"phase {report.get('phase') or '-'}, vnc {report.get('vnc') or '-'}, run dir {report['run_dir']}")
+                line += (
+                    f", healthy={'yes' if report.get('healthy') else 'no'}, qemu pid {report['qemu_pid']}, "
+                    f"phase {report.get('phase') or '-'}, vnc {report.get('vnc') or '-'}, run dir {report['run_dir']}"
+                )
             click.echo(line)
     sys.exit(0 if all(r.get("healthy") for r in reports) else EXIT_NOT_RUNNING)
 
@@ -211,8 +236,12 @@ def testbed() -> None:
 
 
 @testbed.command("build")
-@click.option("--cache", type=click.Path(path_type=Path), default=None,
-              help="Cache directory [env WINARM_CACHE; default ~/.cache/winarm].")
+@click.option(
+    "--cache",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Cache directory [env WINARM_CACHE; default ~/.cache/winarm].",
+)
 @click.option("--force", is_flag=True, help="Rebuild even when a cached build matches.")
 def testbed_build(cache: Path | None, force: bool) -> None:
     """Build (or reuse) the test guest ISO from Debian packages; print its path last."""

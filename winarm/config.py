@@ -32,8 +32,11 @@ RAM_RESERVE = 1 * GiB
 """What ``--ram max`` leaves to the host and to QEMU itself."""
 
 DISK_BUSES = {
-    "virtio-blk": "virtio-blk", "blk": "virtio-blk", "virtio": "virtio-blk",
-    "virtio-scsi": "virtio-scsi", "scsi": "virtio-scsi",
+    "virtio-blk": "virtio-blk",
+    "blk": "virtio-blk",
+    "virtio": "virtio-blk",
+    "virtio-scsi": "virtio-scsi",
+    "scsi": "virtio-scsi",
     "nvme": "nvme",
 }
 

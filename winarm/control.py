@@ -48,5 +48,12 @@ def status_of(paths: VmPaths, name: str) -> dict[str, Any]:
     reply = ask(paths.control_socket, "status")
     if reply is not None:
         return reply
-    return {"name": name, "state": "stopped", "healthy": False, "daemon_pid": None, "qemu_pid": None,
-            "run_dir": str(paths.run_dir), "state_dir": str(paths.state_dir)}
+    return {
+        "name": name,
+        "state": "stopped",
+        "healthy": False,
+        "daemon_pid": None,
+        "qemu_pid": None,
+        "run_dir": str(paths.run_dir),
+        "state_dir": str(paths.state_dir),
+    }

@@ -104,8 +104,9 @@ def rotate_events(paths: VmPaths) -> None:
 class Daemon:
     """Runs one VM from start to stop. Use :meth:`run`; it returns the process exit status."""
 
-    def __init__(self, cfg: Config, *, t0: float | None = None, out: TextIO | None = None,
-                 echo_console: bool = False) -> None:
+    def __init__(
+        self, cfg: Config, *, t0: float | None = None, out: TextIO | None = None, echo_console: bool = False
+    ) -> None:
         self.cfg = cfg
         self.paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
         self.t0 = time.monotonic() if t0 is None else t0
@@ -135,7 +136,7 @@ class Daemon:
         assert self.events is not None
         self.events.record(kind, at=at, **details)
         phases = [p for p in derive_phases(self.events.events) if p.end is not None]
-        for phase in phases[self._printed_phases:]:
+        for phase in phases[self._printed_phases :]:
             self.say(format_phase_line(phase))
         self._printed_phases = len(phases)
 
@@ -187,8 +188,9 @@ class Daemon:
     async def _on_line(self, line: str) -> None:
         entry = console.parse_boot_entry(line)
         if entry is not None:
-            self.record("boot-device", device=entry.device, entry=entry.entry,
-                        description=entry.description, path=entry.path)
+            self.record(
+                "boot-device", device=entry.device, entry=entry.entry, description=entry.description, path=entry.path
+            )
             if entry.device == "disk" and not self.facts.get("disk_booted"):
                 self.facts["disk_booted"] = True
                 write_facts(self.paths, self.facts)
@@ -196,8 +198,10 @@ class Daemon:
         marker = console.parse_marker(line)
         if marker is not None:
             name, rest = marker
-            details = {"detail": rest} if rest else {}
-            self.record("marker", name=name, **details)
+            if rest:
+                self.record("marker", name=name, detail=rest)
+            else:
+                self.record("marker", name=name)
             if self.cfg.stop_at and name == self.cfg.stop_at:
                 self.request_stop(f"the guest reached {name}")
             return
@@ -251,7 +255,9 @@ class Daemon:
         return {
             "name": self.cfg.name,
             "state": self.state,
-            "healthy": self.state == "running" and self.machine is not None and not self.machine.exited
+            "healthy": self.state == "running"
+            and self.machine is not None
+            and not self.machine.exited
             and (self.swtpm is None or self.swtpm.alive),
             "daemon_pid": os.getpid(),
             "qemu_pid": self.machine.pid if self.machine else None,
@@ -328,13 +334,16 @@ class Daemon:
             qmp_listener = listening_socket(paths.qmp_socket)
             serial_listener = listening_socket(paths.serial_socket)
             argv = build_argv(
-                cfg, firmware, paths,
+                cfg,
+                firmware,
+                paths,
                 Endpoints(qmp=qmp_listener.fileno(), serial=serial_listener.fileno()),
                 media=[cfg.iso] if cfg.iso else [],
                 tpm_socket=paths.tpm_socket if self.swtpm else None,
             )
-            self.machine = Machine(argv, qmp_listener=qmp_listener, serial_listener=serial_listener,
-                                   qemu_log=paths.qemu_log, name=cfg.name)
+            self.machine = Machine(
+                argv, qmp_listener=qmp_listener, serial_listener=serial_listener, qemu_log=paths.qemu_log, name=cfg.name
+            )
             await self.machine.launch()
             self.record("spawned", pid=self.machine.pid)
             self.record("qmp-ready")
@@ -347,8 +356,9 @@ class Daemon:
             self.state = "running"
             self.record("running", status=run_state)
             await self._query_vnc()
-            self.say(f"QEMU pid {self.machine.pid} running ({cfg.accel}); VNC {self._vnc or 'off'}; "
-                     f"phase log {paths.events}")
+            self.say(
+                f"QEMU pid {self.machine.pid} running ({cfg.accel}); VNC {self._vnc or 'off'}; phase log {paths.events}"
+            )
             return await self._supervise(pump, reader_task)
         finally:
             if control is not None:
@@ -388,7 +398,7 @@ class Daemon:
         if not exited.done():
             self.state = "stopping"
             self.say(f"stopping ({self._stop_reason}): power button, up to {self.cfg.timeout:g} s for the guest")
-            how = await machine.stop(self.cfg.timeout, on_step=lambda step: self.record(step))
+            how = await machine.stop(self.cfg.timeout, on_step=self.record)
         stop.cancel()
         await machine.wait()
         assert self.events is not None

@@ -20,7 +20,9 @@ async def _qemu_img(*args: str) -> str:
     out, err = await proc.communicate()
     if proc.returncode != 0:
         message = err.decode(errors="replace").strip().splitlines()
-        raise RuntimeFailure(f"qemu-img {args[0]} failed: {message[-1] if message else 'status ' + str(proc.returncode)}")
+        raise RuntimeFailure(
+            f"qemu-img {args[0]} failed: {message[-1] if message else 'status ' + str(proc.returncode)}"
+        )
     return out.decode(errors="replace")
 
 

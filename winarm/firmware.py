@@ -50,7 +50,8 @@ def _load(path: Path) -> Firmware | None:
         return None
     targets = data.get("targets", [])
     if not any(
-        t.get("architecture") == "aarch64" and any(fnmatch.fnmatch("virt", m.replace("-*", "*")) for m in t.get("machines", []))
+        t.get("architecture") == "aarch64"
+        and any(fnmatch.fnmatch("virt", m.replace("-*", "*")) for m in t.get("machines", []))
         for t in targets
     ):
         return None

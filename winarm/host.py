@@ -76,9 +76,7 @@ def choose_accel(requested: str, host: HostFacts) -> str:
         return "kvm" if kvm_possible else "tcg"
     if requested == "kvm" and not kvm_possible:
         if host.arch not in ("aarch64", "arm64"):
-            raise UserError(
-                f"--accel kvm needs an aarch64 host, this one is {host.arch}: use --accel tcg or auto"
-            )
+            raise UserError(f"--accel kvm needs an aarch64 host, this one is {host.arch}: use --accel tcg or auto")
         raise UserError(
             f"--accel kvm: {KVM_DEVICE} is missing or not writable: pass the device to the container "
             "(--device /dev/kvm) or use --accel tcg"

@@ -40,8 +40,15 @@ def tail(path: Path, lines: int = 8) -> str:
 class Machine:
     """A QEMU process started paused with its QMP monitor and serial console on inherited sockets."""
 
-    def __init__(self, argv: Sequence[str], *, qmp_listener: socket.socket, serial_listener: socket.socket,
-                 qemu_log: Path, name: str) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        qmp_listener: socket.socket,
+        serial_listener: socket.socket,
+        qemu_log: Path,
+        name: str,
+    ) -> None:
         self.argv = list(argv)
         self._qmp_listener = qmp_listener
         self._serial_listener = serial_listener
@@ -101,12 +108,16 @@ class Machine:
         with contextlib.suppress(BaseException):
             await connecting
         if dying in done:
-            raise RuntimeFailure(f"QEMU exited at start (status {self.proc.returncode}): {tail(self.qemu_log) or 'no output'}")
+            raise RuntimeFailure(
+                f"QEMU exited at start (status {self.proc.returncode}): {tail(self.qemu_log) or 'no output'}"
+            )
         dying.cancel()
         await self.kill()
         if connecting.done() and not connecting.cancelled() and connecting.exception() is not None:
             raise RuntimeFailure(f"could not talk to QEMU's monitor: {connecting.exception()}")
-        raise RuntimeFailure(f"QEMU did not answer on its monitor within {connect_timeout:.0f} s: {tail(self.qemu_log)}")
+        raise RuntimeFailure(
+            f"QEMU did not answer on its monitor within {connect_timeout:.0f} s: {tail(self.qemu_log)}"
+        )
 
     async def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
         """Run a QMP command; raises :class:`RuntimeFailure` when QEMU refuses it."""
@@ -128,7 +139,8 @@ class Machine:
                 name = str(event["event"])
                 if name == "SHUTDOWN":
                     self.shutdown_seen = True
-                sink(name, dict(event.get("data", {})))
+                data = event.get("data", {})
+                sink(name, dict(data) if isinstance(data, dict) else {})
         except (EOFError, OSError, asyncio.CancelledError):
             return
 

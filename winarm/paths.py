@@ -82,7 +82,10 @@ class VmPaths:
 
     def check_socket_lengths(self) -> None:
         """Raise :class:`UserError` when a socket path would not fit in a unix socket address."""
-        longest = max((self.qmp_socket, self.serial_socket, self.control_socket, self.tpm_socket), key=lambda p: len(os.fsencode(p)))
+        longest = max(
+            (self.qmp_socket, self.serial_socket, self.control_socket, self.tpm_socket),
+            key=lambda p: len(os.fsencode(p)),
+        )
         if len(os.fsencode(longest)) > SOCKET_PATH_MAX:
             raise UserError(
                 f"run directory {str(self.run_dir)!r} is too long for unix sockets: "

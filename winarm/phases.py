@@ -130,12 +130,12 @@ def read_events(path: Path) -> list[Event]:
     """Events from a JSON-lines log; a torn last line (a crash mid-write) is skipped, not fatal."""
     events: list[Event] = []
     with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
+        for raw in handle:
+            text = raw.strip()
+            if not text:
                 continue
             try:
-                item = json.loads(line)
+                item = json.loads(text)
             except ValueError:
                 continue
             if isinstance(item, dict):
@@ -162,11 +162,12 @@ def format_table(phases: list[Phase], *, now: float | None = None) -> Iterator[s
     """The timeline for people: one row a phase, then the total."""
     yield f"{'#':>2}  {'phase':<20} {'boot':>4} {'start s':>9} {'end s':>9} {'duration s':>11}"
     for index, phase in enumerate(phases, 1):
+        lead = f"{index:>2}  {phase.name:<20} {phase.boot:>4} {phase.start:>9.2f}"
         if phase.end is None:
             running = f"{(now - phase.start):.2f}+" if now is not None else "running"
-            yield f"{index:>2}  {phase.name:<20} {phase.boot:>4} {phase.start:>9.2f} {'-':>9} {running:>11}"
+            yield f"{lead} {'-':>9} {running:>11}"
         else:
-            yield f"{index:>2}  {phase.name:<20} {phase.boot:>4} {phase.start:>9.2f} {phase.end:>9.2f} {phase.duration:>11.2f}"
+            yield f"{lead} {phase.end:>9.2f} {phase.duration or 0.0:>11.2f}"
     total = total_duration(phases)
     if total is not None:
         yield f"{'':>2}  {'total':<20} {'':>4} {'':>9} {'':>9} {total:>11.2f}"

@@ -8,6 +8,7 @@ winarm (SIGKILL included).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import signal
@@ -72,15 +73,11 @@ def listening_socket(path: Path, *, mode: int = 0o600) -> socket.socket:
 async def terminate(proc: asyncio.subprocess.Process, grace: float = 2.0) -> int:
     """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; return the exit status. Safe on a dead child."""
     if proc.returncode is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         try:
             return await asyncio.wait_for(proc.wait(), grace)
         except TimeoutError:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            except ProcessLookupError:
-                pass
     return await proc.wait()

@@ -32,9 +32,18 @@ class Swtpm:
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:
             proc = await spawn(
-                ["swtpm_setup", "--tpm2", "--tpmstate", str(self.state_dir), "--create-ek-cert",
-                 "--create-platform-cert", "--lock-nvram", "--overwrite"],
-                stdout=log_file, stderr=log_file,
+                [
+                    "swtpm_setup",
+                    "--tpm2",
+                    "--tpmstate",
+                    str(self.state_dir),
+                    "--create-ek-cert",
+                    "--create-platform-cert",
+                    "--lock-nvram",
+                    "--overwrite",
+                ],
+                stdout=log_file,
+                stderr=log_file,
             )
             code = await proc.wait()
         if code != 0:
@@ -47,9 +56,18 @@ class Swtpm:
         listener: socket.socket = listening_socket(self.socket_path)
         try:
             self.proc = await spawn(
-                ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={self.state_dir}",
-                 "--ctrl", f"type=unixio,fd={listener.fileno()}",
-                 "--log", f"file={self.log_path},level=1", "--terminate"],
+                [
+                    "swtpm",
+                    "socket",
+                    "--tpm2",
+                    "--tpmstate",
+                    f"dir={self.state_dir}",
+                    "--ctrl",
+                    f"type=unixio,fd={listener.fileno()}",
+                    "--log",
+                    f"file={self.log_path},level=1",
+                    "--terminate",
+                ],
                 pass_fds=(listener.fileno(),),
             )
         finally:
