@@ -10,7 +10,6 @@ import time
 
 T0 = time.monotonic()  # the phase clock counts from here: as close to "winarm up" as Python allows
 
-import asyncio  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -90,6 +89,8 @@ def main() -> None:
     metavar="MARKER",
     help="Stop the VM gracefully once the guest prints 'WINARM-PHASE MARKER' (demos, benchmarks).",
 )
+@click.option("--cpu-model", default=None, metavar="MODEL",
+              help="QEMU CPU model [default: host under KVM, max,pauth-impdef=on under TCG].")
 @click.option("--console", "echo_console", is_flag=True, help="Copy the guest's serial console to stderr.")
 @click.option("--dry-run", is_flag=True, help="Print the QEMU command line, one argument per line, and exit.")
 def up(echo_console: bool, dry_run: bool, **flags: Any) -> None:
@@ -101,10 +102,14 @@ def up(echo_console: bool, dry_run: bool, **flags: Any) -> None:
         if dry_run:
             _dry_run(cfg)
             return
+        from .launch import launch
+
+        launched = launch(cfg, T0)  # QEMU starts here, before the event loop and QMP are even imported
+        import asyncio
+
         from .daemon import Daemon
 
-        daemon = Daemon(cfg, t0=T0, out=sys.stdout, echo_console=echo_console)
-        code = asyncio.run(daemon.run())
+        code = asyncio.run(Daemon(launched, out=sys.stdout, echo_console=echo_console).run())
     except WinarmError as error:
         fail(error)
     sys.exit(code)

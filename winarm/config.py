@@ -120,6 +120,7 @@ class Config:
     password: str = field(repr=False)
     language: str = "en-US"
     stop_at: str | None = None
+    cpu_model: str | None = None
     qemu_binary: str = "qemu-system-aarch64"
 
     @property
@@ -309,6 +310,9 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
     run_base = Path(str(flags.get("run_base") or default_run_base())).absolute()
 
     stop_at = flags.get("stop_at")
+    cpu_model = flags.get("cpu_model")
+    if cpu_model is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=,-]{0,127}", str(cpu_model)):
+        raise UserError(f"CPU model {ascii(cpu_model)} is not a QEMU CPU model: use for example max or cortex-a72")
     return Config(
         name=name,
         ram=ram,
@@ -328,4 +332,5 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         password=str(_pick("password", flags, env)),
         language=str(_pick("language", flags, env)),
         stop_at=str(stop_at) if stop_at else None,
+        cpu_model=str(cpu_model) if cpu_model else None,
     )

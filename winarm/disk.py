@@ -2,37 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from .errors import RuntimeFailure
-from .procs import spawn
 
 
-async def _qemu_img(*args: str) -> str:
-    """Run qemu-img with ``args``; return its stdout. Raises :class:`RuntimeFailure` with its stderr."""
+def _qemu_img(*args: str) -> None:
+    """Run qemu-img with ``args``. Raises :class:`RuntimeFailure` with the last line of its stderr."""
     if shutil.which("qemu-img") is None:
         raise RuntimeFailure("qemu-img not found: install it (Debian: apt-get install qemu-utils)")
-    proc = await spawn(["qemu-img", *args], stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        message = err.decode(errors="replace").strip().splitlines()
-        raise RuntimeFailure(
-            f"qemu-img {args[0]} failed: {message[-1] if message else 'status ' + str(proc.returncode)}"
-        )
-    return out.decode(errors="replace")
+    result = subprocess.run(["qemu-img", *args], capture_output=True, check=False)
+    if result.returncode != 0:
+        message = result.stderr.decode(errors="replace").strip().splitlines()
+        raise RuntimeFailure(f"qemu-img {args[0]} failed: {message[-1] if message else result.returncode}")
 
 
-async def virtual_size(image: Path, image_format: str) -> int:
-    """The size the guest sees, in bytes."""
-    info = json.loads(await _qemu_img("info", "--output=json", "-f", image_format, str(image)))
-    return int(info["virtual-size"])
+def virtual_size(image: Path, image_format: str) -> int:
+    """The size the guest sees, in bytes: from the qcow2 header (big-endian u64 at offset 24), or the length
+    of a raw file. Raises :class:`RuntimeFailure` when a qcow2 image has no qcow2 header."""
+    if image_format == "raw":
+        return image.stat().st_size
+    with image.open("rb") as handle:
+        header = handle.read(32)
+    if len(header) < 32 or header[:4] != b"QFI\xfb":
+        raise RuntimeFailure(f"{image} is not a qcow2 image: move it away or use --disk-format raw")
+    return int.from_bytes(header[24:32], "big")
 
 
-async def ensure_image(image: Path, image_format: str, size: int) -> bool:
+def ensure_image(image: Path, image_format: str, size: int) -> bool:
     """Make sure ``image`` exists with at least ``size`` bytes; return True when it was created now.
 
     A new image is written under a temporary name and renamed into place only when complete, so a failure
@@ -40,12 +40,12 @@ async def ensure_image(image: Path, image_format: str, size: int) -> bool:
     is left as it is (configuration refuses to shrink before this is reached).
     """
     if image.exists():
-        if await virtual_size(image, image_format) < size:
-            await _qemu_img("resize", "-f", image_format, str(image), str(size))
+        if virtual_size(image, image_format) < size:
+            _qemu_img("resize", "-q", "-f", image_format, str(image), str(size))
         return False
     partial = image.with_name(image.name + ".partial")
     try:
-        await _qemu_img("create", "-q", "-f", image_format, str(partial), str(size))
+        _qemu_img("create", "-q", "-f", image_format, str(partial), str(size))
         os.chmod(partial, 0o600)
         os.replace(partial, image)
     except BaseException:

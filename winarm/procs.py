@@ -1,21 +1,25 @@
 """Child processes that can never outlive winarm, and sockets handed to them ready to accept.
 
-Every helper (QEMU, swtpm, smbd) is started through :func:`spawn`: argv lists only, never a shell, and the
-kernel is asked (``PR_SET_PDEATHSIG``) to kill the child with SIGKILL the moment winarm dies, whatever kills
-winarm (SIGKILL included).
+Every helper (QEMU, swtpm, qemu-img) is started through :func:`spawn`: argv lists only, never a shell, and
+the kernel is asked (``PR_SET_PDEATHSIG``) to kill the child with SIGKILL the moment winarm dies, whatever
+kills winarm (SIGKILL included). Spawning is synchronous so QEMU can start before winarm has even imported
+asyncio; waiting is asynchronous through a pidfd, which becomes readable when the child ends (no polling).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import os
 import signal
 import socket
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 _PR_SET_PDEATHSIG = 1
 
@@ -28,26 +32,64 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-async def spawn(
+def spawn(
     argv: Sequence[str],
     *,
     pass_fds: Sequence[int] = (),
-    stdout: int | IO[Any] | None = asyncio.subprocess.DEVNULL,
-    stderr: int | IO[Any] | None = asyncio.subprocess.DEVNULL,
-    stdin: int | IO[Any] | None = asyncio.subprocess.DEVNULL,
-) -> asyncio.subprocess.Process:
-    """Start ``argv`` as a child that dies with this process. Raises OSError (FileNotFoundError for a
-    missing program) from the exec."""
+    stdout: int | IO[Any] | None = subprocess.DEVNULL,
+    stderr: int | IO[Any] | None = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` as a child that dies with this process, in its own session (a terminal's Ctrl-C
+    reaches winarm, which stops the VM gracefully, not QEMU). Raises OSError (FileNotFoundError for a
+    missing program)."""
     parent = os.getpid()
-    return await asyncio.create_subprocess_exec(
-        *argv,
+    return subprocess.Popen(
+        list(argv),
         pass_fds=tuple(pass_fds),
-        stdin=stdin,
+        stdin=subprocess.DEVNULL,
         stdout=stdout,
         stderr=stderr,
-        preexec_fn=lambda: _die_with_parent(parent),
+        preexec_fn=lambda: _die_with_parent(parent),  # noqa: PLW1509 - winarm starts no threads
         start_new_session=True,
     )
+
+
+async def wait_exit(proc: subprocess.Popen[bytes], timeout: float | None = None) -> bool:
+    """Wait (without blocking the loop) until ``proc`` ends and reap it; False if ``timeout`` passed first."""
+    import asyncio  # here, not at the top: QEMU is spawned before winarm imports asyncio
+
+    if proc.poll() is not None:
+        return True
+    loop = asyncio.get_running_loop()
+    fd = os.pidfd_open(proc.pid)
+    ended: asyncio.Future[None] = loop.create_future()
+
+    def on_readable() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(fd, on_readable)
+    try:
+        await asyncio.wait_for(ended, timeout)
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    proc.wait()
+    return True
+
+
+async def terminate(proc: subprocess.Popen[bytes], grace: float = 2.0) -> int:
+    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; return the exit status. Safe on a dead child."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        if not await wait_exit(proc, grace):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await wait_exit(proc)
+    return proc.wait()
 
 
 def listening_socket(path: Path, *, mode: int = 0o600) -> socket.socket:
@@ -68,16 +110,3 @@ def listening_socket(path: Path, *, mode: int = 0o600) -> socket.socket:
     sock.listen(4)
     sock.set_inheritable(True)
     return sock
-
-
-async def terminate(proc: asyncio.subprocess.Process, grace: float = 2.0) -> int:
-    """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; return the exit status. Safe on a dead child."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(proc.wait(), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-    return await proc.wait()

@@ -41,12 +41,12 @@ class Endpoints:
     serial: Endpoint
 
 
-def cpu_args(accel: str) -> list[str]:
+def cpu_args(accel: str, model: str | None = None) -> list[str]:
     """Accelerator and CPU model: ``-cpu host`` under KVM; under TCG the ``max`` model with the
-    implementation-defined (cheap) pointer-authentication algorithm."""
+    implementation-defined (cheap) pointer-authentication algorithm. ``model`` overrides the CPU model."""
     if accel == "kvm":
-        return ["-accel", "kvm", "-cpu", "host"]
-    return ["-accel", "tcg,thread=multi", "-cpu", "max,pauth-impdef=on"]
+        return ["-accel", "kvm", "-cpu", model or "host"]
+    return ["-accel", "tcg,thread=multi", "-cpu", model or "max,pauth-impdef=on"]
 
 
 def disk_args(bus: str, image: Path, image_format: str) -> list[str]:
@@ -95,7 +95,7 @@ def build_argv(
         "-S",
         "-machine",
         "virt,gic-version=max",
-        *cpu_args(cfg.accel),
+        *cpu_args(cfg.accel, cfg.cpu_model),
         "-smp",
         f"{cfg.cpus},sockets=1,cores={cfg.cpus},threads=1",
         "-m",

@@ -1,10 +1,9 @@
-"""The software TPM 2.0 (swtpm) a VM gets when ``--tpm`` is on: state kept with the VM, socket in its run dir."""
+"""The software TPM 2.0 (swtpm) a VM gets with ``--tpm``: state kept with the VM, socket in its run dir."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import socket
+import subprocess
 from pathlib import Path
 
 from .errors import RuntimeFailure
@@ -19,63 +18,46 @@ def check_available() -> None:
 
 
 class Swtpm:
-    """One swtpm process serving the VM's TPM over a unix socket it inherits already listening."""
+    """One swtpm process serving the VM's TPM over a unix socket it inherits already listening, so QEMU can
+    connect at once (queued until swtpm accepts) with no waiting for a socket file to appear."""
 
     def __init__(self, state_dir: Path, socket_path: Path, log_path: Path) -> None:
         self.state_dir = state_dir
         self.socket_path = socket_path
         self.log_path = log_path
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
-    async def _manufacture(self) -> None:
-        """Create the TPM's state once (endorsement key and certificates), like a TPM from a factory."""
+    def _manufacture(self) -> None:
+        """Create the TPM's state once (endorsement key and certificates), as a TPM leaves its factory."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:
-            proc = await spawn(
-                [
-                    "swtpm_setup",
-                    "--tpm2",
-                    "--tpmstate",
-                    str(self.state_dir),
-                    "--create-ek-cert",
-                    "--create-platform-cert",
-                    "--lock-nvram",
-                    "--overwrite",
-                ],
-                stdout=log_file,
-                stderr=log_file,
-            )
-            code = await proc.wait()
+            code = spawn(
+                ["swtpm_setup", "--tpm2", "--tpmstate", str(self.state_dir), "--create-ek-cert",
+                 "--create-platform-cert", "--lock-nvram", "--overwrite"],
+                stdout=log_file, stderr=log_file,
+            ).wait()
         if code != 0:
             raise RuntimeFailure(f"swtpm_setup failed (status {code}): see {self.log_path}")
 
-    async def start(self) -> None:
+    def start(self) -> None:
         """Manufacture the state if new, then start swtpm. Raises :class:`RuntimeFailure`."""
         if not any(self.state_dir.glob("tpm2-*")):
-            await self._manufacture()
-        listener: socket.socket = listening_socket(self.socket_path)
+            self._manufacture()
+        listener = listening_socket(self.socket_path)
         try:
-            self.proc = await spawn(
-                [
-                    "swtpm",
-                    "socket",
-                    "--tpm2",
-                    "--tpmstate",
-                    f"dir={self.state_dir}",
-                    "--ctrl",
-                    f"type=unixio,fd={listener.fileno()}",
-                    "--log",
-                    f"file={self.log_path},level=1",
-                    "--terminate",
-                ],
-                pass_fds=(listener.fileno(),),
-            )
+            with self.log_path.open("ab") as log_file:
+                self.proc = spawn(
+                    ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={self.state_dir}",
+                     "--ctrl", f"type=unixio,fd={listener.fileno()}",
+                     "--log", f"file={self.log_path},level=1", "--terminate"],
+                    pass_fds=(listener.fileno(),), stdout=log_file, stderr=log_file,
+                )
         finally:
             listener.close()
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
+        return self.proc is not None and self.proc.poll() is None
 
     async def stop(self) -> None:
         """End swtpm (it also ends by itself when QEMU hangs up)."""

@@ -1,0 +1,198 @@
+"""Everything before the asyncio loop: lock the VM, prepare its files, start swtpm and QEMU (paused).
+
+Kept free of asyncio on purpose: ``winarm up`` spawns QEMU after importing only what this needs, then
+imports the event loop and the QMP library while QEMU initialises in parallel. Each step checks before it
+writes, so a refused start (a VM already running, a missing program) changes nothing on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from . import disk
+from .config import Config
+from .errors import RuntimeFailure, UserError
+from .firmware import ensure_vars, find_firmware
+from .paths import VmPaths
+from .phases import EventLog
+from .procs import listening_socket, spawn
+from .qemu_argv import Endpoints, build_argv
+from .tpm import Swtpm, check_available
+
+HISTORY_KEEP = 20
+
+class VmLock:
+    """An exclusive flock on the VM's state directory, held while a daemon runs it.
+
+    The kernel drops it when the holder dies, however it dies, so a stale lock cannot exist.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self, name: str) -> None:
+        """Take the lock or raise :class:`UserError` naming the running daemon."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UserError(
+                f"VM {name!r} is already running (winarm pid {holder}): stop it with 'winarm down --name {name}' "
+                "or choose another --name"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_facts(paths: VmPaths) -> dict[str, Any]:
+    """What winarm remembered about this VM (empty when new or unreadable)."""
+    try:
+        data = json.loads(paths.facts.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_facts(paths: VmPaths, facts: dict[str, Any]) -> None:
+    """Replace the remembered facts atomically (temp file, fsync, rename)."""
+    partial = paths.facts.with_name(paths.facts.name + ".partial")
+    with partial.open("w") as handle:
+        json.dump(facts, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, paths.facts)
+
+
+def rotate_events(paths: VmPaths) -> None:
+    """Move the previous run's event log into ``history/`` (keeping the newest few)."""
+    if not paths.events.exists():
+        return
+    paths.history.mkdir(mode=0o700, exist_ok=True)
+    stamp = datetime.fromtimestamp(paths.events.stat().st_mtime, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    os.replace(paths.events, paths.history / f"events-{stamp}.jsonl")
+    old = sorted(paths.history.glob("events-*.jsonl"))
+    for stale in old[:-HISTORY_KEEP]:
+        stale.unlink(missing_ok=True)
+
+
+@dataclass
+class Launched:
+    """A VM whose QEMU has just been spawned, paused, with everything the supervisor needs to take over."""
+
+    cfg: Config
+    paths: VmPaths
+    lock: VmLock
+    events: EventLog
+    facts: dict[str, Any]
+    proc: subprocess.Popen[bytes]
+    argv: list[str]
+    swtpm: Swtpm | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def release(self) -> None:
+        """Remove the run directory and drop the lock (after the processes are gone)."""
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.paths.run_dir)
+        self.events.close()
+        self.lock.release()
+
+
+def _preflight(cfg: Config) -> None:
+    """Checks that need no writes: the programs are installed. Raises a WinarmError."""
+    if shutil.which(cfg.qemu_binary) is None:
+        raise RuntimeFailure(f"{cfg.qemu_binary} not found: install it (Debian: apt-get install qemu-system-arm)")
+    if cfg.tpm:
+        check_available()
+
+
+def _prepare_run_dir(paths: VmPaths) -> None:
+    """Create the run directory (0700) and clear what a dead daemon left in it."""
+    run_dir = paths.run_dir
+    run_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    run_dir.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(run_dir, 0o700)
+    for stale in run_dir.iterdir():
+        if stale.is_socket() or stale.suffix in (".pid", ".sock"):
+            stale.unlink(missing_ok=True)
+    paths.daemon_pid.write_text(f"{os.getpid()}\n")
+
+
+def launch(cfg: Config, t0: float) -> Launched:
+    """Lock the VM, create what is missing (disk, UEFI variables, run dir), start swtpm and spawn QEMU paused.
+
+    Raises :class:`UserError` (the VM already runs) or :class:`RuntimeFailure` (a program is missing, QEMU
+    cannot be spawned); on failure everything started here is stopped and the lock released.
+    """
+    paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
+    _preflight(cfg)
+    firmware = find_firmware(cfg.secure_boot)
+    paths.check_socket_lengths()
+
+    paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock = VmLock(paths.lock)
+    lock.acquire(cfg.name)
+    swtpm: Swtpm | None = None
+    events: EventLog | None = None
+    try:
+        facts = read_facts(paths)
+        rotate_events(paths)
+        events = EventLog(paths.events, t0=t0)
+        events.record("start", name=cfg.name, accel=cfg.accel, ram=cfg.ram, cpus=cfg.cpus)
+        if disk.ensure_image(paths.disk, cfg.disk_format, cfg.disk_size):
+            facts = {}  # a new disk has never booted
+            write_facts(paths, facts)
+        ensure_vars(firmware, paths.efivars)
+        _prepare_run_dir(paths)
+        if cfg.tpm:
+            swtpm = Swtpm(paths.tpm_state, paths.tpm_socket, paths.state_dir / "swtpm.log")
+            swtpm.start()
+            events.record("swtpm-started", pid=swtpm.proc.pid if swtpm.proc else None)
+        qmp_listener = listening_socket(paths.qmp_socket)
+        serial_listener = listening_socket(paths.serial_socket)
+        try:
+            argv = build_argv(
+                cfg, firmware, paths,
+                Endpoints(qmp=qmp_listener.fileno(), serial=serial_listener.fileno()),
+                media=[cfg.iso] if cfg.iso else [],
+                tpm_socket=paths.tpm_socket if swtpm else None,
+            )
+            with paths.qemu_log.open("ab") as log_file:
+                proc = spawn(argv, pass_fds=(qmp_listener.fileno(), serial_listener.fileno()),
+                             stdout=log_file, stderr=log_file)
+        except FileNotFoundError:
+            raise RuntimeFailure(
+                f"{cfg.qemu_binary} not found: install it (Debian: apt-get install qemu-system-arm)"
+            ) from None
+        finally:
+            qmp_listener.close()  # QEMU holds its own copies
+            serial_listener.close()
+        events.record("spawned", pid=proc.pid)
+    except BaseException:
+        if swtpm is not None and swtpm.proc is not None:
+            swtpm.proc.kill()
+            swtpm.proc.wait()
+        with contextlib.suppress(OSError):
+            shutil.rmtree(paths.run_dir)
+        if events is not None:
+            events.close()
+        lock.release()
+        raise
+    return Launched(cfg, paths, lock, events, facts, proc, argv, swtpm)
