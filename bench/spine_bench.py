@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -80,10 +81,8 @@ async def _bare_running(argv: list[str], qmp_path: Path) -> float:
         elapsed = time.monotonic() - start
         await client.execute("quit")
     finally:
-        try:
+        with contextlib.suppress(Exception):
             await client.disconnect()
-        except Exception:
-            pass
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
@@ -139,8 +138,10 @@ def main() -> int:
             rss.append(mib)
             bare.append(bare_launch(bare_argv, qmp_path))
         extra_ms = (med(ours) - med(bare)) * 1000
+        qemu_version = subprocess.run(["qemu-system-aarch64", "--version"], capture_output=True, text=True,
+                                      check=False).stdout.splitlines()[0]
         print(f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-              f"{os.uname().machine}, {subprocess.run(['qemu-system-aarch64', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
+              f"{os.uname().machine}, {qemu_version}")
         print(f"(a) launch to QMP 'running', median of {args.runs}: winarm {med(ours) * 1000:.0f} ms, "
               f"bare qemu {med(bare) * 1000:.0f} ms, winarm's extra {extra_ms:.0f} ms (target <= 150 ms)")
         print(f"(c) winarm resident memory while the VM runs: median {med(rss):.1f} MiB, max {max(rss):.1f} MiB "

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,6 @@ class Launched:
     proc: subprocess.Popen[bytes]
     argv: list[str]
     swtpm: Swtpm | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def release(self) -> None:
         """Remove the run directory and drop the lock (after the processes are gone)."""
