@@ -21,11 +21,16 @@ venv: deps $(VENV)/.installed
 
 guest: venv
 	@$(WINARM) testbed build --cache $(CACHE) >/dev/null
+	@$(WINARM) testbed build --plain --cache $(CACHE) >/dev/null
+	@$(WINARM) testbed drivers --cache $(CACHE) >/dev/null
 
-# The main job on the embedded default: the test guest ISO, booted through the whole pipeline under TCG.
+# The main job on the embedded default: the Windows-shaped test ISO and placeholder virtio drivers, booted
+# through the whole pipeline under TCG (answer medium, windowsPE, specialize, oobe), stopped once ready.
 demo: guest
 	@rm -rf $(CACHE)/demo
-	$(WINARM) up --name demo --storage $(CACHE)/demo --iso "$$($(WINARM) testbed build --cache $(CACHE) 2>/dev/null)" \
+	$(WINARM) up --name demo --storage $(CACHE)/demo \
+	    --iso "$$($(WINARM) testbed build --cache $(CACHE) 2>/dev/null)" \
+	    --drivers "$$($(WINARM) testbed drivers --cache $(CACHE))" \
 	    --ram 1G --cpus 2 --disk-size 2G --no-secure-boot --stop-at ready --timeout 30
 	$(WINARM) phases --name demo --storage $(CACHE)/demo
 

@@ -35,11 +35,28 @@ def cache_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def guest_iso() -> Path:
-    """The test guest ISO (built from Debian packages, cached). Missing prerequisites fail loudly here:
+    """The plain test guest ISO (built from Debian packages, cached). Missing prerequisites fail loudly here:
     `make test` builds the guest first, so a failure means the build itself is broken."""
     from winarm.testbed.guest import build_guest
 
     return build_guest(cache_dir(), log=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def testbed_iso() -> Path:
+    """The Windows-shaped test ISO: UDF bridge, install.wim, the guest that plays Windows Setup."""
+    from winarm.testbed.windows_iso import build_windows_testbed
+
+    return build_windows_testbed(cache_dir(), log=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def placeholder_drivers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtio-win tree with the real layout and names but placeholder files (the real drivers cannot be
+    downloaded here)."""
+    from winarm.testbed.virtio_tree import make_fake_virtio_tree
+
+    return make_fake_virtio_tree(tmp_path_factory.mktemp("virtio") / "virtio-win")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

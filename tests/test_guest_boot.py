@@ -15,7 +15,7 @@ import pytest
 from .vmtools import Up, winarm
 
 pytestmark = pytest.mark.qemu
-GUEST = ["--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--no-secure-boot", "--timeout", "30"]
+GUEST = ["--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--no-secure-boot", "--timeout", "30", "--no-unattend"]
 
 
 def test_install_reboot_and_graceful_stop(tmp_path: Path, run_base: Path, guest_iso: Path) -> None:

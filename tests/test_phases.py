@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from winarm.console import LineSplitter, classify_device_path, parse_boot_entry, parse_marker, strip_ansi
+from winarm.console import (
+    LineSplitter,
+    classify_device_path,
+    parse_boot_entry,
+    parse_guest_event,
+    parse_marker,
+    strip_ansi,
+)
 from winarm.phases import EventLog, derive_phases, format_table, read_events, timeline_json, total_duration
 
 BOOT = [
@@ -131,5 +138,7 @@ def test_markers() -> None:
     assert parse_marker("WINARM-PHASE init") == ("init", "")
     assert parse_marker("[    2.1] WINARM-PHASE error no cdrom found") == ("error", "no cdrom found")
     assert parse_marker("WINARM-PHASE") is None
+    assert parse_marker("WINARM-EVENT driver-installed NetKVM") is None, "an event is not a phase boundary"
+    assert parse_guest_event("WINARM-EVENT driver-installed NetKVM") == ("driver-installed", "NetKVM")
     assert parse_marker("nothing here") is None
     assert strip_ansi(b"\x1b]0;title\x07ok\x1b[0m") == b"ok"

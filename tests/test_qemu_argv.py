@@ -59,8 +59,8 @@ def test_disk_boots_before_the_cd_and_the_nic_has_no_rom(tmp_path: Path, host: H
     argv = argv_for(tmp_path, host, media=[tmp_path / "a.iso", tmp_path / "b.iso"])
     devices = value_after(argv, "-device")
     assert "virtio-blk-pci,drive=disk0,bootindex=0" in devices
-    assert "usb-storage,bus=xhci.0,drive=cd0,bootindex=1" in devices
-    assert "usb-storage,bus=xhci.0,drive=cd1,bootindex=2" in devices
+    assert "usb-storage,id=media0,bus=xhci.0,drive=cd0,bootindex=1" in devices
+    assert "usb-storage,id=media1,bus=xhci.0,drive=cd1,bootindex=2" in devices
     assert "virtio-net-pci,netdev=net0,romfile=" in devices
     assert any(d.startswith("qemu-xhci") for d in devices) and "ramfb" in devices
 

@@ -12,22 +12,23 @@ T0 = time.monotonic()  # the phase clock counts from here: as close to "winarm u
 
 import json  # noqa: E402
 import os  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, TypeVar  # noqa: E402
+from typing import Any, NoReturn, TypeVar  # noqa: E402
 
 import click  # noqa: E402
 
 from .config import ENV_NAMES, check_name, default_run_base, default_storage, load_config  # noqa: E402
-from .errors import EXIT_USAGE, WinarmError  # noqa: E402
+from .errors import EXIT_USAGE, UserError, WinarmError  # noqa: E402
 from .paths import VmPaths  # noqa: E402
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_NOT_RUNNING = 3
 
 
-def fail(error: WinarmError) -> None:
+def fail(error: WinarmError) -> NoReturn:
     """Print one line and exit with the error's status."""
     click.echo(f"winarm: {error}", err=True)
     sys.exit(error.exit_code)
@@ -50,6 +51,32 @@ def vm_options(func: F) -> F:
     return func
 
 
+_INSTALL_OPTIONS = [
+    click.option("--iso", default=None,
+                 help="Windows for ARM64 install ISO, attached unchanged as a USB CD [env BOOT]."),
+    click.option("--drivers", default=None, help="virtio-win ISO or extracted folder [env DRIVERS]."),
+    click.option("--drivers-pass", default=None, type=click.Choice(["windowsPE", "specialize", "firstlogon"]),
+                  help="Where the non-boot-critical drivers are installed [env DRIVERS_PASS; default specialize]."),
+    click.option("--unattend/--no-unattend", default=None,
+                  help="Add the answer medium (Autounattend.xml and drivers) for an unattended install [default on]; "
+                  "off boots the ISO as it is."),
+    click.option("--username", default=None, help="Windows user [env USERNAME; default Docker]."),
+    click.option("--password", default=None, help="Windows password [env PASSWORD; default admin]."),
+    click.option("--computer-name", default=None, help="Windows computer name [env COMPUTER_NAME; default WINARM]."),
+    click.option("--language", default=None, help="Windows language tag [env LANGUAGE; default en-US]."),
+    click.option("--keyboard", default=None, help="Keyboard (input locale) [env KEYBOARD; default: the language]."),
+    click.option("--edition", default=None, help="Edition by index or name [env EDITION; default: the first Pro]."),
+    click.option("--product-key", default=None, help="Product key [env KEY; default none]."),
+]
+
+
+def install_options(func: F) -> F:
+    """The install options shared by ``up`` and ``prepare``: the ISO, drivers and answer-file settings."""
+    for option in reversed(_INSTALL_OPTIONS):
+        func = option(func)
+    return func
+
+
 def _paths(name: str | None, storage: Path | None, disk_format: str = "qcow2") -> tuple[str, VmPaths]:
     vm = check_name(name or os.environ.get("NAME") or "windows")
     base = (storage or Path(os.environ.get("STORAGE") or default_storage())).expanduser().absolute()
@@ -69,7 +96,7 @@ def main() -> None:
 @click.option("--disk-size", default=None, help="System disk size (grown, never shrunk) [env DISK_SIZE; default 64G].")
 @click.option("--disk-format", default=None, help="qcow2 or raw [env DISK_FMT; default qcow2].")
 @click.option("--disk-bus", default=None, help="virtio-blk, virtio-scsi or nvme [env DISK_TYPE; default virtio-blk].")
-@click.option("--iso", default=None, help="Install ISO attached as a USB CD [env BOOT].")
+@install_options
 @click.option("--accel", default=None, help="auto, kvm or tcg [env ACCEL; default auto: KVM on an aarch64 host].")
 @click.option("--tpm/--no-tpm", default=None, help="Attach a software TPM 2.0 (swtpm) [env TPM; default on].")
 @click.option(
@@ -130,6 +157,44 @@ def _dry_run(cfg: Any) -> None:
     )
     for arg in argv:
         click.echo(arg)
+
+
+@main.command()
+@vm_options
+@install_options
+@click.option("--disk-bus", default=None, help="virtio-blk, virtio-scsi or nvme [env DISK_TYPE; default virtio-blk].")
+@click.option("--tpm/--no-tpm", default=None, help="A TPM will be attached (skips the TPM bypass) [default on].")
+@click.option("--secure-boot/--no-secure-boot", default=None, help="Secure Boot will be on [default on].")
+def prepare(**flags: Any) -> None:
+    """Build (or reuse) the answer medium for an install: Autounattend.xml and the drivers, beside the ISO.
+
+    Prints the medium's path last. The user's ISO is only read, never changed.
+    """
+    from . import host
+    from .answer_media import build_answer_medium
+    from .install import plan_install
+
+    try:
+        # the disk is not made here: a nominal size keeps the free-space check out of the way
+        cfg = load_config({**flags, "unattend": True, "disk_size": "64M"}, os.environ, host.probe())
+        if cfg.iso is None:
+            raise UserError("prepare needs --iso (env BOOT): the Windows for ARM64 ISO to install from")
+        plan = plan_install(cfg, {})
+        if plan is None:  # pragma: no cover - plan_install returns None only without an ISO
+            raise UserError("nothing to prepare")
+        cfg.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        medium, built = build_answer_medium(cfg.state_dir, plan.settings, plan.selection)
+    except WinarmError as error:
+        fail(error)
+    click.echo(f"edition: {plan.edition.index} {plan.edition.name} (build {plan.edition.build}), "
+               f"Windows {plan.settings.windows}", err=True)
+    click.echo(f"windowsPE drivers: {', '.join(p.driver.name for p in plan.selection.boot_critical) or 'none'}; "
+               f"{cfg.drivers_pass} drivers: {', '.join(p.driver.name for p in plan.selection.others) or 'none'}",
+               err=True)
+    if plan.selection.missing:
+        click.echo(f"not found in the driver tree: {', '.join(plan.selection.missing)}", err=True)
+    click.echo("built" if built else "cached (nothing to build)", err=True)
+    click.echo(str(medium))
 
 
 @main.command()
@@ -240,25 +305,48 @@ def testbed() -> None:
     """The test guest: a real arm64 Linux that boots through winarm like an installer."""
 
 
-@testbed.command("build")
-@click.option(
-    "--cache",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Cache directory [env WINARM_CACHE; default ~/.cache/winarm].",
-)
-@click.option("--force", is_flag=True, help="Rebuild even when a cached build matches.")
-def testbed_build(cache: Path | None, force: bool) -> None:
-    """Build (or reuse) the test guest ISO from Debian packages; print its path last."""
-    from .testbed.guest import GuestBuildError, build_guest
+def _cache_dir(cache: Path | None) -> Path:
+    return cache or Path(os.environ.get("WINARM_CACHE") or Path.home() / ".cache" / "winarm")
 
-    cache_dir = cache or Path(os.environ.get("WINARM_CACHE") or Path.home() / ".cache" / "winarm")
+
+@testbed.command("build")
+@click.option("--cache", type=click.Path(path_type=Path), default=None,
+              help="Cache directory [env WINARM_CACHE; default ~/.cache/winarm].")
+@click.option("--force", is_flag=True, help="Rebuild even when a cached build matches.")
+@click.option("--plain", is_flag=True, help="The plain guest ISO (no Windows shape, no Setup play) instead.")
+def testbed_build(cache: Path | None, force: bool, plain: bool) -> None:
+    """Build (or reuse) the Windows-shaped test ISO from Debian packages; print its path last."""
+    from .testbed.guest import GuestBuildError, build_guest
+    from .testbed.windows_iso import build_windows_testbed
+
+    def log(line: str) -> None:
+        click.echo(line, err=True)
+
     try:
-        iso = build_guest(cache_dir, force=force, log=lambda line: click.echo(line, err=True))
+        if plain:
+            iso = build_guest(_cache_dir(cache), force=force, log=log)
+        else:
+            iso = build_windows_testbed(_cache_dir(cache), force=force, log=log)
     except GuestBuildError as error:
         click.echo(f"winarm: {error}", err=True)
         sys.exit(1)
     click.echo(str(iso))
+
+
+@testbed.command("drivers")
+@click.option("--cache", type=click.Path(path_type=Path), default=None,
+              help="Cache directory [env WINARM_CACHE; default ~/.cache/winarm].")
+def testbed_drivers(cache: Path | None) -> None:
+    """Write a placeholder virtio-win tree (real layout and names, not real drivers); print its path."""
+    from .testbed.virtio_tree import make_fake_virtio_tree
+
+    target = _cache_dir(cache) / "virtio-win-placeholder"
+    if not target.is_dir():
+        partial = target.with_name(target.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        make_fake_virtio_tree(partial)
+        partial.rename(target)
+    click.echo(str(target))
 
 
 @main.command("env")
@@ -270,6 +358,15 @@ def env_table() -> None:
     click.echo(f"{'WINARM_RUN_DIR':<20} base of the run directories (sockets), default {default_run_base()}")
     click.echo(f"{'WINARM_CACHE':<20} cache for the test guest, default ~/.cache/winarm")
 
+
+from .cli_inspect import inspect  # noqa: E402 - registered last; it imports its ISO reader only when run
+
+main.add_command(inspect)
+
+
+from .cli_unattend import unattend  # noqa: E402
+
+main.add_command(unattend)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -56,6 +56,12 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "username": ("USERNAME",),
     "password": ("PASSWORD",),
     "language": ("LANGUAGE",),
+    "keyboard": ("KEYBOARD",),
+    "product_key": ("KEY",),
+    "edition": ("EDITION",),
+    "computer_name": ("COMPUTER_NAME",),
+    "drivers": ("DRIVERS",),
+    "drivers_pass": ("DRIVERS_PASS",),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -72,6 +78,8 @@ DEFAULTS: dict[str, Any] = {
     "username": "Docker",
     "password": "admin",
     "language": "en-US",
+    "computer_name": "WINARM",
+    "drivers_pass": "specialize",
     "vnc": "127.0.0.1",
 }
 
@@ -119,6 +127,13 @@ class Config:
     username: str = field(repr=False)
     password: str = field(repr=False)
     language: str = "en-US"
+    keyboard: str | None = None
+    computer_name: str = "WINARM"
+    edition: str | None = None
+    product_key: str | None = field(default=None, repr=False)
+    drivers: Path | None = None
+    drivers_pass: str = "specialize"
+    unattend: bool = True
     stop_at: str | None = None
     cpu_model: str | None = None
     qemu_binary: str = "qemu-system-aarch64"
@@ -212,6 +227,10 @@ def _pick(key: str, flags: Mapping[str, Any], env: Mapping[str, str]) -> Any:
         if env.get(env_name, "").strip():
             return env[env_name]
     return DEFAULTS.get(key)
+
+
+def _optional(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
 
 
 def _existing_image_size(path: Path) -> int | None:
@@ -309,6 +328,14 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
 
     run_base = Path(str(flags.get("run_base") or default_run_base())).absolute()
 
+    drivers_value = _pick("drivers", flags, env)
+    drivers = Path(str(drivers_value)).expanduser().absolute() if drivers_value else None
+    if drivers is not None and not drivers.exists():
+        raise UserError(f"drivers {str(drivers)!r} does not exist: give the virtio-win ISO or its extracted folder")
+    drivers_pass = str(_pick("drivers_pass", flags, env))
+    if drivers_pass not in ("windowsPE", "specialize", "firstlogon"):
+        raise UserError(f"drivers pass {drivers_pass!r} is not known: use windowsPE, specialize or firstlogon")
+
     stop_at = flags.get("stop_at")
     cpu_model = flags.get("cpu_model")
     if cpu_model is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=,-]{0,127}", str(cpu_model)):
@@ -331,6 +358,13 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         username=str(_pick("username", flags, env)),
         password=str(_pick("password", flags, env)),
         language=str(_pick("language", flags, env)),
+        keyboard=_optional(_pick("keyboard", flags, env)),
+        computer_name=str(_pick("computer_name", flags, env)),
+        edition=_optional(_pick("edition", flags, env)),
+        product_key=_optional(_pick("product_key", flags, env)),
+        drivers=drivers,
+        drivers_pass=drivers_pass,
+        unattend=flags.get("unattend") is not False,
         stop_at=str(stop_at) if stop_at else None,
         cpu_model=str(cpu_model) if cpu_model else None,
     )

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from . import console
@@ -21,6 +22,12 @@ from .phases import Phase, derive_phases, format_phase_line, format_table
 
 KEY_FOR_CD_PROMPT = "spc"
 """The key pressed at "Press any key to boot from CD or DVD": harmless anywhere else."""
+INSTALL_DONE_MARKERS = ("ready", "desktop-ready")
+"""Guest markers that say the unattended install has finished (its passes need the answer medium no more)."""
+INSTALL_DONE_AFTER_DISK_BOOTS = 2
+"""Without markers (real Windows): specialize runs in the first boot from the disk, oobeSystem and the first
+logon in the second, so from the second disk boot on the next start needs no answer medium."""
+ANSWER_DEVICE = "media1"
 
 
 class Daemon:
@@ -44,6 +51,8 @@ class Daemon:
             name=self.cfg.name,
         )
         self.state = "starting"
+        answer = [e for e in launched.events.events if e["kind"] == "answer-medium"]
+        self._answer_medium: Path | None = Path(answer[-1]["path"]) if answer else None
         self._stop_requested = asyncio.Event()
         self._stop_reason = ""
         self._signals = 0
@@ -92,8 +101,11 @@ class Daemon:
             self.record(
                 "boot-device", device=entry.device, entry=entry.entry, description=entry.description, path=entry.path
             )
-            if entry.device == "disk" and not self.facts.get("disk_booted"):
+            if entry.device == "disk":
                 self.facts["disk_booted"] = True
+                self.facts["disk_boots"] = int(self.facts.get("disk_boots", 0)) + 1
+                if self.facts["disk_boots"] >= INSTALL_DONE_AFTER_DISK_BOOTS and self._answer_medium is not None:
+                    self.facts["install_complete"] = True
                 write_facts(self.paths, self.facts)
             return
         marker = console.parse_marker(line)
@@ -103,8 +115,15 @@ class Daemon:
                 self.record("marker", name=name, detail=rest)
             else:
                 self.record("marker", name=name)
+            if name in INSTALL_DONE_MARKERS and self._answer_medium is not None:
+                await self._detach_answer_medium()
             if self.cfg.stop_at and name == self.cfg.stop_at:
                 self.request_stop(f"the guest reached {name}")
+            return
+        guest_event = console.parse_guest_event(line)
+        if guest_event is not None:
+            name, rest = guest_event
+            self.record("guest-event", name=name, detail=rest)
             return
         if console.CD_PROMPT in line:
             await self._on_prompt()
@@ -119,6 +138,23 @@ class Daemon:
             return
         await self.machine.send_key(KEY_FOR_CD_PROMPT)
         self.record("key-pressed", key=KEY_FOR_CD_PROMPT)
+
+    async def _detach_answer_medium(self) -> None:
+        """The install is complete: unplug the answer medium (it holds the password) and delete it."""
+        medium = self._answer_medium
+        if medium is None:
+            return
+        self._answer_medium = None
+        self.facts["install_complete"] = True
+        write_facts(self.paths, self.facts)
+        try:
+            await self.machine.execute("device_del", {"id": ANSWER_DEVICE})
+            detached = True
+        except Exception:  # an unplug refused by the guest still ends with the file gone
+            detached = False
+        medium.unlink(missing_ok=True)
+        self.record("answer-medium-removed", detached=detached)
+        self.say("installation complete: answer medium detached and deleted")
 
     def _on_qmp_event(self, name: str, data: dict[str, Any]) -> None:
         if name == "RESET":

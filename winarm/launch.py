@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from . import disk
+from .answer_media import build_answer_medium, remove_answer_media
 from .config import Config
 from .errors import RuntimeFailure, UserError
 from .firmware import ensure_vars, find_firmware
+from .install import plan_install
 from .paths import VmPaths
 from .phases import EventLog
 from .procs import listening_socket, spawn
@@ -144,6 +146,7 @@ def launch(cfg: Config, t0: float) -> Launched:
     _preflight(cfg)
     firmware = find_firmware(cfg.secure_boot)
     paths.check_socket_lengths()
+    plan = plan_install(cfg, read_facts(paths)) if cfg.unattend else None
 
     paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = VmLock(paths.lock)
@@ -159,6 +162,16 @@ def launch(cfg: Config, t0: float) -> Launched:
             facts = {}  # a new disk has never booted
             write_facts(paths, facts)
         ensure_vars(firmware, paths.efivars)
+        media = [cfg.iso] if cfg.iso else []
+        if plan is not None:
+            answer, built = build_answer_medium(paths.state_dir, plan.settings, plan.selection)
+            media.append(answer)
+            events.record("answer-medium", path=str(answer), built=built, edition=plan.edition.name,
+                          drivers_pass=cfg.drivers_pass, winpe=[p.driver.name for p in plan.selection.boot_critical],
+                          drivers=[p.driver.name for p in plan.selection.others],
+                          missing=plan.selection.missing)
+        elif facts.get("install_complete"):
+            remove_answer_media(paths.state_dir)
         _prepare_run_dir(paths)
         if cfg.tpm:
             swtpm = Swtpm(paths.tpm_state, paths.tpm_socket, paths.state_dir / "swtpm.log")
@@ -170,7 +183,7 @@ def launch(cfg: Config, t0: float) -> Launched:
             argv = build_argv(
                 cfg, firmware, paths,
                 Endpoints(qmp=qmp_listener.fileno(), serial=serial_listener.fileno()),
-                media=[cfg.iso] if cfg.iso else [],
+                media=media,
                 tpm_socket=paths.tpm_socket if swtpm else None,
             )
             with paths.qemu_log.open("ab") as log_file:

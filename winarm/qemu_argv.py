@@ -70,7 +70,7 @@ def media_args(media: Sequence[Path]) -> list[str]:
             "-drive",
             f"if=none,id=cd{index},file={opt(image)},format=raw,media=cdrom,readonly=on",
             "-device",
-            f"usb-storage,bus=xhci.0,drive=cd{index},bootindex={index + 1}",
+            f"usb-storage,id=media{index},bus=xhci.0,drive=cd{index},bootindex={index + 1}",
         ]
     return args
 

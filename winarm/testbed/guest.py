@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ISO_NAME", "GuestBuildError", "build_guest"]
+__all__ = ["EFI_IMAGE_NAME", "ISO_NAME", "GuestBuildError", "build_guest", "build_guest_efi_image", "make_seed"]
 
 ISO_NAME = "winarm-testguest.iso"
+EFI_IMAGE_NAME = "efi.img"
 ARCH = "arm64"
 KERNEL_META = "linux-image-arm64"
 BUSYBOX = "busybox-static"
@@ -48,6 +49,11 @@ GUEST_MODULES = (
     "usb_storage",
     "sr_mod",
     "isofs",
+    "udf",
+    "vfat",
+    "nls_cp437",
+    "nls_ascii",
+    "nls_utf8",
     "evdev",
     "gpio_keys",
 )
@@ -78,6 +84,9 @@ _ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 _DISK_GUID = "57494E41-524D-4775-6573-740000000001"
 _PART_GUID = "57494E41-524D-4775-6573-740000000002"
 _FAT_VOLUME_ID = "57494e41"
+_BASIC_DATA_TYPE = "EBD0A0A2-B9E5-4433-87C0-68B99B26C7C7"
+_DATA_PART_GUID = "57494E41-524D-4775-6573-740000000003"
+_DATA_VOLUME_ID = "57494e42"
 
 
 class GuestBuildError(Exception):
@@ -133,6 +142,24 @@ def build_guest(cache_dir: Path, *, force: bool = False, log: Callable[[str], No
             return iso
     except OSError as exc:
         raise GuestBuildError(f"cannot build the test guest in {cache_dir}: {exc}") from exc
+
+
+def build_guest_efi_image(cache_dir: Path, *, force: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Build (or reuse) the test guest and return its EFI boot image: the FAT image holding GRUB, the kernel
+    and the initramfs at ``/EFI/BOOT/BOOTAA64.EFI``, the same bytes as the guest ISO's El Torito image.
+
+    The image is kept beside the ISO (``cache_dir/guest-<key>/efi.img``) and shares its cache key, so it
+    changes whenever the guest does; callers must treat it as read-only. Raises GuestBuildError like
+    build_guest.
+    """
+    iso = build_guest(cache_dir, force=force, log=log)
+    image = iso.parent / EFI_IMAGE_NAME
+    if not image.is_file():  # a cache entry written before the image was kept: build it again
+        iso = build_guest(cache_dir, force=True, log=log)
+        image = iso.parent / EFI_IMAGE_NAME
+        if not image.is_file():
+            raise GuestBuildError(f"the guest build left no {image}")
+    return image
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,15 +310,21 @@ def _build(cache_dir: Path, packages: Sequence[_Package], iso: Path, log: Callab
 
         stage = work / "iso"
         stage.mkdir()
-        _make_fat(efi_binary, stage / "efi.img")
-        _make_seed(stage / "efi.img", stage / "seed.img")
+        _make_fat(efi_binary, stage / EFI_IMAGE_NAME)
+        make_seed(stage / EFI_IMAGE_NAME, stage / "seed.img")
         iso.parent.mkdir(parents=True, exist_ok=True)
+        # The EFI image is kept beside the ISO (build_guest_efi_image); the ISO, renamed last, marks the
+        # cache entry complete.
+        tmp_efi = iso.parent / f".{EFI_IMAGE_NAME}.{os.getpid()}.tmp"
         tmp_iso = iso.with_name(f".{iso.name}.{os.getpid()}.tmp")
         try:
+            shutil.copyfile(stage / EFI_IMAGE_NAME, tmp_efi)
+            os.replace(tmp_efi, iso.parent / EFI_IMAGE_NAME)
             _run(["xorriso", "-as", "mkisofs", "-o", str(tmp_iso), "-V", "WINARM_TESTGUEST", "-r", "-J",
-                  "-e", "efi.img", "-no-emul-boot", str(stage)])
+                  "-e", EFI_IMAGE_NAME, "-no-emul-boot", str(stage)])
             os.replace(tmp_iso, iso)
         finally:
+            tmp_efi.unlink(missing_ok=True)
             tmp_iso.unlink(missing_ok=True)
 
 
@@ -518,16 +551,26 @@ def _make_fat(efi_binary: Path, out: Path) -> None:
     _run(["mcopy", "-i", str(out), str(efi_binary), "::/EFI/BOOT/BOOTAA64.EFI"], env=env)
 
 
-def _make_seed(fat: Path, out: Path) -> None:
-    """Write OUT: a GPT disk image with one EFI System Partition (at 1 MiB) holding the FAT image.
+def make_seed(fat: Path, out: Path, *, data_mib: int = 0, data_label: str = "WINDOWS") -> None:
+    """Write OUT: a GPT disk image whose first partition, an EFI System Partition at 1 MiB, holds the FAT
+    image FAT byte for byte.
 
-    Raises GuestBuildError when sfdisk fails.
+    With DATA_MIB > 0 a second partition of that many MiB follows (Microsoft basic data, where Windows
+    would live), formatted FAT with label DATA_LABEL. OUT then stops after that file system's metadata:
+    its free clusters and the backup GPT are left out, so that writing OUT onto a disk of at least
+    1 MiB + the ESP + DATA_MIB MiB gives a disk whose primary GPT and both file systems are complete
+    (the rest of the data partition is free space; Linux uses the primary GPT and warns about the backup).
+    Without DATA_MIB the image is the guest's usual seed (ESP only, backup GPT included).
+
+    Raises GuestBuildError when sfdisk or mkfs.fat fails.
     """
     fat_size = fat.stat().st_size
     start = _MIB // _SECTOR
     sectors = fat_size // _SECTOR
+    data_start = start + sectors
+    data_sectors = data_mib * _MIB // _SECTOR
     with out.open("wb") as fh:
-        fh.truncate(_MIB + fat_size + _MIB)
+        fh.truncate(_MIB + fat_size + data_mib * _MIB + _MIB)
     script = (
         "label: gpt\n"
         f"label-id: {_DISK_GUID}\n"
@@ -535,10 +578,37 @@ def _make_seed(fat: Path, out: Path) -> None:
         f"first-lba: {start}\n"
         f'start={start}, size={sectors}, type={_ESP_TYPE}, uuid={_PART_GUID}, name="EFI system partition"\n'
     )
+    if data_mib > 0:
+        script += (f"start={data_start}, size={data_sectors}, type={_BASIC_DATA_TYPE}, uuid={_DATA_PART_GUID}, "
+                   f'name="Basic data partition"\n')
     _run(["sfdisk", "--no-reread", "--no-tell-kernel", "-q", str(out)], stdin=script)
     with fat.open("rb") as src, out.open("r+b") as dst:
         dst.seek(start * _SECTOR)
         shutil.copyfileobj(src, dst, _MIB)
+    if data_mib <= 0:
+        return
+    with tempfile.TemporaryDirectory(prefix=".seed-", dir=out.parent) as tmp:
+        data = Path(tmp) / "data.img"
+        _run(["mkfs.fat", "-C", "-n", data_label, "-i", _DATA_VOLUME_ID, str(data),
+              str(data_mib * 1024)])
+        used = _used_prefix(data)
+        with data.open("rb") as src, out.open("r+b") as dst:
+            dst.seek(data_start * _SECTOR)
+            shutil.copyfileobj(src, dst, _MIB)
+            dst.truncate(data_start * _SECTOR + used)
+
+
+def _used_prefix(path: Path) -> int:
+    """Length of PATH up to its last non-zero byte, rounded up to a whole MiB (at least one MiB)."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        end = 0
+        offset = 0
+        for chunk in iter(lambda: fh.read(_MIB), b""):
+            if chunk.strip(b"\0"):
+                end = offset + len(chunk)
+            offset += len(chunk)
+    return min(size, max(end, _MIB))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,18 +1,44 @@
 #!/bin/sh
 # winarm test guest: /init of the initramfs (busybox sh).
 #
-# Prints lines "WINARM-PHASE <name>" on the serial console:
+# Prints whole lines "WINARM-PHASE <name>" (phase boundaries) and "WINARM-EVENT <name> <detail>" (details)
+# on the serial console.
+#
+# Without an answer medium (no CD with a root Autounattend.xml), the plain installer:
 #   init                 always, once /proc, /sys and /dev are up
-#   setup, setup-done    winarm.boot=cd: seed.img from the CD written to /dev/vda, then `reboot -f`
+#   setup, setup-done    winarm.boot=cd: the seed image from the CD written to /dev/vda, then `reboot -f`
 #   ready, poweroff      winarm.boot=disk: waiting for the ACPI power button, then `poweroff -f`
+#
+# With an answer medium, Windows Setup's passes (the state lives on the applied disk, in the FAT "Windows"
+# partition /dev/vda2: /Windows/Panther/unattend.xml, the cached answer file, and
+# /Windows/Panther/winarm-state, lines "next=<pass>" and "drivers=<passes>"):
+#   windowsPE            winarm.boot=cd: answer file checked (windowsPE has Microsoft-Windows-Setup with
+#                        DiskConfiguration and ImageInstall); one "WINARM-EVENT winpe-driver <folder>" per
+#                        folder of $WinPEDriver$; sources/winarm-seed.img (UDF tree) written to /dev/vda;
+#                        state next=specialize; `reboot -f`
+#   specialize           first boot from the disk; when specialize runs install-drivers.cmd
+#                        (RunSynchronousCommand Path), the drivers of /winarm/drivers.txt are installed
+#                        ("WINARM-EVENT driver-installed <folder>" each); state next=oobeSystem; `reboot -f`
+#   oobeSystem, first-logon   next boot; drivers installed here when FirstLogonCommands runs the script;
+#                        state next=complete; then ready, poweroff as above
+#   ready, poweroff      later boots from the disk
 #   error <reason>       on any failure, followed by `poweroff -f`; never hangs silently
 
 /bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 
+SEED_PATH=sources/winarm-seed.img
+PANTHER=/mnt/sys/Windows/Panther
+STATE=$PANTHER/winarm-state
+DRIVER_STORE=/mnt/sys/Windows/System32/DriverStore/FileRepository
+
 phase() {
     echo "WINARM-PHASE $*"
+}
+
+event() {
+    echo "WINARM-EVENT $*"
 }
 
 die() {
@@ -54,36 +80,252 @@ for arg in $(cat /proc/cmdline); do
     esac
 done
 
-setup_from_cd() {
-    phase setup
-    mkdir -p /mnt/cd
-    # The CD sits behind usb-storage: wait for the USB scan, then take the first CD with seed.img.
+# ------------------------------------------------------------------------------------------------
+# Removable media
+
+SEED=
+ANSWER=
+MARKER=
+MOUNTED=" "
+
+# usb_settled: true once every interface bound to usb-storage has the block device of its SCSI unit.
+# usb-storage waits a second (delay_use) before its SCSI scan, far longer than enumerating the next
+# device takes, so once the first CD has its block device every other one is bound and counted here.
+usb_settled() {
+    for intf in /sys/bus/usb/drivers/usb-storage/*:*; do
+        [ -e "$intf" ] || continue
+        set -- "$intf"/host*/target*/*/block/*
+        [ -e "$1" ] || return 1
+    done
+    return 0
+}
+
+# note_medium DIR: remember what the medium mounted at DIR holds: the image to apply (SEED), an
+# answer file at its root (ANSWER; any case, like Setup), the driver script's marker (MARKER: its root).
+note_medium() {
+    if [ -z "$SEED" ]; then
+        if [ -f "$1/$SEED_PATH" ]; then
+            SEED="$1/$SEED_PATH"
+        elif [ -f "$1/seed.img" ]; then
+            SEED="$1/seed.img"
+        fi
+    fi
+    for f in "$1"/*; do
+        [ -f "$f" ] || continue
+        case "$(echo "${f##*/}" | tr 'A-Z' 'a-z')" in
+            autounattend.xml) [ -n "$ANSWER" ] || ANSWER="$f" ;;
+            winarm.marker) [ -n "$MARKER" ] || MARKER="$1" ;;
+        esac
+    done
+}
+
+# scan_media: mount every CD not mounted yet under /mnt/media/<dev> (UDF when it has a UDF tree, as
+# Windows media do; else ISO 9660 with Joliet names) and note what it holds. False when a CD would
+# not mount (not ready yet: the next scan tries again).
+scan_media() {
+    all=0
+    for dev in /dev/sr*; do
+        [ -b "$dev" ] || continue
+        name="${dev##*/}"
+        case "$MOUNTED" in *" $name "*) continue ;; esac
+        dir="/mnt/media/$name"
+        mkdir -p "$dir"
+        if mount -t udf -o ro "$dev" "$dir" 2>/dev/null || mount -t iso9660 -o ro "$dev" "$dir" 2>/dev/null; then
+            MOUNTED="$MOUNTED$name "
+            note_medium "$dir"
+        else
+            all=1
+        fi
+    done
+    return $all
+}
+
+# find_media seed|marker SECONDS: scan the CDs until the seed (and every other CD, for at most 5 s more)
+# or the driver medium's marker is found; false after SECONDS.
+find_media() {
     n=0
-    src=
-    while [ -z "$src" ]; do
-        for dev in /dev/sr*; do
-            [ -b "$dev" ] || continue
-            if mount -t iso9660 -o ro "$dev" /mnt/cd 2>/dev/null; then
-                if [ -f /mnt/cd/seed.img ]; then
-                    src="$dev"
-                    break
-                fi
-                umount /mnt/cd
-            fi
-        done
-        [ -n "$src" ] && break
-        [ "$n" -ge 300 ] && die "no CD with seed.img"
+    while :; do
+        if usb_settled; then
+            scan_media
+            complete=$?
+            case "$1" in
+                seed) [ -n "$SEED" ] && { [ "$complete" = 0 ] || [ "$n" -ge 50 ]; } && return 0 ;;
+                marker) [ -n "$MARKER" ] && return 0 ;;
+            esac
+        fi
+        [ "$n" -ge $(($2 * 10)) ] && return 1
         sleep 0.1
         n=$((n + 1))
     done
-    wait_for /dev/vda 30 || die "no virtio disk /dev/vda"
-    dd if=/mnt/cd/seed.img of=/dev/vda bs=1M conv=fsync 2>/tmp/dd.err || die "writing /dev/vda: $(tail -n 1 /tmp/dd.err)"
+}
+
+# ------------------------------------------------------------------------------------------------
+# The answer file
+
+# answer_facts FILE: print what the checks need from the unattend XML in FILE, one "key value" a line:
+# unattend 1 (an <unattend> element), setup 1 (windowsPE has Microsoft-Windows-Setup), diskconfig 1 and
+# imageinstall 1 (inside it), specialize 1 (a specialize RunSynchronousCommand whose Path runs
+# install-drivers.cmd), firstlogon 1 (an oobeSystem FirstLogonCommands SynchronousCommand whose
+# CommandLine runs it). Comments are ignored; tag and file names compare as Setup does.
+answer_facts() {
+    awk '
+    function bodies(s, tag,    n, i, rest, c, j) {
+        n = 0
+        delete E
+        while ((i = index(s, "<" tag)) > 0) {
+            rest = substr(s, i + length(tag) + 1)
+            c = substr(rest, 1, 1)
+            if (c != ">" && c != " " && c != "\t" && c != "/") { s = rest; continue }
+            j = index(rest, "</" tag ">")
+            if (j == 0) { E[++n] = rest; break }
+            E[++n] = substr(rest, 1, j - 1)
+            s = substr(rest, j + length(tag) + 3)
+        }
+        return n
+    }
+    function text(s, tag,    i, rest, j) {
+        i = index(s, "<" tag ">")
+        if (i == 0) return ""
+        rest = substr(s, i + length(tag) + 2)
+        j = index(rest, "</" tag ">")
+        return j ? substr(rest, 1, j - 1) : rest
+    }
+    function attr(s, name,    head) {
+        head = substr(s, 1, index(s, ">"))
+        if (!match(head, name "=[\"\047][^\"\047]*")) return ""
+        return substr(head, RSTART + length(name) + 2, RLENGTH - length(name) - 2)
+    }
+    { doc = doc $0 " " }
+    END {
+        gsub(/\r/, "", doc)
+        while ((i = index(doc, "<!--")) > 0) {
+            rest = substr(doc, i + 4)
+            j = index(rest, "-->")
+            doc = substr(doc, 1, i - 1) (j ? substr(rest, j + 3) : "")
+        }
+        if (index(doc, "<unattend") > 0) print "unattend 1"
+        ns = bodies(doc, "settings")
+        for (k = 1; k <= ns; k++) S[k] = E[k]
+        for (k = 1; k <= ns; k++) {
+            pass = attr(S[k], "pass")
+            if (pass == "windowsPE") {
+                nc = bodies(S[k], "component")
+                for (c = 1; c <= nc; c++) {
+                    if (attr(E[c], "name") != "Microsoft-Windows-Setup") continue
+                    print "setup 1"
+                    if (index(E[c], "<DiskConfiguration") > 0) print "diskconfig 1"
+                    if (index(E[c], "<ImageInstall") > 0) print "imageinstall 1"
+                }
+            } else if (pass == "specialize") {
+                nr = bodies(S[k], "RunSynchronousCommand")
+                for (r = 1; r <= nr; r++)
+                    if (tolower(text(E[r], "Path")) ~ /install-drivers\.cmd/) print "specialize 1"
+            } else if (pass == "oobeSystem") {
+                nf = bodies(S[k], "FirstLogonCommands")
+                all = ""
+                for (f = 1; f <= nf; f++) all = all E[f]
+                nr = bodies(all, "SynchronousCommand")
+                for (r = 1; r <= nr; r++)
+                    if (tolower(text(E[r], "CommandLine")) ~ /install-drivers\.cmd/) print "firstlogon 1"
+            }
+        }
+    }' "$1"
+}
+
+# check_answer FILE: die with the reason unless FILE is an answer file Setup can install from; then set
+# DRIVERS to the passes that run the driver script ("specialize", "firstlogon", both joined by "+",
+# or "windowsPE" when none does: every driver then comes from $WinPEDriver$).
+check_answer() {
+    answer_facts "$1" >/tmp/answer.facts || die "cannot read the answer file"
+    has() { grep -qx "$1 1" /tmp/answer.facts; }
+    has unattend || die "answer file: no <unattend> element"
+    has setup || die "answer file: windowsPE has no Microsoft-Windows-Setup component"
+    has diskconfig || die "answer file: windowsPE Microsoft-Windows-Setup has no DiskConfiguration"
+    has imageinstall || die "answer file: windowsPE Microsoft-Windows-Setup has no ImageInstall"
+    DRIVERS=
+    has specialize && DRIVERS=specialize
+    has firstlogon && DRIVERS="${DRIVERS:+$DRIVERS+}firstlogon"
+    [ -n "$DRIVERS" ] || DRIVERS=windowsPE
+}
+
+# ------------------------------------------------------------------------------------------------
+# The system disk
+
+# save_state NEXT: record the next pass (and DRIVERS) on the mounted system disk, durably.
+save_state() {
+    printf 'next=%s\ndrivers=%s\n' "$1" "$DRIVERS" >"$STATE.new" || die "writing the setup state"
+    mv "$STATE.new" "$STATE" || die "writing the setup state"
     sync
-    umount /mnt/cd
+}
+
+# install_drivers PASS: what install-drivers.cmd does: find the answer medium by its marker, then for
+# each "<folder> <inf>" line of winarm/drivers.txt check the INF and copy the folder onto the disk.
+install_drivers() {
+    find_media marker 30 || die "$1: no answer medium with winarm.marker for the driver script"
+    manifest="$MARKER/winarm/drivers.txt"
+    [ -f "$manifest" ] || die "$1: no winarm/drivers.txt on the answer medium"
+    mkdir -p "$DRIVER_STORE" || die "$1: cannot create the driver store"
+    tr -d '\r' <"$manifest" >/tmp/drivers.txt
+    while read -r folder inf; do
+        case "$folder" in "" | "#"*) continue ;; esac
+        src="$MARKER/winarm/drivers/$folder"
+        [ -n "$inf" ] && [ -f "$src/$inf" ] || die "$1: driver $folder: winarm/drivers/$folder/$inf missing"
+        rm -rf "${DRIVER_STORE:?}/$folder"
+        cp -r "$src" "$DRIVER_STORE/$folder" || die "$1: copying driver $folder"
+        sync
+        event driver-installed "$folder"
+    done </tmp/drivers.txt
+}
+
+# ------------------------------------------------------------------------------------------------
+# Boot from the CD
+
+apply_seed() {
+    wait_for /dev/vda 30 || die "no virtio disk /dev/vda"
+    dd if="$SEED" of=/dev/vda bs=1M conv=fsync 2>/tmp/dd.err || die "writing /dev/vda: $(tail -n 1 /tmp/dd.err)"
+    sync
+}
+
+setup_from_cd() {
+    phase setup
+    apply_seed
     phase setup-done
     reboot -f
     die "reboot -f returned"
 }
+
+windows_pe() {
+    phase windowsPE
+    check_answer "$ANSWER"
+    root="${ANSWER%/*}"
+    for dir in "$root"/*; do
+        [ -d "$dir" ] || continue
+        [ "$(echo "${dir##*/}" | tr 'A-Z' 'a-z')" = '$winpedriver$' ] || continue
+        for drv in "$dir"/*; do
+            [ -d "$drv" ] && event winpe-driver "${drv##*/}"
+        done
+    done
+    case "$SEED" in
+        */"$SEED_PATH") ;;
+        *) die "the install medium has no $SEED_PATH (not the Windows test ISO)" ;;
+    esac
+    [ -f "${SEED%/*}/install.wim" ] || die "the install medium has no sources/install.wim"
+    apply_seed
+    blockdev --rereadpt /dev/vda || die "re-reading the partition table of /dev/vda"
+    wait_for /dev/vda2 10 || die "the applied image has no Windows partition /dev/vda2"
+    mkdir -p /mnt/sys
+    mount -t vfat /dev/vda2 /mnt/sys || die "mounting the Windows partition"
+    mkdir -p "$PANTHER" || die "creating $PANTHER"
+    cp "$ANSWER" "$PANTHER/unattend.xml" || die "caching the answer file"
+    save_state specialize
+    umount /mnt/sys || die "unmounting the Windows partition"
+    sync
+    reboot -f
+    die "reboot -f returned"
+}
+
+# ------------------------------------------------------------------------------------------------
+# Boot from the disk
 
 wait_power_button() {
     # ACPI (AAVMF) gives an input device "Power Button" sending KEY_POWER; a device tree gives
@@ -125,9 +367,51 @@ wait_power_button() {
     die "poweroff -f returned"
 }
 
+from_disk() {
+    next=
+    if [ -b /dev/vda2 ]; then
+        mkdir -p /mnt/sys
+        if mount -t vfat -o ro /dev/vda2 /mnt/sys 2>/dev/null; then
+            [ -f "$STATE" ] && next="$(sed -n 's/^next=//p' "$STATE")"
+            DRIVERS="$(sed -n 's/^drivers=//p' "$STATE" 2>/dev/null)"
+            [ -n "$next" ] && [ "$next" != complete ] || umount /mnt/sys
+        fi
+    fi
+    case "$next" in
+        "" | complete) wait_power_button ;;
+        specialize)
+            mount -o remount,rw /mnt/sys || die "specialize: cannot write the Windows partition"
+            phase specialize
+            case "$DRIVERS" in *specialize*) install_drivers specialize ;; esac
+            save_state oobeSystem
+            umount /mnt/sys || die "unmounting the Windows partition"
+            sync
+            reboot -f
+            die "reboot -f returned"
+            ;;
+        oobeSystem)
+            mount -o remount,rw /mnt/sys || die "oobeSystem: cannot write the Windows partition"
+            phase oobeSystem
+            phase first-logon
+            case "$DRIVERS" in *firstlogon*) install_drivers first-logon ;; esac
+            save_state complete
+            umount /mnt/sys || die "unmounting the Windows partition"
+            wait_power_button
+            ;;
+        *) die "unknown setup state next=$next" ;;
+    esac
+}
+
 case "$boot" in
-    cd) setup_from_cd ;;
-    disk) wait_power_button ;;
+    cd)
+        find_media seed 30 || die "no CD with seed.img"
+        if [ -n "$ANSWER" ]; then
+            windows_pe
+        else
+            setup_from_cd
+        fi
+        ;;
+    disk) from_disk ;;
     *) die "no winarm.boot= on the kernel command line" ;;
 esac
 die "init fell through"

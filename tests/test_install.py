@@ -1,0 +1,116 @@
+"""The unattended install end to end: the Windows-shaped test ISO, the answer medium, the guest playing Setup.
+
+The guest is a real arm64 Linux (no Windows can be had here) that does what Setup does with our files: reads
+Autounattend.xml from the answer medium, loads $WinPEDriver$ in windowsPE, runs the driver step in the pass
+the answer file names, and reports each pass as a phase. The drivers are placeholders with the real layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from .vmtools import Up, winarm
+
+GUEST = ["--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--no-secure-boot", "--no-tpm", "--timeout", "30"]
+
+
+def tree_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        digest.update(str(path.relative_to(root)).encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def markers(events: list[dict[str, object]]) -> list[object]:
+    return [e["name"] for e in events if e["kind"] == "marker"]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("drivers_pass", ["specialize", "firstlogon"])
+def test_unattended_install_through_setup_passes(tmp_path: Path, run_base: Path, testbed_iso: Path,
+                                                 placeholder_drivers: Path, drivers_pass: str) -> None:
+    vm = Up(tmp_path, run_base, *GUEST, "--iso", str(testbed_iso), "--drivers", str(placeholder_drivers),
+            "--drivers-pass", drivers_pass, "--stop-at", "ready")
+    try:
+        assert vm.wait(300) == 0, "\n".join(vm.lines)
+    finally:
+        vm.kill()
+    events = vm.events()
+    kinds = [e["kind"] for e in events]
+    answer = next(e for e in events if e["kind"] == "answer-medium")
+    assert answer["winpe"] == ["viostor"] and answer["drivers"][0] == "NetKVM"
+    seen = markers(events)
+    for earlier, later in [("windowsPE", "specialize"), ("specialize", "oobeSystem"), ("oobeSystem", "ready")]:
+        assert seen.index(earlier) < seen.index(later), seen
+    assert kinds.count("reset") == 2
+    assert [e["device"] for e in events if e["kind"] == "boot-device"] == ["cd", "disk", "disk"]
+    winpe_drivers = [e["detail"] for e in events if e["kind"] == "guest-event" and e["name"] == "winpe-driver"]
+    assert winpe_drivers == ["viostor"]
+    installed = [(e["t"], e["detail"]) for e in events
+                 if e["kind"] == "guest-event" and e["name"] == "driver-installed"]
+    assert [name for _, name in installed] == [f"{d:02d}-{n}" for d, n in [
+        (20, "NetKVM"), (30, "vioserial"), (40, "Balloon"), (50, "viorng"), (60, "vioinput"), (70, "pvpanic"),
+        (80, "viomem"), (90, "viofs"), (99, "viogpudo")]]
+    phase_of = {e["name"]: e["t"] for e in events if e["kind"] == "marker"}
+    if drivers_pass == "specialize":
+        assert all(phase_of["specialize"] < t < phase_of["oobeSystem"] for t, _ in installed)
+    else:
+        assert all(t > phase_of["oobeSystem"] for t, _ in installed)
+    # the install is complete: the answer medium (it holds the password) is gone
+    assert "answer-medium-removed" in kinds
+    assert not Path(str(answer["path"])).exists()
+    facts = json.loads((tmp_path / "t" / "vm.json").read_text())
+    assert facts["install_complete"] is True
+
+    again = Up(tmp_path, run_base, *GUEST, "--iso", str(testbed_iso), "--drivers", str(placeholder_drivers),
+               "--stop-at", "ready")
+    try:
+        assert again.wait(240) == 0, "\n".join(again.lines)
+    finally:
+        again.kill()
+    events = again.events()
+    assert "answer-medium" not in [e["kind"] for e in events], "an installed disk gets no answer medium"
+    assert markers(events)[-2:] == ["ready", "poweroff"]
+    assert not list((tmp_path / "t").glob("answer-*.iso"))
+
+
+def test_prepare_builds_once_and_prints_the_path(tmp_path: Path, testbed_iso: Path, placeholder_drivers: Path) -> None:
+    args = ["prepare", "--name", "p", "--storage", str(tmp_path), "--iso", str(testbed_iso),
+            "--drivers", str(placeholder_drivers)]
+    first = winarm(*args)
+    assert first.returncode == 0, first.stderr
+    medium = Path(first.stdout.strip().splitlines()[-1])
+    assert medium.is_file() and "built" in first.stderr and "Windows 11 Pro" in first.stderr
+    before = medium.stat().st_mtime_ns
+    second = winarm(*args)
+    assert second.stdout.strip().splitlines()[-1] == str(medium) and "cached" in second.stderr
+    assert medium.stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize(("extra", "fragment"), [
+    (["--drivers", "/nonexistent/virtio"], "does not exist"),
+    (["--no-drivers-placeholder"], "no virtio drivers given"),
+    (["--edition", "Windows 11 Enterprise"], "is not on this ISO"),
+    (["--username", "Admin/istrator"], "username"),
+    (["--language", "xx-NOPE"], "xx-NOPE"),
+])
+def test_bad_install_input_is_refused_and_changes_nothing(tmp_path: Path, run_base: Path, testbed_iso: Path,
+                                                          placeholder_drivers: Path, extra: list[str],
+                                                          fragment: str) -> None:
+    storage = tmp_path / "storage"
+    (storage / "t").mkdir(parents=True)
+    (storage / "t" / "keep.txt").write_text("user data")
+    before = tree_digest(storage)
+    drivers = [] if extra == ["--no-drivers-placeholder"] else ["--drivers", str(placeholder_drivers)]
+    extra = [] if extra == ["--no-drivers-placeholder"] else extra
+    result = winarm("up", "--name", "t", "--storage", str(storage), *GUEST, "--iso", str(testbed_iso),
+                    *drivers, *extra, env={"WINARM_RUN_DIR": str(run_base)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and fragment in result.stderr and "Traceback" not in result.stderr
+    assert tree_digest(storage) == before

@@ -1,0 +1,393 @@
+"""The two parts of a Windows image (WIM/ESD) that name its editions: the fixed header and the XML metadata.
+
+A WIM file starts with a 208-byte header (all integers little-endian)::
+
+    +0x00  magic "MSWIM\\0\\0\\0"          +0x28  part number, total parts (u16 each)
+    +0x08  header size (u32, 208)          +0x2c  image count (u32)
+    +0x0c  version (u32)                   +0x30  lookup table resource header (24 bytes)
+    +0x10  flags (u32)                     +0x48  XML data resource header (24 bytes)
+    +0x14  chunk size (u32)                +0x60  boot metadata resource header (24 bytes)
+    +0x18  GUID (16 bytes)                 +0x78  boot index (u32)
+                                           +0x7c  integrity table resource header (24 bytes), then 60 unused
+
+A resource header is 7 bytes of size in the file, 1 byte of flags, an 8-byte offset and an 8-byte original
+(uncompressed) size. The XML data resource is uncompressed UTF-16LE text with a byte-order mark: ``<WIM>``
+holding one ``<IMAGE INDEX="n">`` per image with ``<NAME>``, ``<WINDOWS><ARCH>`` (a Windows processor
+architecture number: 12 ARM64, 9 x64, 0 x86, 5 ARM) and ``<WINDOWS><VERSION><BUILD>``.
+
+Parsing is bounded: the header is one fixed-size read and the XML resource is refused above
+:data:`MAX_XML_SIZE`. Everything wrong with the bytes raises :class:`WimError`; the caller names the file.
+The writer (:func:`write_wim`) exists for tests: it produces a header, optional zero padding (sparse when
+written to a path) and the XML resource at the end, where real images keep it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import xml.etree.ElementTree as ET  # only to build XML and for its types; parsing goes through defusedxml
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
+from defusedxml.ElementTree import fromstring as _safe_fromstring  # type: ignore[import-untyped]
+
+__all__ = [
+    "ARCH_NAMES",
+    "HEADER_SIZE",
+    "MAGIC",
+    "MAX_XML_SIZE",
+    "ResourceHeader",
+    "WimEdition",
+    "WimError",
+    "WimHeader",
+    "arch_name",
+    "arch_number",
+    "editions_xml",
+    "parse_header",
+    "parse_xml",
+    "wim_bytes",
+    "write_wim",
+]
+
+MAGIC = b"MSWIM\x00\x00\x00"
+HEADER_SIZE = 208
+MAX_HEADER_SIZE = 4096
+"""A header claiming more than this is refused (real ones are exactly 208 bytes)."""
+MAX_XML_SIZE = 16 * 1024 * 1024
+"""The XML metadata of a real install image is tens of KiB; anything over 16 MiB is refused unread."""
+MAX_IMAGES = 1000
+
+WIM_VERSION = 0x10D00
+RESHDR_FLAG_COMPRESSED = 0x04
+BOM = b"\xff\xfe"
+
+ARCH_NAMES: dict[int, str] = {12: "arm64", 9: "x64", 0: "x86", 5: "arm"}
+"""Windows PROCESSOR_ARCHITECTURE numbers as they appear in ``<ARCH>``."""
+
+_HEADER = struct.Struct("<8sIIII16sHHI24s24s24sI24s60s")
+_RESHDR = struct.Struct("<7sBQQ")
+assert _HEADER.size == HEADER_SIZE
+assert _RESHDR.size == 24
+
+
+class WimError(ValueError):
+    """The bytes are not a WIM header or XML metadata winarm can read; the message says what is wrong."""
+
+
+def arch_name(number: int) -> str:
+    """``12`` -> ``arm64``, ``9`` -> ``x64``, ``0`` -> ``x86``, ``5`` -> ``arm``; any other number as digits."""
+    return ARCH_NAMES.get(number, str(number))
+
+
+def arch_number(arch: str | int) -> int:
+    """The inverse of :func:`arch_name`: ``arm64`` -> 12, a number (or its digits) -> itself.
+
+    Raises :class:`ValueError` for a name that is neither known nor a number.
+    """
+    if isinstance(arch, int):
+        return arch
+    for number, name in ARCH_NAMES.items():
+        if name == arch:
+            return number
+    if arch.isdigit():
+        return int(arch)
+    raise ValueError(f"unknown Windows architecture {arch!r}: use arm64, x64, x86, arm or a number")
+
+
+@dataclass(frozen=True)
+class ResourceHeader:
+    """Where a resource lives in the WIM file: ``size`` bytes at ``offset``, ``original_size`` once expanded."""
+
+    size: int
+    flags: int
+    offset: int
+    original_size: int
+
+    @property
+    def compressed(self) -> bool:
+        """Whether the resource is stored compressed."""
+        return bool(self.flags & RESHDR_FLAG_COMPRESSED)
+
+    def pack(self) -> bytes:
+        """The 24 on-disk bytes. Raises :class:`ValueError` if a field does not fit."""
+        if not 0 <= self.size < 1 << 56 or not 0 <= self.flags < 256:
+            raise ValueError(f"resource size {self.size} or flags {self.flags} out of range")
+        return _RESHDR.pack(self.size.to_bytes(7, "little"), self.flags, self.offset, self.original_size)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> ResourceHeader:
+        """Decode 24 on-disk bytes (any values: they are checked by the caller)."""
+        size, flags, offset, original = _RESHDR.unpack(data)
+        return cls(int.from_bytes(size, "little"), flags, offset, original)
+
+
+EMPTY_RESOURCE = ResourceHeader(0, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class WimHeader:
+    """The fields of a WIM header that winarm reads or writes."""
+
+    header_size: int
+    version: int
+    flags: int
+    chunk_size: int
+    guid: bytes
+    part_number: int
+    total_parts: int
+    image_count: int
+    lookup_table: ResourceHeader
+    xml_data: ResourceHeader
+    boot_metadata: ResourceHeader = EMPTY_RESOURCE
+    boot_index: int = 0
+    integrity_table: ResourceHeader = EMPTY_RESOURCE
+
+    def pack(self) -> bytes:
+        """The 208 on-disk bytes (``header_size`` is written as given, so tests can lie with it)."""
+        return _HEADER.pack(
+            MAGIC,
+            self.header_size,
+            self.version,
+            self.flags,
+            self.chunk_size,
+            self.guid.ljust(16, b"\x00")[:16],
+            self.part_number,
+            self.total_parts,
+            self.image_count,
+            self.lookup_table.pack(),
+            self.xml_data.pack(),
+            self.boot_metadata.pack(),
+            self.boot_index,
+            self.integrity_table.pack(),
+            bytes(60),
+        )
+
+
+def parse_header(data: bytes, file_size: int) -> WimHeader:
+    """Decode and check the first :data:`HEADER_SIZE` bytes of a WIM file of ``file_size`` bytes.
+
+    Promises on return: the magic is right, the header size is sane, there is at least one image, and the XML
+    data resource is uncompressed, non-empty, of even length, at most :data:`MAX_XML_SIZE` bytes and lies
+    after the header and within the file. Raises :class:`WimError` naming the first broken field.
+    """
+    if len(data) < HEADER_SIZE:
+        raise WimError(f"the file is {len(data)} bytes, shorter than a WIM header ({HEADER_SIZE})")
+    fields = _HEADER.unpack_from(data)
+    magic, header_size, version, flags, chunk_size, guid, part, parts, count = fields[:9]
+    if magic != MAGIC:
+        raise WimError(f"no WIM signature (found {magic[:8]!r}, expected 'MSWIM')")
+    if not HEADER_SIZE <= header_size <= MAX_HEADER_SIZE:
+        raise WimError(f"the header size {header_size} is not {HEADER_SIZE}")
+    if count < 1 or count > MAX_IMAGES:
+        raise WimError(f"the header claims {count} images")
+    header = WimHeader(
+        header_size=header_size,
+        version=version,
+        flags=flags,
+        chunk_size=chunk_size,
+        guid=guid,
+        part_number=part,
+        total_parts=parts,
+        image_count=count,
+        lookup_table=ResourceHeader.unpack(fields[9]),
+        xml_data=ResourceHeader.unpack(fields[10]),
+        boot_metadata=ResourceHeader.unpack(fields[11]),
+        boot_index=fields[12],
+        integrity_table=ResourceHeader.unpack(fields[13]),
+    )
+    xml = header.xml_data
+    if xml.compressed:
+        raise WimError("the XML metadata is compressed, which no known Windows image does")
+    if xml.original_size != xml.size:
+        raise WimError(f"the XML metadata sizes disagree ({xml.size} stored, {xml.original_size} original)")
+    if xml.size == 0 or xml.size % 2:
+        raise WimError(f"the XML metadata size {xml.size} is not a UTF-16 text length")
+    if xml.size > MAX_XML_SIZE:
+        raise WimError(f"the XML metadata is {xml.size} bytes, over the {MAX_XML_SIZE // (1024 * 1024)} MiB limit")
+    if xml.offset < header_size or xml.offset + xml.size > file_size:
+        raise WimError(
+            f"the XML metadata ({xml.size} bytes at offset {xml.offset}) lies outside the {file_size}-byte file"
+        )
+    return header
+
+
+@dataclass(frozen=True)
+class WimEdition:
+    """One image of a WIM as its XML metadata describes it."""
+
+    index: int
+    name: str
+    build: str
+    arch_number: int | None
+    """The ``<ARCH>`` number, None when the image has no ``<WINDOWS>`` section."""
+
+    @property
+    def arch(self) -> str:
+        """``arm64``, ``x64``, ``x86``, ``arm``, another number as digits, or ``unknown``."""
+        return "unknown" if self.arch_number is None else arch_name(self.arch_number)
+
+
+def _text(element: ET.Element | None) -> str:
+    return (element.text or "").strip() if element is not None else ""
+
+
+def _number(text: str, what: str) -> int:
+    if not text.isdigit() or len(text) > 9:
+        raise WimError(f"{what} {text[:40]!r} is not a number")
+    return int(text)
+
+
+def parse_xml(data: bytes, image_count: int) -> tuple[WimEdition, ...]:
+    """Decode the XML metadata resource into editions, sorted by index.
+
+    ``data`` is the raw resource: UTF-16LE, normally with a byte-order mark. DTDs and entities are refused
+    (defusedxml). Promises on return: exactly ``image_count`` images with the indexes 1..n, each with a
+    non-empty name. Raises :class:`WimError` for anything else.
+    """
+    if len(data) > MAX_XML_SIZE:
+        raise WimError(f"the XML metadata is {len(data)} bytes, over the limit")
+    body = data[2:] if data.startswith(BOM) else data
+    try:
+        text = body.decode("utf-16-le")
+    except UnicodeDecodeError as error:
+        raise WimError(f"the XML metadata is not UTF-16 text ({error.reason} at byte {error.start})") from None
+    text = text.rstrip("\x00").strip()
+    try:
+        root = _safe_fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except ET.ParseError as error:
+        raise WimError(f"the XML metadata is not well-formed XML ({error})") from None
+    except DefusedXmlException as error:
+        raise WimError(f"the XML metadata uses a forbidden XML feature ({type(error).__name__})") from None
+    except (ValueError, RecursionError) as error:
+        raise WimError(f"the XML metadata cannot be parsed ({type(error).__name__})") from None
+    if root.tag != "WIM":
+        raise WimError(f"the XML metadata's root is <{str(root.tag)[:40]}>, not <WIM>")
+    editions: dict[int, WimEdition] = {}
+    for image in root.findall("IMAGE"):
+        index = _number(image.get("INDEX", "").strip(), "an image INDEX")
+        if index in editions:
+            raise WimError(f"image index {index} appears twice in the XML metadata")
+        name = _text(image.find("NAME")) or _text(image.find("DISPLAYNAME"))
+        if not name:
+            raise WimError(f"image {index} has no NAME in the XML metadata")
+        windows = image.find("WINDOWS")
+        arch: int | None = None
+        build = ""
+        if windows is not None:
+            arch_text = _text(windows.find("ARCH"))
+            arch = _number(arch_text, f"image {index}'s ARCH") if arch_text else None
+            build = _text(windows.find("VERSION/BUILD"))
+            if build:
+                _number(build, f"image {index}'s BUILD")
+                spbuild = _text(windows.find("VERSION/SPBUILD"))
+                if spbuild and spbuild != "0":
+                    _number(spbuild, f"image {index}'s SPBUILD")
+                    build = f"{build}.{spbuild}"
+        editions[index] = WimEdition(index=index, name=" ".join(name.split()), build=build, arch_number=arch)
+    if len(editions) != image_count:
+        raise WimError(f"the XML metadata lists {len(editions)} images but the header says {image_count}")
+    if sorted(editions) != list(range(1, image_count + 1)):
+        raise WimError(f"the image indexes {sorted(editions)[:10]} are not 1 to {image_count}")
+    return tuple(editions[i] for i in sorted(editions))
+
+
+def editions_xml(editions: Sequence[str], *, build: str, arch: str | int, total_bytes: int = 0) -> bytes:
+    """The XML metadata resource for images named ``editions`` (index 1, 2, ...), as WIM files store it:
+    UTF-16LE with a byte-order mark.
+
+    ``build`` is ``26100`` or ``26100.1742`` (build and service-pack build). Raises :class:`ValueError` for an
+    empty edition list, a bad build or an unknown architecture name.
+    """
+    if not editions:
+        raise ValueError("a WIM needs at least one edition")
+    major, _, minor = build.partition(".")
+    if not major.isdigit() or (minor and not minor.isdigit()):
+        raise ValueError(f"build {build!r} is not like 26100 or 26100.1742")
+    number = arch_number(arch)
+    root = ET.Element("WIM")
+    ET.SubElement(root, "TOTALBYTES").text = str(total_bytes)
+    for index, name in enumerate(editions, start=1):
+        image = ET.SubElement(root, "IMAGE", INDEX=str(index))
+        for tag in ("DIRCOUNT", "FILECOUNT", "TOTALBYTES", "HARDLINKBYTES"):
+            ET.SubElement(image, tag).text = "0"
+        windows = ET.SubElement(image, "WINDOWS")
+        ET.SubElement(windows, "ARCH").text = str(number)
+        ET.SubElement(windows, "PRODUCTNAME").text = "Microsoft\u00ae Windows\u00ae Operating System"
+        ET.SubElement(windows, "INSTALLATIONTYPE").text = "Client"
+        ET.SubElement(windows, "PRODUCTTYPE").text = "WinNT"
+        languages = ET.SubElement(windows, "LANGUAGES")
+        ET.SubElement(languages, "LANGUAGE").text = "en-US"
+        ET.SubElement(languages, "DEFAULT").text = "en-US"
+        version = ET.SubElement(windows, "VERSION")
+        ET.SubElement(version, "MAJOR").text = "10"
+        ET.SubElement(version, "MINOR").text = "0"
+        ET.SubElement(version, "BUILD").text = major
+        ET.SubElement(version, "SPBUILD").text = minor or "0"
+        ET.SubElement(version, "SPLEVEL").text = "0"
+        ET.SubElement(windows, "SYSTEMROOT").text = "WINDOWS"
+        ET.SubElement(image, "NAME").text = name
+        ET.SubElement(image, "DESCRIPTION").text = name
+        ET.SubElement(image, "DISPLAYNAME").text = name
+    return BOM + ET.tostring(root, encoding="unicode").encode("utf-16-le")
+
+
+def write_wim(
+    target: Path | BinaryIO,
+    editions: Sequence[str],
+    *,
+    build: str,
+    arch: str | int,
+    padding: int = 0,
+) -> int:
+    """Write a WIM with a valid header and an uncompressed XML metadata resource naming ``editions``.
+
+    The layout is header, ``padding`` zero bytes, XML (real images keep the XML at the end too). Written to a
+    path, the padding is a hole (a sparse file), so a 5 GiB image costs no disk or memory; written to a stream,
+    zeros are written in 1 MiB chunks. Returns the total size in bytes. Raises :class:`ValueError` for bad
+    arguments (see :func:`editions_xml`) and :class:`OSError` from the file system.
+    """
+    if padding < 0:
+        raise ValueError(f"padding {padding} is negative")
+    xml_offset = HEADER_SIZE + padding
+    probe = editions_xml(editions, build=build, arch=arch)
+    total = xml_offset + len(probe)
+    xml = editions_xml(editions, build=build, arch=arch, total_bytes=total)
+    total = xml_offset + len(xml)
+    header = WimHeader(
+        header_size=HEADER_SIZE,
+        version=WIM_VERSION,
+        flags=0,
+        chunk_size=0,
+        guid=hashlib.sha256(xml).digest()[:16],
+        part_number=1,
+        total_parts=1,
+        image_count=len(editions),
+        lookup_table=ResourceHeader(0, 0, HEADER_SIZE, 0),
+        xml_data=ResourceHeader(len(xml), 0, xml_offset, len(xml)),
+    )
+    if isinstance(target, Path):
+        with target.open("wb") as handle:
+            handle.write(header.pack())
+            handle.seek(xml_offset)
+            handle.write(xml)
+        return total
+    target.write(header.pack())
+    chunk = bytes(min(padding, 1024 * 1024))
+    left = padding
+    while left > 0:
+        step = min(left, len(chunk))
+        target.write(chunk[:step] if step < len(chunk) else chunk)
+        left -= step
+    target.write(xml)
+    return total
+
+
+def wim_bytes(editions: Sequence[str], *, build: str = "26100", arch: str | int = "arm64", padding: int = 0) -> bytes:
+    """A small WIM in memory (see :func:`write_wim`); for tests that corrupt it byte by byte."""
+    buffer = io.BytesIO()
+    write_wim(buffer, editions, build=build, arch=arch, padding=padding)
+    return buffer.getvalue()
