@@ -20,7 +20,7 @@ from typing import Any, NoReturn, TypeVar  # noqa: E402
 
 import click  # noqa: E402
 
-from .config import ENV_NAMES, check_name, default_run_base, default_storage, load_config  # noqa: E402
+from .config import ENV_NAMES, Config, check_name, default_run_base, default_storage, load_config  # noqa: E402
 from .errors import EXIT_USAGE, UserError, WinarmError  # noqa: E402
 from .paths import VmPaths  # noqa: E402
 
@@ -54,6 +54,7 @@ def vm_options(func: F) -> F:
 _INSTALL_OPTIONS = [
     click.option("--iso", default=None,
                  help="Windows for ARM64 install ISO, attached unchanged as a USB CD [env BOOT]."),
+    click.option("--iso-sha256", default=None, help="Expected SHA-256 of an ISO given as a URL."),
     click.option("--drivers", default=None, help="virtio-win ISO or extracted folder [env DRIVERS]."),
     click.option("--drivers-pass", default=None, type=click.Choice(["windowsPE", "specialize", "firstlogon"]),
                   help="Where the non-boot-critical drivers are installed [env DRIVERS_PASS; default specialize]."),
@@ -129,6 +130,7 @@ def up(echo_console: bool, dry_run: bool, **flags: Any) -> None:
         if dry_run:
             _dry_run(cfg)
             return
+        cfg = fetch_iso(cfg)
         from .launch import launch
 
         launched = launch(cfg, T0)  # QEMU starts here, before the event loop and QMP are even imported
@@ -142,10 +144,28 @@ def up(echo_console: bool, dry_run: bool, **flags: Any) -> None:
     sys.exit(code)
 
 
-def _dry_run(cfg: Any) -> None:
+def fetch_iso(cfg: Config) -> Config:
+    """The configuration with a URL ``--iso`` downloaded into ``STORAGE/downloads`` (resumed, checked)."""
+    if cfg.iso_url is None:
+        return cfg
+    from dataclasses import replace
+
+    from .download import fetch, text_progress
+
+    path = fetch(cfg.iso_url, cfg.storage / "downloads", sha256=cfg.iso_sha256, progress=text_progress())
+    return replace(cfg, iso=path)
+
+
+def _dry_run(cfg: Config) -> None:
     from .firmware import find_firmware
     from .qemu_argv import Endpoints, build_argv
 
+    if cfg.iso_url is not None:  # show where the download would go; fetch nothing
+        from dataclasses import replace
+
+        from .download import file_name
+
+        cfg = replace(cfg, iso=cfg.storage / "downloads" / file_name(cfg.iso_url))
     paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
     argv = build_argv(
         cfg,
@@ -176,7 +196,7 @@ def prepare(**flags: Any) -> None:
 
     try:
         # the disk is not made here: a nominal size keeps the free-space check out of the way
-        cfg = load_config({**flags, "unattend": True, "disk_size": "64M"}, os.environ, host.probe())
+        cfg = fetch_iso(load_config({**flags, "unattend": True, "disk_size": "64M"}, os.environ, host.probe()))
         if cfg.iso is None:
             raise UserError("prepare needs --iso (env BOOT): the Windows for ARM64 ISO to install from")
         plan = plan_install(cfg, {})

@@ -134,6 +134,8 @@ class Config:
     drivers: Path | None = None
     drivers_pass: str = "specialize"
     unattend: bool = True
+    iso_url: str | None = None
+    iso_sha256: str | None = None
     stop_at: str | None = None
     cpu_model: str | None = None
     qemu_binary: str = "qemu-system-aarch64"
@@ -299,7 +301,10 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
 
     iso_value = _pick("iso", flags, env)
     iso: Path | None = None
-    if iso_value:
+    iso_url: str | None = None
+    if iso_value and str(iso_value).lower().startswith(("http://", "https://")):
+        iso_url = str(iso_value)
+    elif iso_value:
         iso = Path(str(iso_value)).expanduser().absolute()
         if not iso.is_file():
             raise UserError(f"ISO {str(iso)!r} does not exist or is not a file: give the path of an install ISO")
@@ -365,6 +370,8 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         drivers=drivers,
         drivers_pass=drivers_pass,
         unattend=flags.get("unattend") is not False,
+        iso_url=iso_url,
+        iso_sha256=_optional(flags.get("iso_sha256")),
         stop_at=str(stop_at) if stop_at else None,
         cpu_model=str(cpu_model) if cpu_model else None,
     )
