@@ -31,8 +31,9 @@ README = (
 LOADERS = {"arm64": "bootaa64.efi", "x64": "bootx64.efi", "x86": "bootia32.efi", "arm": "bootarm.efi"}
 PLACEHOLDER = b"MZ winarm test media: a placeholder, not a real EFI loader\n"
 EL_TORITO_IMAGE = "/EFIBOOT.IMG;1"
-EL_TORITO_MAX = 0xFFFF * 512
-"""El Torito counts the boot image in 16-bit 512-byte sectors."""
+EL_TORITO_MAX_SECTORS = 0xFFFF
+"""El Torito counts the boot image in 16-bit 512-byte sectors; a larger image is recorded with load size 0,
+as xorriso does, which EDK2 reads as "to the end of the medium" (the FAT file system knows its own size)."""
 
 
 class _SparseFile(io.FileIO):
@@ -73,6 +74,8 @@ def build_bridge_iso(
     install_image: str | None = "sources/install.wim",
     layout: Literal["bridge", "joliet", "iso9660"] = "bridge",
     volume_id: str = "WINARM_TEST",
+    readme: bytes = README,
+    hide_boot_image: bool = False,
 ) -> Path:
     """Write a Windows-shaped install ISO to ``out`` atomically (a temporary file, then a rename); return ``out``.
 
@@ -80,7 +83,9 @@ def build_bridge_iso(
     image at ``install_image`` (None: no install image at all). ``extra_files`` maps relative paths (any case,
     ``/``-separated) to contents or to a file to copy; they replace default files at the same path (the boot
     loader, the install image). ``efi_boot_image`` is a FAT image made the El Torito boot entry (platform EFI,
-    no emulation). ``layout`` ``bridge`` is the Windows layout; ``joliet`` and ``iso9660`` put every file in an
+    no emulation; any size). With ``hide_boot_image`` (bridge layout), the boot image and catalog leave the ISO
+    9660 tree, as on Microsoft's media, and the image is linked as ``efi/microsoft/boot/efisys.bin`` in UDF.
+    ``layout`` ``bridge`` is the Windows layout; ``joliet`` and ``iso9660`` put every file in an
     ISO 9660 tree (with Joliet names or without) and have no UDF. Raises :class:`ValueError` for bad arguments
     and :class:`OSError` from the file system.
     """
@@ -89,8 +94,8 @@ def build_bridge_iso(
     loader = LOADERS.get(arch)
     if loader is None and not arch.isdigit():
         raise ValueError(f"arch {arch!r} is not one of {', '.join(LOADERS)} or a number")
-    if efi_boot_image is not None and efi_boot_image.stat().st_size > EL_TORITO_MAX:
-        raise ValueError(f"EFI boot image {efi_boot_image} is over {EL_TORITO_MAX} bytes, El Torito's limit")
+    if hide_boot_image and layout != "bridge":
+        raise ValueError("hide_boot_image needs the bridge layout (the image stays reachable through UDF)")
     files: dict[str, bytes | Path] = {}
     if loader is not None:
         files[f"efi/boot/{loader}"] = PLACEHOLDER
@@ -110,8 +115,7 @@ def build_bridge_iso(
         iso = pycdlib.PyCdlib()
         if layout == "bridge":
             iso.new(interchange_level=3, vol_ident=volume_id, udf="2.60")
-            readme = io.BytesIO(README)
-            iso.add_fp(readme, len(README), iso_path="/README.TXT;1")
+            iso.add_fp(io.BytesIO(readme), len(readme), iso_path="/README.TXT;1")
         else:
             iso.new(interchange_level=3, vol_ident=volume_id, joliet=3 if layout == "joliet" else None)
         made: set[str] = set()
@@ -134,12 +138,22 @@ def build_bridge_iso(
             iso.add_fp(fp, length, **_paths(name, layout, is_dir=False))
         if efi_boot_image is not None:
             image_fp = stack.enter_context(efi_boot_image.open("rb"))
+            size = efi_boot_image.stat().st_size
             if layout == "joliet":
-                iso.add_fp(image_fp, efi_boot_image.stat().st_size, iso_path=EL_TORITO_IMAGE,
-                           joliet_path="/efiboot.img")
+                iso.add_fp(image_fp, size, iso_path=EL_TORITO_IMAGE, joliet_path="/efiboot.img")
             else:
-                iso.add_fp(image_fp, efi_boot_image.stat().st_size, iso_path=EL_TORITO_IMAGE)
-            iso.add_eltorito(EL_TORITO_IMAGE, bootcatfile="/BOOT.CAT;1", platform_id=0xEF, media_name="noemul")
+                iso.add_fp(image_fp, size, iso_path=EL_TORITO_IMAGE)
+            sectors = -(-size // 512)
+            iso.add_eltorito(EL_TORITO_IMAGE, bootcatfile="/BOOT.CAT;1", platform_id=0xEF, media_name="noemul",
+                             boot_load_size=sectors if sectors <= EL_TORITO_MAX_SECTORS else 0)
+            if hide_boot_image:
+                for directory in ("efi", "efi/microsoft", "efi/microsoft/boot"):
+                    if directory not in made:
+                        made.add(directory)
+                        iso.add_directory(udf_path=f"/{directory}")
+                iso.add_hard_link(iso_old_path=EL_TORITO_IMAGE, udf_new_path="/efi/microsoft/boot/efisys.bin")
+                iso.rm_hard_link(iso_path=EL_TORITO_IMAGE)
+                iso.rm_hard_link(iso_path="/BOOT.CAT;1")
 
         temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:

@@ -20,18 +20,15 @@ With an answer medium (``Autounattend.xml``) attached, the guest plays Windows S
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
-from ..wim import write_wim
 from .guest import GuestBuildError, _locked, _run, build_guest_efi_image, make_seed
+from .wim_image import build_bridge_iso
 
 __all__ = ["BUILD", "EDITIONS", "ISO_NAME", "SEED_PATH", "build_windows_testbed"]
 
@@ -48,9 +45,6 @@ README = (
     b"that supports the ISO-13346 \"UDF\" file system specification.\r\n"
     b"(winarm test media: the winarm test guest dressed as Windows 11 for ARM64.)\r\n"
 )
-_EL_TORITO_FILE = "/EFISYS.BIN;1"
-_EL_TORITO_MAX_SECTORS = 0xFFFF
-_MIB = 1024 * 1024
 
 
 def build_windows_testbed(
@@ -100,7 +94,8 @@ def _cache_key(efi_image: Path, wim_padding: int) -> str:
 
     digest = hashlib.sha256()
     digest.update(f"{efi_image.parent.name}\npadding={wim_padding}\npycdlib={version('pycdlib')}\n".encode())
-    for module_file in (Path(__file__), Path(wim.__file__), Path(__file__).with_name("guest.py")):
+    for module_file in (Path(__file__), Path(wim.__file__), Path(__file__).with_name("guest.py"),
+                        Path(__file__).with_name("wim_image.py")):
         digest.update(module_file.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -118,83 +113,17 @@ def _build(efi_image: Path, iso: Path, wim_padding: int) -> None:
              env={"MTOOLS_SKIP_CHECK": "1"})
         seed = work / "seed.img"
         make_seed(efi_image, seed, data_mib=DATA_MIB)
-        wim = work / "install.wim"
-        write_wim(wim, EDITIONS, build=BUILD, arch="arm64", padding=wim_padding)
-        files: dict[str, bytes | Path] = {
-            "boot/bcd": b"winarm test media: placeholder boot configuration\n",
-            "efi/boot/bootaa64.efi": loader,
-            "sources/install.wim": wim,
-            SEED_PATH: seed,
-        }
         tmp_iso = work / ISO_NAME
-        _write_bridge(tmp_iso, files, efi_image)
+        build_bridge_iso(
+            tmp_iso,
+            editions=EDITIONS,
+            build=BUILD,
+            arch="arm64",
+            wim_padding=wim_padding,
+            extra_files={"efi/boot/bootaa64.efi": loader, SEED_PATH: seed},
+            efi_boot_image=efi_image,
+            volume_id=VOLUME_ID,
+            readme=README,
+            hide_boot_image=True,
+        )
         os.replace(tmp_iso, iso)
-
-
-def _write_bridge(out: Path, files: dict[str, bytes | Path], efi_image: Path) -> None:
-    """Write OUT: a UDF bridge whose ISO 9660 tree holds only README.TXT, whose UDF tree holds FILES
-    (``/``-separated relative paths) and ``efi/microsoft/boot/efisys.bin``, and whose El Torito EFI entry
-    boots EFI_IMAGE. Zero runs are written as holes.
-
-    Raises OSError from the file system, pycdlib's exceptions for invalid names.
-    """
-    import pycdlib
-
-    iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, vol_ident=VOLUME_ID, udf="2.60")
-    with contextlib.ExitStack() as stack:
-        iso.add_fp(io.BytesIO(README), len(README), iso_path="/README.TXT;1")
-        made: set[str] = set()
-        for name in sorted(files):
-            parts = name.split("/")
-            for depth in range(1, len(parts)):
-                directory = "/".join(parts[:depth])
-                if directory not in made:
-                    made.add(directory)
-                    iso.add_directory(udf_path=f"/{directory}")
-            content = files[name]
-            fp: BinaryIO
-            if isinstance(content, Path):
-                fp = stack.enter_context(content.open("rb"))
-                length = content.stat().st_size
-            else:
-                fp, length = io.BytesIO(content), len(content)
-            iso.add_fp(fp, length, udf_path=f"/{name}")
-
-        size = efi_image.stat().st_size
-        sectors = -(-size // 512)
-        iso.add_fp(stack.enter_context(efi_image.open("rb")), size, iso_path=_EL_TORITO_FILE)
-        iso.add_eltorito(_EL_TORITO_FILE, bootcatfile="/BOOT.CAT;1", platform_id=0xEF, media_name="noemul",
-                         boot_load_size=sectors if sectors <= _EL_TORITO_MAX_SECTORS else 0)
-        for directory in ("efi/microsoft", "efi/microsoft/boot"):
-            iso.add_directory(udf_path=f"/{directory}")
-        iso.add_hard_link(iso_old_path=_EL_TORITO_FILE, udf_new_path="/efi/microsoft/boot/efisys.bin")
-        # Hidden from the ISO 9660 tree, as on Microsoft's media; El Torito and UDF still point at them.
-        iso.rm_hard_link(iso_path=_EL_TORITO_FILE)
-        iso.rm_hard_link(iso_path="/BOOT.CAT;1")
-        with _SparseWriter(out) as handle:
-            iso.write_fp(handle, blocksize=_MIB)
-            handle.finish(iso.pvd.space_size * iso.logical_block_size)
-        iso.close()
-
-
-class _SparseWriter(io.FileIO):
-    """A write-only file that turns whole zero blocks into holes (a padded install.wim is mostly zeros)."""
-
-    def __init__(self, path: Path) -> None:
-        """Create (or truncate) PATH for writing."""
-        super().__init__(path, "wb")
-        self._zero = bytes(_MIB)
-
-    def write(self, data: bytes | bytearray | memoryview, /) -> int:  # type: ignore[override]
-        """Write DATA, or skip over it when it is a block of at least 4 KiB of zeros."""
-        size = len(data)
-        if size >= 4096 and (self._zero[:size] == data if size <= _MIB else not any(data)):
-            self.seek(size, os.SEEK_CUR)
-            return size
-        return super().write(data)
-
-    def finish(self, length: int) -> None:
-        """Extend the file to LENGTH bytes when it ends in a hole."""
-        if self.seek(0, os.SEEK_END) < length:
-            self.truncate(length)
