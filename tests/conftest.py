@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,15 @@ def run_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base.mkdir(mode=0o700, exist_ok=True)
     yield base
     shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def share_root() -> Path:
+    """A directory other users may enter, for shared folders (pytest's temporary directories are 0700 root)."""
+    root = Path(tempfile.mkdtemp(prefix="winarm-share-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def cache_dir() -> Path:

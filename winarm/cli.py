@@ -71,6 +71,34 @@ _INSTALL_OPTIONS = [
 ]
 
 
+_SHARE_OPTIONS = [
+    click.option("--shared", multiple=True, metavar="[NAME=]DIR",
+                 help="Share DIR with the guest as \\\\host.lan\\NAME (default name Data); repeat for more "
+                 "[env SHARED; default /shared when it exists]."),
+    click.option("--share/--no-share", default=None, help="Run the shared folder's smbd [env SAMBA; default on when "
+                 "a folder is shared]."),
+    click.option("--share-readonly", is_flag=True, default=None,
+                 help="The guest may read, not write [env SAMBA_READONLY]."),
+    click.option("--uid", default=None, help="Owner of the files the guest creates [env UID or PUID; default the "
+                 "shared folder's owner, or winarm's own user when not root]."),
+    click.option("--gid", default=None, help="Group of those files [env GID or PGID; default the folder's group]."),
+    click.option("--file-mode", default=None, help="Mode of new files [env SHARE_FILE_MODE; default 0664]."),
+    click.option("--dir-mode", default=None, help="Mode of new folders [env SHARE_DIR_MODE; default 0775]."),
+    click.option("--share-user", default=None, help="Require this user name for the share instead of guest "
+                 "access [env SHARE_USER]."),
+    click.option("--share-password", default=None, help="Its password [env SHARE_PASSWORD]."),
+    click.option("--share-port", default=None, help="Host loopback port for smbd [env SHARE_PORT; default a free "
+                 "one]; the guest always uses 445."),
+]
+
+
+def share_options(func: F) -> F:
+    """The shared-folder options of ``up`` and ``prepare`` (the answer file maps the shares in the guest)."""
+    for option in reversed(_SHARE_OPTIONS):
+        func = option(func)
+    return func
+
+
 def install_options(func: F) -> F:
     """The install options shared by ``up`` and ``prepare``: the ISO, drivers and answer-file settings."""
     for option in reversed(_INSTALL_OPTIONS):
@@ -98,6 +126,7 @@ def main() -> None:
 @click.option("--disk-format", default=None, help="qcow2 or raw [env DISK_FMT; default qcow2].")
 @click.option("--disk-bus", default=None, help="virtio-blk, virtio-scsi or nvme [env DISK_TYPE; default virtio-blk].")
 @install_options
+@share_options
 @click.option("--accel", default=None, help="auto, kvm or tcg [env ACCEL; default auto: KVM on an aarch64 host].")
 @click.option("--tpm/--no-tpm", default=None, help="Attach a software TPM 2.0 (swtpm) [env TPM; default on].")
 @click.option(
@@ -159,6 +188,7 @@ def fetch_iso(cfg: Config) -> Config:
 def _dry_run(cfg: Config) -> None:
     from .firmware import find_firmware
     from .qemu_argv import Endpoints, build_argv
+    from .samba import free_port
 
     if cfg.iso_url is not None:  # show where the download would go; fetch nothing
         from dataclasses import replace
@@ -174,6 +204,7 @@ def _dry_run(cfg: Config) -> None:
         Endpoints(qmp=paths.qmp_socket, serial=paths.serial_socket),
         media=[cfg.iso] if cfg.iso else [],
         tpm_socket=paths.tpm_socket if cfg.tpm else None,
+        share_port=(cfg.share.port or free_port()) if cfg.share else None,
     )
     for arg in argv:
         click.echo(arg)
@@ -182,6 +213,7 @@ def _dry_run(cfg: Config) -> None:
 @main.command()
 @vm_options
 @install_options
+@share_options
 @click.option("--disk-bus", default=None, help="virtio-blk, virtio-scsi or nvme [env DISK_TYPE; default virtio-blk].")
 @click.option("--tpm/--no-tpm", default=None, help="A TPM will be attached (skips the TPM bypass) [default on].")
 @click.option("--secure-boot/--no-secure-boot", default=None, help="Secure Boot will be on [default on].")
@@ -290,6 +322,19 @@ def status(name: str | None, storage: Path | None, as_json: bool) -> None:
                     f"phase {report.get('phase') or '-'}, vnc {report.get('vnc') or '-'}, run dir {report['run_dir']}"
                 )
             click.echo(line)
+            share = report.get("share")
+            if isinstance(share, dict):
+                for item in share.get("shares", []):
+                    click.echo(
+                        f"  share {item['guest_unc']} -> {item['path']}{' (read-only)' if item['readonly'] else ''}"
+                    )
+                click.echo(
+                    f"  share owner {share['uid']}:{share['gid']}, modes {share['file_mode']}/{share['dir_mode']}, "
+                    f"{share['login']} login, smbd 127.0.0.1:{share['host_port']}, "
+                    f"healthy={'yes' if share.get('healthy') else 'no'}"
+                    + (f" ({share['error']})" if share.get("error") else "")
+                    + (f", {share['restarts']} restarts" if share.get("restarts") else "")
+                )
     sys.exit(0 if all(r.get("healthy") for r in reports) else EXIT_NOT_RUNNING)
 
 
@@ -372,8 +417,11 @@ def testbed_drivers(cache: Path | None) -> None:
 @main.command("env")
 def env_table() -> None:
     """List the environment variables winarm reads and the settings they map to."""
-    for setting, names in ENV_NAMES.items():
-        click.echo(f"{', '.join(names):<20} --{setting.replace('_', '-')}")
+    from .share_config import ENV_NAMES as SHARE_ENV_NAMES
+
+    for setting, names in [*ENV_NAMES.items(), *SHARE_ENV_NAMES.items()]:
+        flag = "--no-share (N)" if setting == "share" else f"--{setting.replace('_', '-')}"
+        click.echo(f"{', '.join(names):<20} {flag}")
     click.echo(f"{'KVM':<20} N forces --accel tcg")
     click.echo(f"{'WINARM_RUN_DIR':<20} base of the run directories (sockets), default {default_run_base()}")
     click.echo(f"{'WINARM_CACHE':<20} cache for the test guest, default ~/.cache/winarm")

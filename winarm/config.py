@@ -16,6 +16,7 @@ from typing import Any
 
 from .errors import UserError
 from .host import HostFacts, choose_accel, free_disk
+from .share_config import ShareSettings, load_share_settings
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -139,6 +140,7 @@ class Config:
     stop_at: str | None = None
     cpu_model: str | None = None
     qemu_binary: str = "qemu-system-aarch64"
+    share: ShareSettings | None = None
 
     @property
     def state_dir(self) -> Path:
@@ -341,6 +343,8 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
     if drivers_pass not in ("windowsPE", "specialize", "firstlogon"):
         raise UserError(f"drivers pass {drivers_pass!r} is not known: use windowsPE, specialize or firstlogon")
 
+    share = load_share_settings(flags, env)
+
     stop_at = flags.get("stop_at")
     cpu_model = flags.get("cpu_model")
     if cpu_model is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=,-]{0,127}", str(cpu_model)):
@@ -374,4 +378,5 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         iso_sha256=_optional(flags.get("iso_sha256")),
         stop_at=str(stop_at) if stop_at else None,
         cpu_model=str(cpu_model) if cpu_model else None,
+        share=share,
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import console
+from .errors import RuntimeFailure
 from .launch import Launched, write_facts
 from .machine import Machine, tail
 from .phases import Phase, derive_phases, format_phase_line, format_table
@@ -40,6 +41,7 @@ class Daemon:
         self.events = launched.events
         self.facts = launched.facts
         self.swtpm = launched.swtpm
+        self.smbd = launched.smbd
         self.t0 = launched.events.t0
         self.out = out
         self.echo_console = echo_console
@@ -168,6 +170,9 @@ class Daemon:
         elif name in ("STOP", "RESUME", "GUEST_PANICKED"):
             self.record(name.lower())
 
+    def _on_share_event(self, kind: str, **details: Any) -> None:
+        self.record(kind, **details)
+
     # -- control --------------------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
         """Ask for a graceful stop (idempotent)."""
@@ -194,13 +199,15 @@ class Daemon:
             "healthy": self.state == "running"
             and self.machine is not None
             and not self.machine.exited
-            and (self.swtpm is None or self.swtpm.alive),
+            and (self.swtpm is None or self.swtpm.alive)
+            and (self.smbd is None or bool(self.smbd.status()["healthy"])),
             "daemon_pid": os.getpid(),
             "qemu_pid": self.machine.pid,
             "run_dir": str(self.paths.run_dir),
             "state_dir": str(self.paths.state_dir),
             "accel": self.cfg.accel,
             "tpm": self.swtpm is not None,
+            "share": self.smbd.status() if self.smbd is not None else None,
             "vnc": self._vnc,
             "phase": current,
             "uptime": round(time.monotonic() - self.t0, 3),
@@ -234,9 +241,23 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(signum, self._on_signal, signum)
         control = None
+        share_task: asyncio.Future[None] | None = None
+        smbd_ready = asyncio.ensure_future(self.smbd.wait_ready()) if self.smbd is not None else None
         try:
             await self.machine.connect()
             self.record("qmp-ready")
+            if smbd_ready is not None and self.smbd is not None:
+                try:
+                    took = await smbd_ready
+                except RuntimeFailure as error:
+                    self.record("smbd-failed", reason=str(error))
+                    raise
+                self.record("smbd-ready", port=self.smbd.port, after=round(took, 4))
+                share_task = asyncio.ensure_future(self.smbd.supervise(self._on_share_event, self.say))
+                self.say(f"share: {', '.join(s.guest_unc for s in self.smbd.settings.shares)} -> "
+                         f"{', '.join(str(s.path) for s in self.smbd.settings.shares)} "
+                         f"(files owned by {self.smbd.settings.uid}:{self.smbd.settings.gid}, "
+                         f"smbd on 127.0.0.1:{self.smbd.port})")
             control = await self._start_control()
             pump = asyncio.ensure_future(self.machine.pump_events(self._on_qmp_event))
             assert self.machine.serial_reader is not None
@@ -248,6 +269,10 @@ class Daemon:
             await self._query_vnc()
             return await self._supervise(pump, reader_task)
         finally:
+            if smbd_ready is not None and not smbd_ready.done():
+                smbd_ready.cancel()
+            if share_task is not None:
+                share_task.cancel()
             if control is not None:
                 control.close()
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -256,6 +281,8 @@ class Daemon:
             await self.machine.close()
             if self.swtpm is not None:
                 await self.swtpm.stop()
+            if self.smbd is not None:
+                await self.smbd.stop()
             self.launched.release()
 
     async def _start_control(self) -> asyncio.AbstractServer:

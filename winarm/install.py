@@ -66,6 +66,9 @@ def answer_settings(cfg: Config, *, edition: Edition, has_drivers: bool) -> Answ
         secure_boot=cfg.secure_boot,
         drivers_pass=cfg.drivers_pass,
         has_drivers=has_drivers,
+        shares=tuple(share.name for share in cfg.share.shares) if cfg.share else (),
+        share_user=cfg.share.user if cfg.share else None,
+        share_password=cfg.share.password if cfg.share else None,
     )
     check_settings(settings)
     return settings

@@ -28,6 +28,8 @@ from .paths import VmPaths
 from .phases import EventLog
 from .procs import listening_socket, spawn
 from .qemu_argv import Endpoints, build_argv
+from .samba import Smbd
+from .samba import check_available as check_samba
 from .tpm import Swtpm, check_available
 
 HISTORY_KEEP = 20
@@ -107,6 +109,7 @@ class Launched:
     proc: subprocess.Popen[bytes]
     argv: list[str]
     swtpm: Swtpm | None = None
+    smbd: Smbd | None = None
 
     def release(self) -> None:
         """Remove the run directory and drop the lock (after the processes are gone)."""
@@ -122,6 +125,8 @@ def _preflight(cfg: Config) -> None:
         raise RuntimeFailure(f"{cfg.qemu_binary} not found: install it (Debian: apt-get install qemu-system-arm)")
     if cfg.tpm:
         check_available()
+    if cfg.share is not None:
+        check_samba()
 
 
 def _prepare_run_dir(paths: VmPaths) -> None:
@@ -152,6 +157,7 @@ def launch(cfg: Config, t0: float) -> Launched:
     lock = VmLock(paths.lock)
     lock.acquire(cfg.name)
     swtpm: Swtpm | None = None
+    smbd: Smbd | None = None
     events: EventLog | None = None
     try:
         facts = read_facts(paths)
@@ -177,6 +183,12 @@ def launch(cfg: Config, t0: float) -> Launched:
             swtpm = Swtpm(paths.tpm_state, paths.tpm_socket, paths.state_dir / "swtpm.log")
             swtpm.start()
             events.record("swtpm-started", pid=swtpm.proc.pid if swtpm.proc else None)
+        if cfg.share is not None:
+            smbd = Smbd(cfg.share, paths.run_dir / "samba")
+            smbd.write_files()
+            smbd.start()  # it gets ready while QEMU starts; the daemon waits for it before the guest runs
+            events.record("smbd-started", pid=smbd.pid, port=smbd.port,
+                          shares=[s.name for s in cfg.share.shares], uid=cfg.share.uid, gid=cfg.share.gid)
         qmp_listener = listening_socket(paths.qmp_socket)
         serial_listener = listening_socket(paths.serial_socket)
         try:
@@ -185,6 +197,7 @@ def launch(cfg: Config, t0: float) -> Launched:
                 Endpoints(qmp=qmp_listener.fileno(), serial=serial_listener.fileno()),
                 media=media,
                 tpm_socket=paths.tpm_socket if swtpm else None,
+                share_port=smbd.port if smbd else None,
             )
             with paths.qemu_log.open("ab") as log_file:
                 proc = spawn(argv, pass_fds=(qmp_listener.fileno(), serial_listener.fileno()),
@@ -198,13 +211,14 @@ def launch(cfg: Config, t0: float) -> Launched:
             serial_listener.close()
         events.record("spawned", pid=proc.pid)
     except BaseException:
-        if swtpm is not None and swtpm.proc is not None:
-            swtpm.proc.kill()
-            swtpm.proc.wait()
+        for helper in (swtpm, smbd):
+            if helper is not None and helper.proc is not None:
+                helper.proc.kill()
+                helper.proc.wait()
         with contextlib.suppress(OSError):
             shutil.rmtree(paths.run_dir)
         if events is not None:
             events.close()
         lock.release()
         raise
-    return Launched(cfg, paths, lock, events, facts, proc, argv, swtpm)
+    return Launched(cfg, paths, lock, events, facts, proc, argv, swtpm, smbd)

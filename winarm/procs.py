@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ def spawn(
     pass_fds: Sequence[int] = (),
     stdout: int | IO[Any] | None = subprocess.DEVNULL,
     stderr: int | IO[Any] | None = subprocess.DEVNULL,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` as a child that dies with this process, in its own session (a terminal's Ctrl-C
     reaches winarm, which stops the VM gracefully, not QEMU). Raises OSError (FileNotFoundError for a
@@ -51,6 +52,7 @@ def spawn(
         stderr=stderr,
         preexec_fn=lambda: _die_with_parent(parent),  # noqa: PLW1509 - winarm starts no threads
         start_new_session=True,
+        env=dict(env) if env is not None else None,
     )
 
 

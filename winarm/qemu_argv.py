@@ -17,6 +17,7 @@ from pathlib import Path
 from .config import Config, MiB
 from .firmware import Firmware
 from .paths import VmPaths
+from .share_config import GUEST_ADDRESS, GUEST_PORT, relay_command
 
 Endpoint = int | Path
 """A socket QEMU serves: an inherited listening file descriptor, or a path QEMU creates itself."""
@@ -75,6 +76,14 @@ def media_args(media: Sequence[Path]) -> list[str]:
     return args
 
 
+def netdev_user(share_port: int | None) -> str:
+    """QEMU's user network; with a share, the guest's ``10.0.2.4:445`` is relayed to smbd's loopback port
+    (one relay process per guest connection, started by QEMU, ended with the connection)."""
+    if share_port is None:
+        return "user,id=net0"
+    return f"user,id=net0,guestfwd=tcp:{GUEST_ADDRESS}:{GUEST_PORT}-cmd:{opt(relay_command(share_port))}"
+
+
 def build_argv(
     cfg: Config,
     fw: Firmware,
@@ -83,6 +92,7 @@ def build_argv(
     *,
     media: Sequence[Path] = (),
     tpm_socket: Path | None = None,
+    share_port: int | None = None,
 ) -> list[str]:
     """The full argv (program first) of the VM described by ``cfg``. QEMU starts paused (``-S``): the caller
     connects to QMP and the serial console, then continues it, so no output is ever missed."""
@@ -121,7 +131,7 @@ def build_argv(
         *disk_args(cfg.disk_bus, paths.disk, cfg.disk_format),
         *media_args(media),
         "-netdev",
-        "user,id=net0",
+        netdev_user(share_port),
         "-device",
         "virtio-net-pci,netdev=net0,romfile=",
         "-chardev",

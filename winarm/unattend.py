@@ -47,6 +47,19 @@ DESKTOP_READY_COMMAND = "cmd.exe /c echo WINARM-PHASE desktop-ready > COM1"
 BYPASS_NRO_COMMAND = (
     r"reg add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\OOBE /v BypassNRO /t REG_DWORD /d 1 /f"
 )
+SHARE_HOST = "host.lan"
+SHARE_ADDRESS = "10.0.2.4"
+SHARE_LETTERS = "ZYXWVUTS"
+HOSTS_COMMAND = (
+    rf"cmd.exe /c (echo.& echo {SHARE_ADDRESS} {SHARE_HOST})>>%WINDIR%\System32\drivers\etc\hosts"
+)
+_LANMAN = r"HKLM\SYSTEM\CurrentControlSet\Services\LanmanWorkstation\Parameters"
+GUEST_AUTH_COMMAND = rf'reg.exe add "{_LANMAN}" /v AllowInsecureGuestAuth /t REG_DWORD /d 1 /f'
+"""Windows 11 24H2 and Windows 10 Enterprise/Education refuse guest logons to SMB servers by default."""
+NO_SIGNING_COMMAND = rf'reg.exe add "{_LANMAN}" /v RequireSecuritySignature /t REG_DWORD /d 0 /f'
+"""Windows 11 24H2 requires SMB signing, which a guest session cannot do."""
+SHARE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SHARE_USER_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
 MAX_PATH = 259
 MAX_COMMAND_LINE = 1024
 
@@ -93,6 +106,10 @@ class AnswerSettings:
     bypass_nro: bool = True
     drivers_pass: str = "specialize"
     has_drivers: bool = True
+    shares: tuple[str, ...] = ()
+    """Share names the guest maps at first logon (Z:, Y:, ...) from \\\\host.lan."""
+    share_user: str | None = None
+    share_password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -293,6 +310,17 @@ def check_settings(s: AnswerSettings) -> None:
         raise UserError("the product key is malformed: write it as five groups of five letters or digits, XXXXX-...")
     if not 0 <= s.disk_id <= 63:
         raise UserError(f"disk number {s.disk_id} is out of range: use 0 to 63 (0 is the first disk)")
+    if len(s.shares) > len(SHARE_LETTERS):
+        raise UserError(f"{len(s.shares)} shares: at most {len(SHARE_LETTERS)} can be mapped to drive letters")
+    for name in s.shares:
+        if not SHARE_NAME_PATTERN.fullmatch(name):
+            raise UserError(f"share name {ascii(name)} is not allowed: use 1-64 letters, digits, '.', '_' or '-'")
+    if s.share_user is not None:
+        if not SHARE_USER_PATTERN.fullmatch(s.share_user):
+            raise UserError(f"share user {ascii(s.share_user)} is not allowed: use 1-32 letters, digits, '.', '_', '-'")
+        password = s.share_password or ""
+        if not password or not password.isascii() or any(ord(c) < 33 or ord(c) == 127 or c == '"' for c in password):
+            raise UserError("the share password must be printable ASCII without spaces or '\"': choose another")
 
 
 # --- rendering --------------------------------------------------------------------------------------------------
@@ -316,6 +344,22 @@ def _context(s: AnswerSettings) -> dict[str, Any]:
     firstlogon = []
     if drivers and s.drivers_pass == "firstlogon":
         firstlogon.append(_Command("Install the virtio drivers from the winarm medium", driver_command()))
+    if s.shares:
+        specialize.append(_Command(f"Name the host {SHARE_HOST} for the shared folders", HOSTS_COMMAND))
+        if s.share_user is None:
+            specialize.append(_Command("Allow guest access to the shared folders", GUEST_AUTH_COMMAND))
+            specialize.append(_Command("Guest SMB sessions cannot sign", NO_SIGNING_COMMAND))
+        else:
+            firstlogon.append(_Command(
+                "Remember the shared folders' login",
+                f"cmdkey.exe /add:{SHARE_HOST} /user:{s.share_user} /pass:{s.share_password}",
+            ))
+        for letter, name in zip(SHARE_LETTERS, s.shares, strict=False):
+            login = "" if s.share_user is None else f" {s.share_password} /user:{s.share_user}"
+            firstlogon.append(_Command(
+                f"Map the shared folder {name} to {letter}:",
+                f"net.exe use {letter}: \\\\{SHARE_HOST}\\{name}{login} /persistent:yes",
+            ))
     firstlogon.append(_Command("Tell winarm the desktop is ready", DESKTOP_READY_COMMAND))
     labconfig = []
     if not s.tpm:

@@ -41,7 +41,7 @@ BUSYBOX = "busybox-static"
 GRUB_BIN = "grub-efi-arm64-bin"
 
 # Kernel modules the guest loads, in this order (dependencies come from modules.dep).
-# Everything else the guest needs (PCI host, PL011 serial, ACPI power button, devtmpfs) is built in.
+# Everything else the guest needs (PCI host, PL011 serial, ACPI power button, devtmpfs, IPv4) is built in.
 GUEST_MODULES = (
     "virtio_pci",
     "virtio_blk",
@@ -56,6 +56,19 @@ GUEST_MODULES = (
     "nls_utf8",
     "evdev",
     "gpio_keys",
+    # The network and the host's Samba share (first-logon `net use`): virtio_net (net_failover comes from
+    # modinfo), then the crypto cifs asks for by soft dependency or by name at mount time, which busybox
+    # modprobe does not follow: signing (cmac, sha512 for SMB 3.1.1), encryption (ccm, gcm + ghash,
+    # ctr), ecb. hmac, md5, sha256, aes, af_packet and ipv6 are built in.
+    "virtio_net",
+    "ecb",
+    "ctr",
+    "cmac",
+    "ccm",
+    "gcm",
+    "ghash_generic",
+    "sha512_generic",
+    "cifs",
 )
 
 # Host tools, with the Debian package that provides each.

@@ -20,7 +20,12 @@
 #                        (RunSynchronousCommand Path), the drivers of /winarm/drivers.txt are installed
 #                        ("WINARM-EVENT driver-installed <folder>" each); state next=oobeSystem; `reboot -f`
 #   oobeSystem, first-logon   next boot; drivers installed here when FirstLogonCommands runs the script;
-#                        state next=complete; then ready, poweroff as above
+#                        then each `net use L: \\host.lan\NAME` FirstLogonCommand (which needs the specialize
+#                        command adding host.lan to the hosts file): the network up (eth0 10.0.2.15/24),
+#                        //10.0.2.4/NAME mounted (cifs; "WINARM-EVENT share-mounted NAME"), folders and a file
+#                        written, renamed, overwritten, a scratch file deleted ("WINARM-EVENT share-written
+#                        NAME winarm-testbed/first-logon/hello-renamed.txt", or "share-readonly NAME" when
+#                        the share refuses writes), unmounted; state next=complete; then ready, poweroff
 #   ready, poweroff      later boots from the disk
 #   error <reason>       on any failure, followed by `poweroff -f`; never hangs silently
 
@@ -165,8 +170,14 @@ find_media() {
 # answer_facts FILE: print what the checks need from the unattend XML in FILE, one "key value" a line:
 # unattend 1 (an <unattend> element), setup 1 (windowsPE has Microsoft-Windows-Setup), diskconfig 1 and
 # imageinstall 1 (inside it), specialize 1 (a specialize RunSynchronousCommand whose Path runs
-# install-drivers.cmd), firstlogon 1 (an oobeSystem FirstLogonCommands SynchronousCommand whose
-# CommandLine runs it). Comments are ignored; tag and file names compare as Setup does.
+# install-drivers.cmd), hostslan 1 (a specialize RunSynchronousCommand whose Path adds "10.0.2.4
+# host.lan" to ...\etc\hosts), computername NAME (specialize), firstlogon 1 (an oobeSystem
+# FirstLogonCommands SynchronousCommand whose CommandLine runs the driver script), and per
+# FirstLogonCommand running `net use L: \\HOST\NAME [/user:USER [PASSWORD]] [/switches]`, in document
+# order: "share L: HOST NAME [USER [PASSWORD]]" (netuse-bad ORDER when it cannot be read). Comments are
+# ignored; text is XML-unescaped (&amp; &lt; &gt; &quot; &apos; &#N; &#xH;); tag and file names compare
+# as Setup does. Command lines are split at blanks, one pair of double quotes around a word is removed:
+# a password with blanks, quotes or a leading "/" is not understood here (the host allows them).
 answer_facts() {
     awk '
     function bodies(s, tag,    n, i, rest, c, j) {
@@ -189,6 +200,58 @@ answer_facts() {
         rest = substr(s, i + length(tag) + 2)
         j = index(rest, "</" tag ">")
         return j ? substr(rest, 1, j - 1) : rest
+    }
+    function hex(h,    v, i) {
+        v = 0
+        for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", tolower(substr(h, i, 1))) - 1
+        return v
+    }
+    function unxml(s,    out, i, j, ent, c) {
+        out = ""
+        while ((i = index(s, "&")) > 0) {
+            out = out substr(s, 1, i - 1)
+            s = substr(s, i + 1)
+            j = index(s, ";")
+            ent = j ? substr(s, 1, j - 1) : ""
+            c = ""
+            if (ent == "amp") c = "&"
+            else if (ent == "lt") c = "<"
+            else if (ent == "gt") c = ">"
+            else if (ent == "quot") c = "\""
+            else if (ent == "apos") c = "\047"
+            else if (ent ~ /^#[0-9]+$/ && substr(ent, 2) + 0 > 0) c = sprintf("%c", substr(ent, 2) + 0)
+            else if (ent ~ /^#[xX][0-9a-fA-F]+$/ && hex(substr(ent, 3)) > 0) c = sprintf("%c", hex(substr(ent, 3)))
+            if (c == "") { out = out "&"; continue }
+            out = out c
+            s = substr(s, j + 1)
+        }
+        return out s
+    }
+    # netuse(ORDER, LINE): the "share" fact of a `net use` command line, if LINE is one.
+    function netuse(order, line,    T, nt, t, u, tok, unc, rest, k, host, name, user, pass) {
+        nt = split(line, T)
+        for (t = 1; t <= nt; t++)
+            if (length(T[t]) >= 2 && T[t] ~ /^".*"$/) T[t] = substr(T[t], 2, length(T[t]) - 2)
+        for (t = 1; t < nt; t++)
+            if (tolower(T[t]) == "net" && tolower(T[t + 1]) == "use") break
+        if (t >= nt) return
+        unc = T[t + 3]
+        rest = substr(unc, 3)
+        k = index(rest, "\\")
+        host = substr(rest, 1, k - 1)
+        name = substr(rest, k + 1)
+        if (T[t + 2] !~ /^[A-Za-z]:$/ || substr(unc, 1, 2) != "\\\\" || k < 2 || name !~ /^[A-Za-z0-9][A-Za-z0-9_.-]*$/) {
+            print "netuse-bad " order
+            return
+        }
+        user = ""
+        pass = ""
+        for (u = t + 4; u <= nt; u++) {
+            tok = T[u]
+            if (tolower(substr(tok, 1, 6)) == "/user:") user = substr(tok, 7)
+            else if (substr(tok, 1, 1) != "/") pass = tok
+        }
+        print "share " toupper(T[t + 2]) " " host " " name (user == "" ? "" : " " user (pass == "" ? "" : " " pass))
     }
     function attr(s, name,    head) {
         head = substr(s, 1, index(s, ">"))
@@ -217,16 +280,26 @@ answer_facts() {
                     if (index(E[c], "<ImageInstall") > 0) print "imageinstall 1"
                 }
             } else if (pass == "specialize") {
+                name = unxml(text(S[k], "ComputerName"))
+                gsub(/^[ \t]+|[ \t]+$/, "", name)
+                if (name != "") print "computername " name
                 nr = bodies(S[k], "RunSynchronousCommand")
-                for (r = 1; r <= nr; r++)
-                    if (tolower(text(E[r], "Path")) ~ /install-drivers\.cmd/) print "specialize 1"
+                for (r = 1; r <= nr; r++) {
+                    path = tolower(unxml(text(E[r], "Path")))
+                    if (path ~ /install-drivers\.cmd/) print "specialize 1"
+                    if (path ~ /10\.0\.2\.4[ \t]+host\.lan/ && path ~ />>?[ \t]*"?[^ \t]*[\\\/]etc[\\\/]hosts/)
+                        print "hostslan 1"
+                }
             } else if (pass == "oobeSystem") {
                 nf = bodies(S[k], "FirstLogonCommands")
                 all = ""
                 for (f = 1; f <= nf; f++) all = all E[f]
                 nr = bodies(all, "SynchronousCommand")
-                for (r = 1; r <= nr; r++)
-                    if (tolower(text(E[r], "CommandLine")) ~ /install-drivers\.cmd/) print "firstlogon 1"
+                for (r = 1; r <= nr; r++) {
+                    line = unxml(text(E[r], "CommandLine"))
+                    if (tolower(line) ~ /install-drivers\.cmd/) print "firstlogon 1"
+                    netuse(text(E[r], "Order"), line)
+                }
             }
         }
     }' "$1"
@@ -275,6 +348,94 @@ install_drivers() {
         sync
         event driver-installed "$folder"
     done </tmp/drivers.txt
+}
+
+# ------------------------------------------------------------------------------------------------
+# The host's shares (first logon: `net use`)
+
+NET_UP=
+
+# net_up: bring up eth0 (virtio-net on QEMU's user network) as 10.0.2.15/24 via 10.0.2.2, once.
+net_up() {
+    [ -n "$NET_UP" ] && return 0
+    wait_for /sys/class/net/eth0 10 || die "first-logon: no network device eth0 (virtio-net)"
+    ip link set lo up
+    ip link set eth0 up || die "first-logon: cannot bring eth0 up"
+    n=0
+    until [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ]; do
+        [ "$n" -ge 100 ] && die "first-logon: eth0 has no link after 10 s"
+        sleep 0.1
+        n=$((n + 1))
+    done
+    ip addr add 10.0.2.15/24 dev eth0 || die "first-logon: cannot give eth0 its address"
+    ip route add default via 10.0.2.2 || die "first-logon: cannot add the default route"
+    NET_UP=1
+}
+
+# share_steps DIR TEXT: what a Windows user does on a mapped drive: nested folders, a file written,
+# renamed, overwritten, a scratch file created and deleted. Error messages go to stderr.
+share_steps() {
+    base="$1/winarm-testbed/first-logon"
+    mkdir -p "$base" &&
+        echo "$2" >"$base/hello.txt" &&
+        mv -f "$base/hello.txt" "$base/hello-renamed.txt" &&
+        echo "$2 (written again after the rename)" >"$base/hello-renamed.txt" &&
+        echo scratch >"$base/scratch.tmp" &&
+        rm -f "$base/scratch.tmp"
+}
+
+# use_share NAME USER PASSWORD: `net use` of \\host.lan\NAME (a guest login when USER is empty):
+# mount //10.0.2.4/NAME (QEMU forwards 10.0.2.4:445 to the host's smbd), write to it, unmount.
+# Busybox mount has no cifs helper: it passes ip= and unc= on, and the kernel needs both (no DNS).
+use_share() {
+    net_up
+    if [ -n "$2" ]; then
+        # A comma ends a mount option. cifs reads ",," as a comma, but busybox mount drops the empty
+        # option between them: such a password cannot be passed here (Windows would take it).
+        case "$2$3" in
+            *,*) die "share $1: the testbed cannot mount with a user name or password holding ','" ;;
+        esac
+        cred="username=$2,password=$3"
+    else
+        cred="username=guest,password="
+    fi
+    dir="/mnt/share/$1"
+    mkdir -p "$dir"
+    mount -t cifs -o "vers=3.1.1,ip=10.0.2.4,unc=\\\\10.0.2.4\\$1,$cred" "//10.0.2.4/$1" "$dir" \
+        </dev/null 2>/tmp/mount.err || die "share $1: mount failed: $(tail -n 1 /tmp/mount.err)"
+    event share-mounted "$1"
+    if share_steps "$dir" "hello from ${COMPUTER:-WINARM-TESTBED}" </dev/null 2>/tmp/share.err; then
+        sync
+        event share-written "$1" winarm-testbed/first-logon/hello-renamed.txt
+    elif grep -qi -e "permission denied" -e "read-only file system" /tmp/share.err; then
+        event share-readonly "$1"
+    else
+        die "share $1: writing failed: $(tail -n 1 /tmp/share.err)"
+    fi
+    umount "$dir" 2>/tmp/mount.err || die "share $1: umount failed: $(tail -n 1 /tmp/mount.err)"
+}
+
+# map_shares: run the answer file's `net use` FirstLogonCommands (facts "share L: HOST NAME [USER
+# [PASSWORD]]") in order. Windows resolves host.lan only when a specialize command has put it in
+# its hosts file.
+map_shares() {
+    facts=/tmp/firstlogon.facts
+    answer_facts "$PANTHER/unattend.xml" >"$facts" || die "first-logon: cannot read the cached answer file"
+    bad="$(sed -n 's/^netuse-bad //p' "$facts" | head -n 1)"
+    [ -z "$bad" ] || die "first-logon: FirstLogonCommands Order $bad: a net use this testbed cannot read"
+    COMPUTER="$(sed -n 's/^computername //p' "$facts" | head -n 1)"
+    while read -r key letter host name user pass; do
+        [ "$key" = share ] || continue
+        case "$(echo "$host" | tr 'A-Z' 'a-z')" in
+            host.lan)
+                grep -qx "hostslan 1" "$facts" ||
+                    die "share $name: net use $letter \\\\$host\\$name but no specialize command adds host.lan to the hosts file (Windows cannot resolve it)"
+                ;;
+            10.0.2.4) ;;
+            *) die "share $name: net use $letter \\\\$host\\$name: the testbed reaches shares at \\\\host.lan (10.0.2.4) only" ;;
+        esac
+        use_share "$name" "$user" "$pass"
+    done <"$facts"
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -394,6 +555,7 @@ from_disk() {
             phase oobeSystem
             phase first-logon
             case "$DRIVERS" in *firstlogon*) install_drivers first-logon ;; esac
+            map_shares
             save_state complete
             umount /mnt/sys || die "unmounting the Windows partition"
             wait_power_button
