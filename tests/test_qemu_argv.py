@@ -147,3 +147,14 @@ def test_vars_are_copied_once(tmp_path: Path) -> None:
     assert ensure_vars(fw, target) is False
     assert target.read_bytes() == b"boot entries written by the guest"
     assert oct(target.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_share_is_relayed_from_the_guest_s_445_to_smbd_s_loopback_port(tmp_path: Path, host: HostFacts) -> None:
+    base: dict[str, object] = {"storage": str(tmp_path / "s"), "run_base": str(tmp_path / "r"), "disk_size": "1G"}
+    cfg = load_config(base, {}, host)
+    paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
+    argv = build_argv(cfg, FW, paths, Endpoints(qmp=7, serial=8), share_port=45123)
+    assert value_after(argv, "-netdev") == [
+        "user,id=net0,guestfwd=tcp:10.0.2.4:445-cmd:socat STDIO TCP4:127.0.0.1:45123"
+    ]
+    assert value_after(argv_for(tmp_path, host), "-netdev") == ["user,id=net0"], "no share, no relay"

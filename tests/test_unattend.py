@@ -765,3 +765,52 @@ def test_cli_registered_on_main(runner: CliRunner) -> None:
         "--out",
     ):
         assert option in helps
+
+
+def _commands(root: ElementTree.Element, pass_name: str, tag: str) -> list[str]:
+    settings_el = [s for s in root.findall("u:settings", NS) if s.get("pass") == pass_name][0]
+    return [el.text or "" for el in settings_el.iter(f"{{{NS['u']}}}{tag}")]
+
+
+def test_shares_are_named_allowed_and_mapped() -> None:
+    root = parse(render(AnswerSettings(shares=("Data", "Music"))))
+    specialize = _commands(root, "specialize", "Path")
+    assert r"cmd.exe /c (echo.& echo 10.0.2.4 host.lan)>>%WINDIR%\System32\drivers\etc\hosts" in specialize
+    assert any("AllowInsecureGuestAuth /t REG_DWORD /d 1" in c for c in specialize)
+    assert any("RequireSecuritySignature /t REG_DWORD /d 0" in c for c in specialize)
+    firstlogon = _commands(root, "oobeSystem", "CommandLine")
+    maps = [c for c in firstlogon if c.startswith("net.exe use")]
+    assert maps == [
+        r"net.exe use Z: \\host.lan\Data /persistent:yes",
+        r"net.exe use Y: \\host.lan\Music /persistent:yes",
+    ]
+    assert firstlogon[-1].endswith("desktop-ready > COM1"), "desktop-ready stays the last first-logon command"
+
+
+def test_a_share_login_is_stored_and_used_and_guest_access_is_not_opened() -> None:
+    text = render(AnswerSettings(shares=("Data",), share_user="alice", share_password="p&<w>d"))
+    root = parse(text)
+    specialize = _commands(root, "specialize", "Path")
+    assert not any("AllowInsecureGuestAuth" in c for c in specialize)
+    firstlogon = _commands(root, "oobeSystem", "CommandLine")
+    assert "cmdkey.exe /add:host.lan /user:alice /pass:p&<w>d" in firstlogon
+    assert r"net.exe use Z: \\host.lan\Data p&<w>d /user:alice /persistent:yes" in firstlogon
+    assert validate(text, "arm64") == []
+
+
+def test_no_share_no_share_commands() -> None:
+    text = render(AnswerSettings())
+    assert "host.lan" not in text and "net.exe use" not in text
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"shares": ("bad name",)}, "share name 'bad name' is not allowed"),
+        ({"shares": tuple(f"S{i}" for i in range(9))}, "at most 8 can be mapped"),
+        ({"shares": ("Data",), "share_user": "alice", "share_password": "two words"}, "without spaces"),
+    ],
+)
+def test_bad_share_settings(changes: dict[str, object], needle: str) -> None:
+    with pytest.raises(UserError, match=needle):
+        check_settings(AnswerSettings(**changes))  # type: ignore[arg-type]

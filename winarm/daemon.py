@@ -172,6 +172,10 @@ class Daemon:
 
     def _on_share_event(self, kind: str, **details: Any) -> None:
         self.record(kind, **details)
+        if kind == "share-health":
+            login = "guest" if self.smbd is None or self.smbd.settings.guest_login else "user"
+            self.say(f"share: healthy (an SMB {login} session reaches the share)" if details.get("healthy")
+                     else f"share: UNHEALTHY: {details.get('error')}")
 
     # -- control --------------------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
