@@ -84,6 +84,7 @@ def test_non_root_owner_is_winarm_s_own_user(share_root: Path) -> None:
         ({"shared": ("{dir}",), "share_user": "guest", "share_password": "x"}, {}, 0, "share user 'guest' is not"),
         ({"shared": ("{dir}",), "share_user": "alice"}, {}, 0, "has no password"),
         ({"shared": ("{dir}",), "share_user": "alice", "share_password": "a b"}, {}, 0, "without spaces"),
+        ({"shared": ("{dir}",), "share_user": "alice", "share_password": "a&b"}, {}, 0, "without spaces"),
         ({"shared": ("{dir}",), "share_user": "alice", "share_password": "pässwort"}, {}, 0, "printable ASCII"),
         ({"shared": ("{dir}",), "share_port": "70000"}, {}, 0, "is not a TCP port"),
         ({"shared": ("{dir}",), "share_port": "445"}, {}, 1000, "needs root"),

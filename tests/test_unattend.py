@@ -788,13 +788,13 @@ def test_shares_are_named_allowed_and_mapped() -> None:
 
 
 def test_a_share_login_is_stored_and_used_and_guest_access_is_not_opened() -> None:
-    text = render(AnswerSettings(shares=("Data",), share_user="alice", share_password="p&<w>d"))
+    text = render(AnswerSettings(shares=("Data",), share_user="alice", share_password="p@ss!w0rd$"))
     root = parse(text)
     specialize = _commands(root, "specialize", "Path")
     assert not any("AllowInsecureGuestAuth" in c for c in specialize)
     firstlogon = _commands(root, "oobeSystem", "CommandLine")
-    assert "cmdkey.exe /add:host.lan /user:alice /pass:p&<w>d" in firstlogon
-    assert r"net.exe use Z: \\host.lan\Data p&<w>d /user:alice /persistent:yes" in firstlogon
+    assert "cmdkey.exe /add:host.lan /user:alice /pass:p@ss!w0rd$" in firstlogon
+    assert r"net.exe use Z: \\host.lan\Data p@ss!w0rd$ /user:alice /persistent:yes" in firstlogon
     assert validate(text, "arm64") == []
 
 

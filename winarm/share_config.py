@@ -29,6 +29,8 @@ SHARE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RESERVED_SHARE_NAMES = {"global", "homes", "printers", "print$", "ipc$"}
 SHARE_USER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
 RESERVED_SHARE_USERS = {"guest", "nobody", "root", "administrator"}
+SHELL_SPECIAL = '"&<>|^%'
+"""Characters a password on a Windows command line could not carry safely (quotes, cmd.exe's operators)."""
 MAX_ID = 2**32 - 2
 MAX_SHARES = 8
 """Drive letters Z: down to S: in the guest."""
@@ -304,10 +306,10 @@ def load_share_settings(
             )
         if not password:
             raise UserError(f"share user {user!r} has no password: add --share-password (env SHARE_PASSWORD)")
-        if not password.isascii() or any(ord(c) < 33 or ord(c) == 127 or c == '"' for c in password):
+        if not password.isascii() or any(ord(c) < 33 or ord(c) == 127 or c in SHELL_SPECIAL for c in password):
             raise UserError(
-                "the share password must be printable ASCII without spaces or '\"' (it goes on a 'net use' command "
-                "line in the guest): choose another"
+                f"the share password must be printable ASCII without spaces or any of {SHELL_SPECIAL} (it goes on "
+                "'net use' and 'cmdkey' command lines in the guest): choose another"
             )
         if len(password) > 127:
             raise UserError("the share password is longer than 127 characters: choose a shorter one")

@@ -23,6 +23,9 @@ from xml.parsers import expat
 import jinja2
 
 from .errors import RuntimeFailure, UserError
+from .share_config import GUEST_ADDRESS as SHARE_ADDRESS
+from .share_config import GUEST_HOSTNAME as SHARE_HOST
+from .share_config import SHARE_NAME_RE, SHARE_USER_RE, SHELL_SPECIAL
 
 
 def _data_dir() -> Path:
@@ -47,8 +50,6 @@ DESKTOP_READY_COMMAND = "cmd.exe /c echo WINARM-PHASE desktop-ready > COM1"
 BYPASS_NRO_COMMAND = (
     r"reg add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\OOBE /v BypassNRO /t REG_DWORD /d 1 /f"
 )
-SHARE_HOST = "host.lan"
-SHARE_ADDRESS = "10.0.2.4"
 SHARE_LETTERS = "ZYXWVUTS"
 HOSTS_COMMAND = (
     rf"cmd.exe /c (echo.& echo {SHARE_ADDRESS} {SHARE_HOST})>>%WINDIR%\System32\drivers\etc\hosts"
@@ -58,8 +59,6 @@ GUEST_AUTH_COMMAND = rf'reg.exe add "{_LANMAN}" /v AllowInsecureGuestAuth /t REG
 """Windows 11 24H2 and Windows 10 Enterprise/Education refuse guest logons to SMB servers by default."""
 NO_SIGNING_COMMAND = rf'reg.exe add "{_LANMAN}" /v RequireSecuritySignature /t REG_DWORD /d 0 /f'
 """Windows 11 24H2 requires SMB signing, which a guest session cannot do."""
-SHARE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-SHARE_USER_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
 MAX_PATH = 259
 MAX_COMMAND_LINE = 1024
 
@@ -313,14 +312,16 @@ def check_settings(s: AnswerSettings) -> None:
     if len(s.shares) > len(SHARE_LETTERS):
         raise UserError(f"{len(s.shares)} shares: at most {len(SHARE_LETTERS)} can be mapped to drive letters")
     for name in s.shares:
-        if not SHARE_NAME_PATTERN.fullmatch(name):
+        if not SHARE_NAME_RE.fullmatch(name):
             raise UserError(f"share name {ascii(name)} is not allowed: use 1-64 letters, digits, '.', '_' or '-'")
     if s.share_user is not None:
-        if not SHARE_USER_PATTERN.fullmatch(s.share_user):
+        if not SHARE_USER_RE.fullmatch(s.share_user):
             raise UserError(f"share user {ascii(s.share_user)} is not allowed: use 1-32 letters, digits, '.', '_', '-'")
         password = s.share_password or ""
-        if not password or not password.isascii() or any(ord(c) < 33 or ord(c) == 127 or c == '"' for c in password):
-            raise UserError("the share password must be printable ASCII without spaces or '\"': choose another")
+        if not password or not password.isascii() or any(ord(c) < 33 or ord(c) == 127 or c in SHELL_SPECIAL
+                                                          for c in password):
+            raise UserError(f"the share password must be printable ASCII without spaces or any of {SHELL_SPECIAL}: "
+                            "choose another")
 
 
 # --- rendering --------------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ KERNEL_META = "linux-image-arm64"
 BUSYBOX = "busybox-static"
 GRUB_BIN = "grub-efi-arm64-bin"
 
-# Kernel modules the guest loads, in this order (dependencies come from modules.dep).
+# Kernel modules the guest loads at every boot, in this order (dependencies come from modules.dep).
 # Everything else the guest needs (PCI host, PL011 serial, ACPI power button, devtmpfs, IPv4) is built in.
 GUEST_MODULES = (
     "virtio_pci",
@@ -56,10 +56,14 @@ GUEST_MODULES = (
     "nls_utf8",
     "evdev",
     "gpio_keys",
-    # The network and the host's Samba share (first-logon `net use`): virtio_net (net_failover comes from
-    # modinfo), then the crypto cifs asks for by soft dependency or by name at mount time, which busybox
-    # modprobe does not follow: signing (cmac, sha512 for SMB 3.1.1), encryption (ccm, gcm + ghash,
-    # ctr), ecb. hmac, md5, sha256, aes, af_packet and ipv6 are built in.
+)
+
+# Kernel modules loaded, in this order, only when the first logon maps a share of the host (`net use`):
+# they take 1.4 s or more to load under TCG. virtio_net (net_failover comes from modinfo), then the crypto
+# cifs asks for by soft dependency or by name at mount time, which busybox modprobe does not follow:
+# signing (cmac; sha512 for SMB 3.1.1), encryption (ccm; gcm with ghash and ctr), ecb. hmac, md5,
+# sha256, aes, af_packet and ipv6 are built in.
+SHARE_MODULES = (
     "virtio_net",
     "ecb",
     "ctr",
@@ -393,8 +397,9 @@ def _render(template: str, values: Mapping[str, str]) -> str:
 
 
 def _write_initramfs(root: Path, kver: str, initroot: Path, out: Path) -> None:
-    """Write a gzip'd newc cpio to OUT: busybox, init.sh as /init, GUEST_MODULES with their
-    dependencies and a modules.dep made by depmod. INITROOT is a scratch copy of the tree.
+    """Write a gzip'd newc cpio to OUT: busybox, init.sh as /init, GUEST_MODULES and SHARE_MODULES with
+    their dependencies (listed for init.sh in /etc/winarm-modules and /etc/winarm-share-modules) and a
+    modules.dep made by depmod. INITROOT is a scratch copy of the tree.
 
     Raises GuestBuildError when busybox or a module is missing, or depmod fails.
     """
@@ -402,7 +407,8 @@ def _write_initramfs(root: Path, kver: str, initroot: Path, out: Path) -> None:
     if not busybox.is_file():
         raise GuestBuildError(f"{BUSYBOX} has no /bin/busybox")
     moddir = root / "lib" / "modules" / kver
-    wanted, files = _module_closure(moddir, GUEST_MODULES)
+    wanted, files = _module_closure(moddir, (*GUEST_MODULES, *SHARE_MODULES))
+    share_modules = {m.replace("-", "_") for m in SHARE_MODULES}
 
     dst_moddir = initroot / "lib" / "modules" / kver
     for rel in files:
@@ -424,7 +430,8 @@ def _write_initramfs(root: Path, kver: str, initroot: Path, out: Path) -> None:
     (initroot / "bin" / "sh").symlink_to("busybox")
     shutil.copyfile(_INIT_SH, initroot / "init")
     (initroot / "init").chmod(0o755)
-    (initroot / "etc" / "winarm-modules").write_text("".join(f"{m}\n" for m in wanted))
+    (initroot / "etc" / "winarm-modules").write_text("".join(f"{m}\n" for m in wanted if m not in share_modules))
+    (initroot / "etc" / "winarm-share-modules").write_text("".join(f"{m}\n" for m in wanted if m in share_modules))
 
     archive = _Cpio()
     archive.add_tree(initroot)

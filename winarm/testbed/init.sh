@@ -171,13 +171,14 @@ find_media() {
 # unattend 1 (an <unattend> element), setup 1 (windowsPE has Microsoft-Windows-Setup), diskconfig 1 and
 # imageinstall 1 (inside it), specialize 1 (a specialize RunSynchronousCommand whose Path runs
 # install-drivers.cmd), hostslan 1 (a specialize RunSynchronousCommand whose Path adds "10.0.2.4
-# host.lan" to ...\etc\hosts), computername NAME (specialize), firstlogon 1 (an oobeSystem
+# host.lan" to ...\etc\hosts), guestauth 1 (one setting LanmanWorkstation AllowInsecureGuestAuth to
+# 1), computername NAME (specialize), firstlogon 1 (an oobeSystem
 # FirstLogonCommands SynchronousCommand whose CommandLine runs the driver script), and per
-# FirstLogonCommand running `net use L: \\HOST\NAME [/user:USER [PASSWORD]] [/switches]`, in document
+# FirstLogonCommand running `net[.exe] use L: \\HOST\NAME [PASSWORD] [/user:USER] [/switches]`, in document
 # order: "share L: HOST NAME [USER [PASSWORD]]" (netuse-bad ORDER when it cannot be read). Comments are
 # ignored; text is XML-unescaped (&amp; &lt; &gt; &quot; &apos; &#N; &#xH;); tag and file names compare
 # as Setup does. Command lines are split at blanks, one pair of double quotes around a word is removed:
-# a password with blanks, quotes or a leading "/" is not understood here (the host allows them).
+# a password with blanks, quotes or a leading "/" is not understood here (the host refuses blanks and quotes).
 answer_facts() {
     awk '
     function bodies(s, tag,    n, i, rest, c, j) {
@@ -228,12 +229,15 @@ answer_facts() {
         return out s
     }
     # netuse(ORDER, LINE): the "share" fact of a `net use` command line, if LINE is one.
-    function netuse(order, line,    T, nt, t, u, tok, unc, rest, k, host, name, user, pass) {
+    function netuse(order, line,    T, nt, t, u, tok, unc, rest, k, host, name, user, pass, prog) {
         nt = split(line, T)
         for (t = 1; t <= nt; t++)
             if (length(T[t]) >= 2 && T[t] ~ /^".*"$/) T[t] = substr(T[t], 2, length(T[t]) - 2)
-        for (t = 1; t < nt; t++)
-            if (tolower(T[t]) == "net" && tolower(T[t + 1]) == "use") break
+        for (t = 1; t < nt; t++) {
+            prog = tolower(T[t])
+            sub(/^.*[\\\/]/, "", prog)
+            if ((prog == "net" || prog == "net.exe") && tolower(T[t + 1]) == "use") break
+        }
         if (t >= nt) return
         unc = T[t + 3]
         rest = substr(unc, 3)
@@ -289,6 +293,8 @@ answer_facts() {
                     if (path ~ /install-drivers\.cmd/) print "specialize 1"
                     if (path ~ /10\.0\.2\.4[ \t]+host\.lan/ && path ~ />>?[ \t]*"?[^ \t]*[\\\/]etc[\\\/]hosts/)
                         print "hostslan 1"
+                    if (path ~ /lanmanworkstation/ && path ~ /allowinsecureguestauth/ && path ~ /\/d[ \t]+1/)
+                        print "guestauth 1"
                 }
             } else if (pass == "oobeSystem") {
                 nf = bodies(S[k], "FirstLogonCommands")
@@ -355,9 +361,13 @@ install_drivers() {
 
 NET_UP=
 
-# net_up: bring up eth0 (virtio-net on QEMU's user network) as 10.0.2.15/24 via 10.0.2.2, once.
+# net_up: load the network and cifs modules (not at every boot: they take over a second under TCG),
+# bring up eth0 (virtio-net on QEMU's user network) as 10.0.2.15/24 via 10.0.2.2; once.
 net_up() {
     [ -n "$NET_UP" ] && return 0
+    for m in $(cat /etc/winarm-share-modules); do
+        modprobe "$m" || die "first-logon: modprobe $m"
+    done
     wait_for /sys/class/net/eth0 10 || die "first-logon: no network device eth0 (virtio-net)"
     ip link set lo up
     ip link set eth0 up || die "first-logon: cannot bring eth0 up"
@@ -417,7 +427,8 @@ use_share() {
 
 # map_shares: run the answer file's `net use` FirstLogonCommands (facts "share L: HOST NAME [USER
 # [PASSWORD]]") in order. Windows resolves host.lan only when a specialize command has put it in
-# its hosts file.
+# its hosts file; like Windows 11 24H2, it refuses a guest logon unless specialize set
+# AllowInsecureGuestAuth.
 map_shares() {
     facts=/tmp/firstlogon.facts
     answer_facts "$PANTHER/unattend.xml" >"$facts" || die "first-logon: cannot read the cached answer file"
@@ -434,6 +445,9 @@ map_shares() {
             10.0.2.4) ;;
             *) die "share $name: net use $letter \\\\$host\\$name: the testbed reaches shares at \\\\host.lan (10.0.2.4) only" ;;
         esac
+        # like Windows 11 24H2: no guest logon to an SMB server unless specialize allowed it
+        [ -n "$user" ] || grep -qx "guestauth 1" "$facts" ||
+            die "share $name: a guest net use but no specialize command sets AllowInsecureGuestAuth to 1 (Windows 11 24H2 refuses guest logons)"
         use_share "$name" "$user" "$pass"
     done <"$facts"
 }
