@@ -129,3 +129,29 @@ def test_bad_share_values_through_the_cli(tmp_path: Path, run_base: Path, folder
     assert needle in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert tree_digest(storage) == before
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the share's files get another owner (uid 4321)")
+def test_desktop_ready_written_to_the_share_is_a_marker(tmp_path: Path, run_base: Path, folder: Path) -> None:
+    """What Windows' logon command does (echo to \\\\host.lan\\Data\\.winarm-desktop-ready), done by the test as
+    the guest's SMB client: winarm takes it as the desktop-ready marker, deletes it, and stops there."""
+    (folder / ".winarm-desktop-ready").write_text("stale, from an earlier run\n")
+    vm = Up(tmp_path, run_base, *VM, "--shared", str(folder), "--stop-at", "desktop-ready")
+    try:
+        vm.wait_line("share: healthy", 60)
+        assert not (folder / ".winarm-desktop-ready").exists(), "a stale marker file is removed at start"
+        port = vm.status()["share"]["host_port"]
+        smbclient.ClientConfig(require_secure_negotiate=False)
+        smbclient.register_session("127.0.0.1", port=port, username="guest", password="", auth_protocol="ntlm",
+                                   require_signing=False)
+        with smbclient.open_file("\\\\127.0.0.1\\Data\\.winarm-desktop-ready", "w", port=port) as handle:
+            handle.write("WINARM-PHASE desktop-ready\r\n")
+        assert vm.wait(60) == 0, "\n".join(vm.lines)
+    finally:
+        smbclient.reset_connection_cache()
+        vm.kill()
+    markers = [e for e in vm.events() if e["kind"] == "marker"]
+    assert markers == [{"t": markers[0]["t"], "kind": "marker", "name": "desktop-ready", "source": "share"}]
+    assert not (folder / ".winarm-desktop-ready").exists()
+    assert any("stopping (the guest reached desktop-ready)" in line for line in vm.lines)

@@ -495,10 +495,12 @@ def test_rule_missing_wcm_action(base: str) -> None:
 
 
 def test_rule_missing_key(base: str) -> None:
-    broken = base.replace(
-        "          <Order>1</Order>\n          <Description>Tell winarm", "          <Description>Tell winarm"
-    )
-    assert rules_and_lines(validate(broken)) == [("list-key", line_of(broken, '<SynchronousCommand wcm:action="add">'))]
+    broken = re.sub(r"          <Order>\d+</Order>\n(          <Description>Tell winarm the desktop is ready<)", r"\1",
+                    base)
+    assert broken != base
+    at = broken.index("<Description>Tell winarm the desktop is ready<")
+    line = broken.count("\n", 0, broken.rindex('<SynchronousCommand wcm:action="add">', 0, at)) + 1
+    assert rules_and_lines(validate(broken)) == [("list-key", line)]
 
 
 def test_rule_wrong_architecture(base: str) -> None:
@@ -530,7 +532,8 @@ def test_rule_long_path(base: str) -> None:
 
 
 def test_rule_long_command_line(base: str) -> None:
-    broken = base.replace("cmd.exe /c echo WINARM-PHASE", "cmd.exe /c echo " + "z" * 1024)
+    broken = base.replace("cmd.exe /c echo WINARM-PHASE desktop-ready &gt; COM1",
+                          "cmd.exe /c echo " + "z" * 1024 + " &gt; COM1")
     assert rules_and_lines(validate(broken)) == [("max-length", line_of(broken, "z" * 1024))]
 
 
@@ -785,6 +788,11 @@ def test_shares_are_named_allowed_and_mapped() -> None:
         r"net.exe use Y: \\host.lan\Music /persistent:yes",
     ]
     assert firstlogon[-1].endswith("desktop-ready > COM1"), "desktop-ready stays the last first-logon command"
+    assert r"cmd.exe /c echo WINARM-PHASE desktop-ready>\\host.lan\Data\.winarm-desktop-ready" in firstlogon
+    run_key = r"reg.exe add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run "
+    run_keys = [c for c in firstlogon if c.startswith(run_key)]
+    assert [c.split(" /v ")[1].split()[0] for c in run_keys] == ["WinarmDesktopReady", "WinarmDesktopReadyShare"]
+    assert firstlogon.index(maps[-1]) < firstlogon.index(run_keys[0]), "the share is mapped before it is written"
 
 
 def test_a_share_login_is_stored_and_used_and_guest_access_is_not_opened() -> None:

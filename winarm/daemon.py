@@ -20,6 +20,8 @@ from .errors import RuntimeFailure
 from .launch import Launched, write_facts
 from .machine import Machine, tail
 from .phases import Phase, derive_phases, format_phase_line, format_table
+from .unattend import DESKTOP_READY_FILE
+from .watch import IN_CLOSE_WRITE, IN_MOVED_TO, Watch
 
 KEY_FOR_CD_PROMPT = "spc"
 """The key pressed at "Press any key to boot from CD or DVD": harmless anywhere else."""
@@ -61,6 +63,7 @@ class Daemon:
         self._printed_phases = 0
         self._key_pressed_this_boot = False
         self._output_this_boot = False
+        self._markers_this_boot: set[str] = set()
         self._vnc: str | None = None
 
     # -- output -------------------------------------------------------------------------------------------
@@ -112,15 +115,7 @@ class Daemon:
             return
         marker = console.parse_marker(line)
         if marker is not None:
-            name, rest = marker
-            if rest:
-                self.record("marker", name=name, detail=rest)
-            else:
-                self.record("marker", name=name)
-            if name in INSTALL_DONE_MARKERS and self._answer_medium is not None:
-                await self._detach_answer_medium()
-            if self.cfg.stop_at and name == self.cfg.stop_at:
-                self.request_stop(f"the guest reached {name}")
+            await self._on_marker(*marker, source="serial")
             return
         guest_event = console.parse_guest_event(line)
         if guest_event is not None:
@@ -129,6 +124,46 @@ class Daemon:
             return
         if console.CD_PROMPT in line:
             await self._on_prompt()
+
+    async def _on_marker(self, name: str, rest: str, *, source: str) -> None:
+        """A guest marker: the first of its name in a boot starts a phase; a repeat (the same signal through
+        another channel, like desktop-ready on the serial port and on the share) is only noted."""
+        if name in self._markers_this_boot:
+            self.record("marker-again", name=name, source=source)
+            return
+        self._markers_this_boot.add(name)
+        details: dict[str, Any] = {"name": name}
+        if rest:
+            details["detail"] = rest
+        if source != "serial":
+            details["source"] = source
+        self.record("marker", **details)
+        if name in INSTALL_DONE_MARKERS and self._answer_medium is not None:
+            await self._detach_answer_medium()
+        if self.cfg.stop_at and name in self.cfg.stop_at.split(","):
+            self.request_stop(f"the guest reached {name}")
+
+    def _watch_desktop_ready(self) -> Watch | None:
+        """Watch the first share for the desktop-ready file the guest writes at each logon (see
+        :data:`winarm.unattend.DESKTOP_READY_FILE`); None without a share or when it cannot be watched."""
+        if self.smbd is None:
+            return None
+        folder = self.smbd.settings.shares[0].path
+        marker_file = folder / DESKTOP_READY_FILE
+        marker_file.unlink(missing_ok=True)  # left by an earlier run
+        try:
+            watch = Watch(folder, IN_CLOSE_WRITE | IN_MOVED_TO)
+        except OSError as error:
+            self.record("share-watch-failed", error=str(error))
+            return None
+
+        def on_readable() -> None:
+            if DESKTOP_READY_FILE in watch.drain() and marker_file.exists():
+                marker_file.unlink(missing_ok=True)
+                asyncio.ensure_future(self._on_marker("desktop-ready", "", source="share"))
+
+        asyncio.get_running_loop().add_reader(watch.fd, on_readable)
+        return watch
 
     async def _on_prompt(self) -> None:
         """Press a key at the CD's prompt, on the boots before the disk has ever booted, once a boot."""
@@ -160,6 +195,7 @@ class Daemon:
 
     def _on_qmp_event(self, name: str, data: dict[str, Any]) -> None:
         if name == "RESET":
+            self._markers_this_boot = set()
             self._key_pressed_this_boot = False
             self._output_this_boot = False
             self.record("reset", guest=bool(data.get("guest", False)), reason=data.get("reason"))
@@ -246,6 +282,7 @@ class Daemon:
             loop.add_signal_handler(signum, self._on_signal, signum)
         control = None
         share_task: asyncio.Future[None] | None = None
+        desktop_watch: Watch | None = None
         smbd_ready = asyncio.ensure_future(self.smbd.wait_ready()) if self.smbd is not None else None
         try:
             await self.machine.connect()
@@ -258,6 +295,7 @@ class Daemon:
                     raise
                 self.record("smbd-ready", port=self.smbd.port, after=round(took, 4))
                 share_task = asyncio.ensure_future(self.smbd.supervise(self._on_share_event, self.say))
+                desktop_watch = self._watch_desktop_ready()
                 self.say(f"share: {', '.join(s.guest_unc for s in self.smbd.settings.shares)} -> "
                          f"{', '.join(str(s.path) for s in self.smbd.settings.shares)} "
                          f"(files owned by {self.smbd.settings.uid}:{self.smbd.settings.gid}, "
@@ -277,6 +315,9 @@ class Daemon:
                 smbd_ready.cancel()
             if share_task is not None:
                 share_task.cancel()
+            if desktop_watch is not None:
+                loop.remove_reader(desktop_watch.fd)
+                desktop_watch.close()
             if control is not None:
                 control.close()
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -47,6 +47,20 @@ PASSWORD_KINDS = ("Password", "AdministratorPassword")
 PNPUTIL_SUCCESS = (0, 259, 3010, 1641)
 DRIVE_LETTERS = "CDEFGHIJKLMNOPQRSTUVWXYZ"
 DESKTOP_READY_COMMAND = "cmd.exe /c echo WINARM-PHASE desktop-ready > COM1"
+DESKTOP_READY_FILE = ".winarm-desktop-ready"
+"""Written to the first share at each logon; winarm takes it as the ``desktop-ready`` marker and deletes it."""
+RUN_KEY = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run"
+
+
+def run_key_command(value: str, command: str) -> str:
+    """A command that registers ``command`` to run at every logon (the machine's Run key, value ``value``)."""
+    return f'reg.exe add {RUN_KEY} /v {value} /t REG_SZ /d "{command}" /f'
+
+
+def share_marker_command(share: str) -> str:
+    """A command that writes the desktop-ready marker file to ``share``."""
+    return rf"cmd.exe /c echo WINARM-PHASE desktop-ready>\\{SHARE_HOST}\{share}\{DESKTOP_READY_FILE}"
+
 BYPASS_NRO_COMMAND = (
     r"reg add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\OOBE /v BypassNRO /t REG_DWORD /d 1 /f"
 )
@@ -361,6 +375,16 @@ def _context(s: AnswerSettings) -> dict[str, Any]:
                 f"Map the shared folder {name} to {letter}:",
                 f"net.exe use {letter}: \\\\{SHARE_HOST}\\{name}{login} /persistent:yes",
             ))
+    if s.shares:
+        firstlogon.append(_Command("Tell winarm the desktop is ready, through the share",
+                                   share_marker_command(s.shares[0])))
+    firstlogon.append(_Command(
+        "At every later logon, tell winarm the desktop is ready",
+        run_key_command("WinarmDesktopReady", "cmd.exe /c echo WINARM-PHASE desktop-ready>COM1"),
+    ))
+    if s.shares:
+        firstlogon.append(_Command("At every later logon, tell winarm through the share too",
+                                   run_key_command("WinarmDesktopReadyShare", share_marker_command(s.shares[0]))))
     firstlogon.append(_Command("Tell winarm the desktop is ready", DESKTOP_READY_COMMAND))
     labconfig = []
     if not s.tpm:
