@@ -140,6 +140,10 @@ def main() -> None:
     help="Seconds the guest gets to shut down before QEMU is told to quit [env TIMEOUT; default 105].",
 )
 @click.option("--vnc", default=None, help="Address VNC listens on [default 127.0.0.1].")
+@click.option("--metrics-port", default=None, help="Serve Prometheus metrics on this port [env METRICS_PORT; "
+              "default off].")
+@click.option("--metrics-address", default=None, help="Address of the metrics endpoint [env METRICS_ADDRESS; "
+              "default 127.0.0.1].")
 @click.option(
     "--stop-at",
     default=None,
@@ -341,7 +345,10 @@ def status(name: str | None, storage: Path | None, as_json: bool) -> None:
 @main.command()
 @vm_options
 @click.option("--json", "as_json", is_flag=True, help="Print {events, phases, total} as JSON.")
-def phases(name: str | None, storage: Path | None, as_json: bool) -> None:
+@click.option("--follow", is_flag=True, help="Print each phase as it completes, until the VM stops.")
+@click.option("--chart", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Also draw the timeline as FILE.png and FILE.svg (needs matplotlib).")
+def phases(name: str | None, storage: Path | None, as_json: bool, follow: bool, chart: Path | None) -> None:
     """Print the boot-phase timeline of the running or last boot."""
     from .phases import derive_phases, format_table, read_events, timeline_json
 
@@ -352,7 +359,21 @@ def phases(name: str | None, storage: Path | None, as_json: bool) -> None:
     if not paths.events.exists():
         click.echo(f"winarm: no boot recorded for VM {vm!r} in {paths.state_dir}: run 'winarm up' first", err=True)
         sys.exit(EXIT_USAGE)
+    if follow:
+        from .follow import follow_phases
+
+        sys.exit(follow_phases(paths.events, click.echo))
     events = read_events(paths.events)
+    if chart is not None:
+        from .chart import phases_chart
+
+        try:
+            written = phases_chart([p.as_dict() for p in derive_phases(events)], chart,
+                                   title=f"winarm phases: VM {vm}")
+        except WinarmError as error:
+            fail(error)
+        for path in written:
+            click.echo(f"chart: {path}", err=True)
     if as_json:
         click.echo(json.dumps(timeline_json(events), indent=2))
         return
@@ -363,6 +384,81 @@ def phases(name: str | None, storage: Path | None, as_json: bool) -> None:
         now = float(events[-1]["t"]) + max(0.0, time.time() - mtime)
     for line in format_table(derive_phases(events), now=now):
         click.echo(line)
+
+
+@main.command("bench")
+@click.option("--variant", "variants", multiple=True, metavar="[NAME:]KEY=VALUE[,...]",
+              help="A variant to compare (repeat; the first is the reference), e.g. drivers=windowsPE.")
+@click.option("--set", "common", multiple=True, metavar="KEY=VALUE[,...]",
+              help="A setting for every variant, e.g. ram=8G or tpm=no (repeatable).")
+@click.option("--iso", default=None, help="The install ISO [env BOOT].")
+@click.option("--drivers", default=None, help="virtio-win ISO or folder [env DRIVERS].")
+@click.option("--runs", default=3, show_default=True, type=click.IntRange(1, 100), help="Boots per variant.")
+@click.option("--from-scratch", is_flag=True, help="Every run is the whole install on a fresh disk (default: each "
+              "variant is installed once, then every run cold-boots a copy of the installed disk).")
+@click.option("--until", default="desktop-ready", show_default=True, metavar="MARKER[,MARKER]",
+              help="The guest marker that ends a run.")
+@click.option("--run-timeout", default=1800.0, show_default=True, type=click.FloatRange(1, 86400),
+              help="Seconds a run may take before it is stopped and marked 'timeout'.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Write the result here.")
+@click.option("--chart", type=click.Path(path_type=Path), default=None, metavar="FILE",
+              help="Draw the runs as FILE.png and FILE.svg (needs matplotlib).")
+@click.option("--workdir", type=click.Path(path_type=Path), default=None,
+              help="Where the runs' VMs and logs go [default STORAGE/bench/<time>].")
+@click.option("--keep", is_flag=True, help="Keep the runs' disk images.")
+def bench_command(variants: tuple[str, ...], common: tuple[str, ...], iso: str | None, drivers: str | None,
+                  runs: int, from_scratch: bool, until: str, run_timeout: float, json_out: Path | None,
+                  chart: Path | None, workdir: Path | None, keep: bool) -> None:
+    """Boot the VM RUNS times per variant, alternating variants, and compare the phases: median, min, max and
+    the ratio to the first variant, as a table, JSON and a chart."""
+    from datetime import UTC, datetime
+
+    from .bench import BenchPlan, Variant, format_table, parse_settings, parse_variant, run_bench, write_json
+
+    try:
+        parsed = [parse_variant(v) for v in variants] or [Variant("default", {})]
+        if len({v.name for v in parsed}) != len(parsed):
+            raise UserError("two variants have the same name: name them NAME:key=value")
+        settings: dict[str, str] = {}
+        for text in common:
+            settings.update(parse_settings(text, "--set"))
+        if drivers or os.environ.get("DRIVERS"):
+            settings.setdefault("drivers", str(Path(drivers or os.environ["DRIVERS"]).absolute()))
+        iso_text = iso or os.environ.get("BOOT") or os.environ.get("ISO")
+        iso_path = Path(iso_text).absolute() if iso_text else None
+        if iso_path is not None and not iso_path.is_file():
+            raise UserError(f"ISO {str(iso_path)!r} does not exist or is not a file: give the install ISO")
+        if iso_path is None and from_scratch:
+            raise UserError("--from-scratch needs --iso (env BOOT): the ISO to install from")
+        if iso_path is None and not from_scratch:
+            raise UserError("the cold-boot benchmark installs each variant first: give --iso (env BOOT)")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        base = Path(os.environ.get("STORAGE") or default_storage()).expanduser().absolute()
+        plan = BenchPlan(variants=parsed, common=settings, iso=iso_path, runs=runs, from_scratch=from_scratch,
+                         run_timeout=run_timeout, until=until, workdir=(workdir or base / "bench" / stamp).absolute(),
+                         keep=keep)
+    except WinarmError as error:
+        fail(error)
+    click.echo(f"winarm bench: {len(parsed)} variants x {runs} runs, "
+               f"{'from scratch' if from_scratch else 'cold boot of an installed disk'}, until {until}; "
+               f"work in {plan.workdir}")
+    result = run_bench(plan, click.echo)
+    write_json(result, plan.workdir / "result.json")
+    if json_out is not None:
+        write_json(result, json_out)
+    for line in format_table(result):
+        click.echo(line)
+    if chart is not None:
+        from .chart import benchmark_chart
+
+        try:
+            for path in benchmark_chart(result, chart):
+                click.echo(f"chart: {path}")
+        except WinarmError as error:
+            fail(error)
+    click.echo(f"result: {json_out or plan.workdir / 'result.json'}")
+    failed = sum(r["status"] != "ok" for v in result["variants"] for r in v["runs"])
+    sys.exit(1 if failed else 0)
 
 
 @main.group()

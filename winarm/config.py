@@ -63,6 +63,8 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "computer_name": ("COMPUTER_NAME",),
     "drivers": ("DRIVERS",),
     "drivers_pass": ("DRIVERS_PASS",),
+    "metrics_port": ("METRICS_PORT",),
+    "metrics_address": ("METRICS_ADDRESS",),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -141,6 +143,8 @@ class Config:
     cpu_model: str | None = None
     qemu_binary: str = "qemu-system-aarch64"
     share: ShareSettings | None = None
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
 
     @property
     def state_dir(self) -> Path:
@@ -344,6 +348,7 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         raise UserError(f"drivers pass {drivers_pass!r} is not known: use windowsPE, specialize or firstlogon")
 
     share = load_share_settings(flags, env)
+    metrics_port, metrics_address = _metrics(flags, env)
 
     stop_at = flags.get("stop_at")
     cpu_model = flags.get("cpu_model")
@@ -379,4 +384,33 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         stop_at=str(stop_at) if stop_at else None,
         cpu_model=str(cpu_model) if cpu_model else None,
         share=share,
+        metrics_port=metrics_port,
+        metrics_address=metrics_address,
     )
+
+
+def _metrics(flags: Mapping[str, Any], env: Mapping[str, str]) -> tuple[int | None, str]:
+    """The metrics endpoint's port (None: off) and address, checked free. Raises :class:`UserError`."""
+    import ipaddress
+    import socket
+
+    address = str(_pick("metrics_address", flags, env) or "127.0.0.1").strip()
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    except ValueError:
+        raise UserError(f"metrics address {address!r} is not an IP address: use 127.0.0.1 or 0.0.0.0") from None
+    value = _pick("metrics_port", flags, env)
+    if value is None or str(value).strip() == "":
+        return None, address
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise UserError(f"metrics port {text!r} is not a TCP port: use for example 9108")
+    port = int(text)
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address, port))
+        except OSError as error:
+            raise UserError(
+                f"metrics port {port} on {address} cannot be used ({error.strerror}): choose another --metrics-port"
+            ) from None
+    return port, address

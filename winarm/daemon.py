@@ -13,10 +13,13 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import console
 from .errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    from .metrics import MetricsServer
 from .launch import Launched, write_facts
 from .machine import Machine, tail
 from .phases import Phase, derive_phases, format_phase_line, format_table
@@ -281,6 +284,7 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(signum, self._on_signal, signum)
         control = None
+        metrics: MetricsServer | None = None
         share_task: asyncio.Future[None] | None = None
         desktop_watch: Watch | None = None
         smbd_ready = asyncio.ensure_future(self.smbd.wait_ready()) if self.smbd is not None else None
@@ -301,6 +305,7 @@ class Daemon:
                          f"(files owned by {self.smbd.settings.uid}:{self.smbd.settings.gid}, "
                          f"smbd on 127.0.0.1:{self.smbd.port})")
             control = await self._start_control()
+            metrics = self._start_metrics()
             pump = asyncio.ensure_future(self.machine.pump_events(self._on_qmp_event))
             assert self.machine.serial_reader is not None
             reader_task = asyncio.ensure_future(self._read_console(self.machine.serial_reader))
@@ -320,6 +325,8 @@ class Daemon:
                 desktop_watch.close()
             if control is not None:
                 control.close()
+            if metrics is not None:
+                metrics.stop()
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
             await self.machine.kill()
@@ -329,6 +336,18 @@ class Daemon:
             if self.smbd is not None:
                 await self.smbd.stop()
             self.launched.release()
+
+    def _start_metrics(self) -> MetricsServer | None:
+        if self.cfg.metrics_port is None:
+            return None
+        from .metrics import DaemonCollector, MetricsServer
+
+        server = MetricsServer(DaemonCollector(self.cfg.name, self.status, lambda: list(self.events.events)),
+                               self.cfg.metrics_address, self.cfg.metrics_port)
+        server.start()
+        self.record("metrics-started", address=self.cfg.metrics_address, port=self.cfg.metrics_port)
+        self.say(f"metrics: http://{self.cfg.metrics_address}:{self.cfg.metrics_port}/metrics")
+        return server
 
     async def _start_control(self) -> asyncio.AbstractServer:
         old = os.umask(0o177)

@@ -1,0 +1,67 @@
+"""``winarm phases --follow`` against a phase log written while it watches (threads synchronised by events,
+not sleeps)."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from pathlib import Path
+
+from winarm.follow import follow_phases
+
+
+def append(log: Path, event: dict[str, object]) -> None:
+    with log.open("a") as handle:
+        handle.write(json.dumps(event) + "\n")
+
+
+def test_follow_prints_each_phase_as_it_completes_and_ends_with_the_run(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    append(log, {"t": 0.0, "kind": "start"})
+    append(log, {"t": 0.2, "kind": "running"})
+    lines: queue.Queue[str] = queue.Queue()
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(follow_phases(log, lines.put, idle_timeout=30)))
+    thread.start()
+    assert lines.get(timeout=10).startswith("phase launch ")
+    append(log, {"t": 2.0, "kind": "boot-device", "device": "disk"})
+    assert lines.get(timeout=10).startswith("phase firmware ")
+    append(log, {"t": 5.0, "kind": "marker", "name": "ready"})
+    assert lines.get(timeout=10).startswith("phase boot-disk ")
+    append(log, {"t": 6.0, "kind": "powerdown-requested"})
+    assert lines.get(timeout=10).startswith("phase ready ")
+    append(log, {"t": 7.5, "kind": "exit", "code": 0})
+    assert lines.get(timeout=10).startswith("phase shutdown ")
+    assert lines.get(timeout=10) == "stopped: total 7.50 s"
+    thread.join(10)
+    assert result == [0]
+    assert lines.empty()
+
+
+def test_follow_starts_over_when_a_new_run_replaces_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    append(log, {"t": 0.0, "kind": "start"})
+    append(log, {"t": 0.3, "kind": "running"})
+    lines: queue.Queue[str] = queue.Queue()
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(follow_phases(log, lines.put, idle_timeout=30)))
+    thread.start()
+    assert lines.get(timeout=10).startswith("phase launch ")
+    log.rename(tmp_path / "old.jsonl")  # what a new `winarm up` does with the last run's log
+    fresh = tmp_path / "events.jsonl.new"
+    append(fresh, {"t": 0.0, "kind": "start"})
+    append(fresh, {"t": 0.4, "kind": "running"})
+    append(fresh, {"t": 0.9, "kind": "exit", "code": 0})
+    fresh.rename(log)
+    assert lines.get(timeout=10).startswith("phase launch ")
+    assert lines.get(timeout=10).startswith("phase firmware ")
+    assert lines.get(timeout=10) == "stopped: total 0.90 s"
+    thread.join(10)
+    assert result == [0]
+
+
+def test_follow_gives_up_after_the_idle_timeout(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    append(log, {"t": 0.0, "kind": "start"})
+    assert follow_phases(log, lambda line: None, idle_timeout=0.2) == 1
