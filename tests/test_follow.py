@@ -16,14 +16,20 @@ def append(log: Path, event: dict[str, object]) -> None:
         handle.write(json.dumps(event) + "\n")
 
 
-def test_follow_prints_each_phase_as_it_completes_and_ends_with_the_run(tmp_path: Path) -> None:
-    log = tmp_path / "events.jsonl"
-    append(log, {"t": 0.0, "kind": "start"})
-    append(log, {"t": 0.2, "kind": "running"})
+def start(log: Path) -> tuple[queue.Queue[str], list[int], threading.Thread]:
+    """follow_phases in a thread: the lines it prints arrive in the queue, its status in the list."""
     lines: queue.Queue[str] = queue.Queue()
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(follow_phases(log, lines.put, idle_timeout=30)))
     thread.start()
+    return lines, result, thread
+
+
+def test_follow_prints_each_phase_as_it_completes_and_ends_with_the_run(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    append(log, {"t": 0.0, "kind": "start"})
+    append(log, {"t": 0.2, "kind": "running"})
+    lines, result, thread = start(log)
     assert lines.get(timeout=10).startswith("phase launch ")
     append(log, {"t": 2.0, "kind": "boot-device", "device": "disk"})
     assert lines.get(timeout=10).startswith("phase firmware ")
@@ -43,10 +49,7 @@ def test_follow_starts_over_when_a_new_run_replaces_the_log(tmp_path: Path) -> N
     log = tmp_path / "events.jsonl"
     append(log, {"t": 0.0, "kind": "start"})
     append(log, {"t": 0.3, "kind": "running"})
-    lines: queue.Queue[str] = queue.Queue()
-    result: list[int] = []
-    thread = threading.Thread(target=lambda: result.append(follow_phases(log, lines.put, idle_timeout=30)))
-    thread.start()
+    lines, result, thread = start(log)
     assert lines.get(timeout=10).startswith("phase launch ")
     log.rename(tmp_path / "old.jsonl")  # what a new `winarm up` does with the last run's log
     fresh = tmp_path / "events.jsonl.new"

@@ -7,24 +7,15 @@ the answer file names, and reports each pass as a phase. The drivers are placeho
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
-from .vmtools import Up, winarm
+from .vmtools import Up, tree_digest, winarm
 
 GUEST = ["--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--no-secure-boot", "--no-tpm", "--timeout", "30"]
 
-
-def tree_digest(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        digest.update(str(path.relative_to(root)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def markers(events: list[dict[str, object]]) -> list[object]:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 from pathlib import Path
@@ -13,7 +12,7 @@ import psutil
 import pytest
 import smbclient
 
-from .vmtools import Up, winarm
+from .vmtools import Up, tree_digest, winarm
 
 VM = ["--ram", "256M", "--cpus", "1", "--disk-size", "64M", "--no-tpm", "--no-secure-boot", "--timeout", "2"]
 
@@ -97,14 +96,6 @@ def test_sigkill_of_winarm_takes_smbd_along(tmp_path: Path, run_base: Path, fold
     finally:
         vm.kill()
 
-
-def tree_digest(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        digest.update(str(path.relative_to(root)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 @pytest.mark.parametrize(

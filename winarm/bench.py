@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .files import write_atomic
 from .phases import derive_phases, read_events, total_duration
 
 KEY_ALIASES: dict[str, str] = {
@@ -402,7 +403,5 @@ def format_table(result: Mapping[str, Any]) -> list[str]:
 
 
 def write_json(result: Mapping[str, Any], path: Path) -> None:
-    """Write the result document atomically."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(partial, path)
+    """Write the result document atomically (mode 0644). Raises :class:`UserError` for an unusable path."""
+    write_atomic(path, (json.dumps(result, indent=2) + "\n").encode(), mode=0o644, what="--json")

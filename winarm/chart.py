@@ -14,15 +14,14 @@ id (``seg-<variant>-<run>-<n>-<phase>``, ``seg-<variant>-median-<phase>``, ``pha
 from __future__ import annotations
 
 import io
-import os
 import statistics
-import tempfile
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from winarm.errors import RuntimeFailure, UserError
+from winarm.errors import RuntimeFailure
+from winarm.files import write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -380,23 +379,7 @@ def _save(figure: Figure, out: Path) -> list[Path]:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UserError(f"chart {str(path)!r} is a directory: give a file name")
-    if not folder.is_dir():
-        raise UserError(f"chart {str(path)!r}: the folder {str(folder)!r} does not exist")
-    try:
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise UserError(f"cannot write {str(path)!r}: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o644)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except OSError as error:
-        Path(temp).unlink(missing_ok=True)
-        raise UserError(f"cannot write {str(path)!r}: {error.strerror}") from None
+    """Write ``data`` to ``path`` atomically, mode 0644. Raises :class:`UserError`."""
+    write_atomic(path, data, mode=0o644, what="chart")
+
+

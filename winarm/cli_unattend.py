@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -16,6 +15,7 @@ import click
 
 from .config import DISK_BUSES
 from .errors import EXIT_FAILURE, EXIT_USAGE, UserError, WinarmError
+from .files import write_atomic
 
 # winarm.unattend (and Jinja2) is imported inside the commands: `winarm up` must not pay for it at start-up.
 
@@ -45,30 +45,8 @@ def _edition(text: str | None) -> tuple[int | None, str | None]:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary file in the same folder, then a rename), mode 0600.
-
-    Nothing is left behind on failure. Raises :class:`UserError` when the folder does not exist, ``path`` is a
-    folder, or the write fails (a read-only or full disk is the user's to fix).
-    """
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UserError(f"--out {str(path)!r} is a directory: give a file name")
-    if not folder.is_dir():
-        raise UserError(f"--out {str(path)!r}: the folder {str(folder)!r} does not exist")
-    try:
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise UserError(f"cannot write {str(path)!r}: {error.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o600)
-            handle.write(text.encode("ascii"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except OSError as error:
-        Path(temp).unlink(missing_ok=True)
-        raise UserError(f"cannot write {str(path)!r}: {error.strerror}") from None
+    """Write ``text`` (ASCII) to ``path`` atomically, mode 0600. Raises :class:`UserError`."""
+    write_atomic(path, text.encode("ascii"), what="--out")
 
 
 @click.group("unattend")

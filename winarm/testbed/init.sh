@@ -20,13 +20,28 @@
 #                        (RunSynchronousCommand Path), the drivers of /winarm/drivers.txt are installed
 #                        ("WINARM-EVENT driver-installed <folder>" each); state next=oobeSystem; `reboot -f`
 #   oobeSystem, first-logon   next boot; drivers installed here when FirstLogonCommands runs the script;
-#                        then each `net use L: \\host.lan\NAME` FirstLogonCommand (which needs the specialize
-#                        command adding host.lan to the hosts file): the network up (eth0 10.0.2.15/24),
-#                        //10.0.2.4/NAME mounted (cifs; "WINARM-EVENT share-mounted NAME"), folders and a file
-#                        written, renamed, overwritten, a scratch file deleted ("WINARM-EVENT share-written
-#                        NAME winarm-testbed/first-logon/hello-renamed.txt", or "share-readonly NAME" when
-#                        the share refuses writes), unmounted; state next=complete; then ready, poweroff
-#   ready, poweroff      later boots from the disk
+#                        then the FirstLogonCommands the testbed knows, by Order:
+#                        `net use L: \\host.lan\NAME [...]` (which needs the specialize command adding host.lan
+#                        to the hosts file): the network up (eth0 10.0.2.15/24), //10.0.2.4/NAME mounted
+#                        (cifs; "WINARM-EVENT share-mounted NAME"), folders and a file written, renamed,
+#                        overwritten, a scratch file deleted ("WINARM-EVENT share-written NAME
+#                        winarm-testbed/first-logon/hello-renamed.txt", or "share-readonly NAME" when the
+#                        share refuses writes); it stays mounted to the end of the commands;
+#                        `cmd[.exe] /c echo TEXT>COM1` (blanks around ">" optional): TEXT printed as a line
+#                        on the console (so `... echo WINARM-PHASE desktop-ready > COM1` is a phase);
+#                        `cmd[.exe] /c echo TEXT>\\host.lan\SHARE\FILE`: TEXT and CRLF written to FILE on a
+#                        share mapped before ("WINARM-EVENT share-file-written SHARE FILE"; when it fails,
+#                        "WINARM-EVENT command-failed ORDER REASON" and on, as cmd would);
+#                        `reg[.exe] add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run /v NAME
+#                        [/t REG_SZ] /d "COMMAND" [/f]`: NAME COMMAND kept in /Windows/winarm-run-keys
+#                        ("WINARM-EVENT run-key-added NAME"), run at later logons, not this one;
+#                        other commands are ignored. Then the shares unmounted; state next=complete;
+#                        then ready, poweroff
+#   ready, poweroff      later boots from the disk; once Setup is complete, each Run-key command the testbed
+#                        knows (the echo forms above; a share file needs a `net use ... /persistent:yes`
+#                        FirstLogonCommand of that share: mounted with its login, "WINARM-EVENT
+#                        share-reconnected NAME", unmounted after) runs first ("WINARM-EVENT run-key-failed
+#                        NAME REASON" when one fails)
 #   error <reason>       on any failure, followed by `poweroff -f`; never hangs silently
 
 /bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /sbin /usr/bin /usr/sbin
@@ -146,15 +161,31 @@ scan_media() {
 }
 
 # find_media seed|marker SECONDS: scan the CDs until the seed (and every other CD, for at most 5 s more)
-# or the driver medium's marker is found; false after SECONDS.
+# or the driver medium's marker is found; false after SECONDS. Windows media without an answer file yet
+# are given 5 s more from the seed on: under load a second USB CD can enumerate after the first one has
+# settled (seen on a busy 2-core host), and Setup would find its Autounattend.xml there.
 find_media() {
     n=0
+    seed_at=
     while :; do
         if usb_settled; then
             scan_media
             complete=$?
             case "$1" in
-                seed) [ -n "$SEED" ] && { [ "$complete" = 0 ] || [ "$n" -ge 50 ]; } && return 0 ;;
+                seed)
+                    if [ -n "$SEED" ]; then
+                        [ -n "$seed_at" ] || seed_at=$n
+                        case "$SEED" in
+                            */"$SEED_PATH") windows=1 ;;
+                            *) windows= ;;
+                        esac
+                        if [ -n "$ANSWER" ] || [ -z "$windows" ]; then
+                            { [ "$complete" = 0 ] || [ "$n" -ge 50 ]; } && return 0
+                        elif [ $((n - seed_at)) -ge 50 ]; then
+                            return 0
+                        fi
+                    fi
+                    ;;
                 marker) [ -n "$MARKER" ] && return 0 ;;
             esac
         fi
@@ -167,41 +198,9 @@ find_media() {
 # ------------------------------------------------------------------------------------------------
 # The answer file
 
-# answer_facts FILE: print what the checks need from the unattend XML in FILE, one "key value" a line:
-# unattend 1 (an <unattend> element), setup 1 (windowsPE has Microsoft-Windows-Setup), diskconfig 1 and
-# imageinstall 1 (inside it), specialize 1 (a specialize RunSynchronousCommand whose Path runs
-# install-drivers.cmd), hostslan 1 (a specialize RunSynchronousCommand whose Path adds "10.0.2.4
-# host.lan" to ...\etc\hosts), guestauth 1 (one setting LanmanWorkstation AllowInsecureGuestAuth to
-# 1), computername NAME (specialize), firstlogon 1 (an oobeSystem
-# FirstLogonCommands SynchronousCommand whose CommandLine runs the driver script), and per
-# FirstLogonCommand running `net[.exe] use L: \\HOST\NAME [PASSWORD] [/user:USER] [/switches]`, in document
-# order: "share L: HOST NAME [USER [PASSWORD]]" (netuse-bad ORDER when it cannot be read). Comments are
-# ignored; text is XML-unescaped (&amp; &lt; &gt; &quot; &apos; &#N; &#xH;); tag and file names compare
-# as Setup does. Command lines are split at blanks, one pair of double quotes around a word is removed:
-# a password with blanks, quotes or a leading "/" is not understood here (the host refuses blanks and quotes).
-answer_facts() {
-    awk '
-    function bodies(s, tag,    n, i, rest, c, j) {
-        n = 0
-        delete E
-        while ((i = index(s, "<" tag)) > 0) {
-            rest = substr(s, i + length(tag) + 1)
-            c = substr(rest, 1, 1)
-            if (c != ">" && c != " " && c != "\t" && c != "/") { s = rest; continue }
-            j = index(rest, "</" tag ">")
-            if (j == 0) { E[++n] = rest; break }
-            E[++n] = substr(rest, 1, j - 1)
-            s = substr(rest, j + length(tag) + 3)
-        }
-        return n
-    }
-    function text(s, tag,    i, rest, j) {
-        i = index(s, "<" tag ">")
-        if (i == 0) return ""
-        rest = substr(s, i + length(tag) + 2)
-        j = index(rest, "</" tag ">")
-        return j ? substr(rest, 1, j - 1) : rest
-    }
+# AWK_LIB: awk functions shared by answer_facts and run_key_facts (Windows command lines read as Windows
+# would). Command lines holding cmd.exe operators other than the one redirection are not understood here.
+AWK_LIB='
     function hex(h,    v, i) {
         v = 0
         for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", tolower(substr(h, i, 1))) - 1
@@ -228,8 +227,161 @@ answer_facts() {
         }
         return out s
     }
-    # netuse(ORDER, LINE): the "share" fact of a `net use` command line, if LINE is one.
-    function netuse(order, line,    T, nt, t, u, tok, unc, rest, k, host, name, user, pass, prog) {
+    function reps(s, k,    out) {
+        out = ""
+        while (k-- > 0) out = out s
+        return out
+    }
+    # argv(LINE): LINE split into A[1..n] as CommandLineToArgvW does (blanks outside double quotes
+    # separate; 2n backslashes before a quote give n and the quote toggles quoting, 2n+1 give n and a
+    # literal quote; other backslashes are literal); returns n.
+    function argv(line,    n, i, len, c, q, bs, cur, started) {
+        delete A
+        n = 0; cur = ""; q = 0; started = 0; len = length(line); i = 1
+        while (i <= len) {
+            c = substr(line, i, 1)
+            if (c == "\\") {
+                bs = 0
+                while (i <= len && substr(line, i, 1) == "\\") { bs++; i++ }
+                started = 1
+                if (i <= len && substr(line, i, 1) == "\"") {
+                    cur = cur reps("\\", int(bs / 2))
+                    if (bs % 2) { cur = cur "\""; i++ }
+                } else
+                    cur = cur reps("\\", bs)
+                continue
+            }
+            i++
+            if (c == "\"") { q = !q; started = 1; continue }
+            if (!q && (c == " " || c == "\t")) {
+                if (started) { A[++n] = cur; cur = ""; started = 0 }
+                continue
+            }
+            cur = cur c
+            started = 1
+        }
+        if (started) A[++n] = cur
+        return n
+    }
+    # echo_fact(LINE): for `cmd[.exe] [/d /q /s] /c echo TEXT>TARGET` (one ">", blanks around it
+    # optional, TARGET COM1 or \\HOST\SHARE\PATH, maybe in quotes): "echo com1 |TEXT|" or "echo unc
+    # HOST SHARE |PATH|TEXT|" (HOST lower case, PATH with "/"). TEXT is what cmd echoes: everything
+    # after "echo " up to the ">", blanks included. "" for any other command line.
+    function echo_fact(line,    s, k, prog, p, text, target, lt, rest, host, share, path) {
+        s = line
+        sub(/^[ \t]+/, "", s)
+        if (substr(s, 1, 1) == "\"") {
+            k = index(substr(s, 2), "\"")
+            if (k == 0) return ""
+            prog = substr(s, 2, k - 1)
+            s = substr(s, k + 2)
+        } else {
+            match(s, /^[^ \t]+/)
+            prog = substr(s, 1, RLENGTH)
+            s = substr(s, RLENGTH + 1)
+        }
+        prog = tolower(prog)
+        sub(/^.*[\\\/]/, "", prog)
+        if (prog != "cmd" && prog != "cmd.exe") return ""
+        for (;;) {
+            sub(/^[ \t]+/, "", s)
+            if (s ~ /^\/[cC]([ \t]|$)/) { s = substr(s, 3); break }
+            if (s ~ /^\/[dDqQsS]([ \t]|$)/) { s = substr(s, 3); continue }
+            return ""
+        }
+        sub(/^[ \t]+/, "", s)
+        if (length(s) >= 2 && substr(s, 1, 1) == "\"" && substr(s, length(s)) == "\"") s = substr(s, 2, length(s) - 2)
+        if (tolower(substr(s, 1, 4)) != "echo" || substr(s, 5, 1) !~ /[ \t]/) return ""
+        s = substr(s, 6)
+        p = index(s, ">")
+        if (p == 0 || index(substr(s, p + 1), ">") > 0) return ""
+        text = substr(s, 1, p - 1)
+        target = substr(s, p + 1)
+        if (text ~ /[&|<^%"]/ || text !~ /[^ \t]/ || text ~ /(^|[ \t])[0-9]$/) return ""
+        gsub(/^[ \t]+|[ \t]+$/, "", target)
+        if (length(target) >= 2 && target ~ /^".*"$/) target = substr(target, 2, length(target) - 2)
+        if (target ~ /[&|<^%"]/) return ""
+        lt = tolower(target)
+        if (lt == "com1" || lt == "com1:" || lt == "\\\\.\\com1") return "echo com1 |" text "|"
+        if (substr(target, 1, 2) != "\\\\") return ""
+        rest = substr(target, 3)
+        k = index(rest, "\\")
+        if (k < 2) return ""
+        host = substr(rest, 1, k - 1)
+        rest = substr(rest, k + 1)
+        k = index(rest, "\\")
+        if (k < 2) return ""
+        share = substr(rest, 1, k - 1)
+        path = substr(rest, k + 1)
+        if (host !~ /^[A-Za-z0-9][A-Za-z0-9.-]*$/ || share !~ /^[A-Za-z0-9][A-Za-z0-9_.-]*$/) return ""
+        if (path ~ /[:*?<>|]/ || index(path, "/") > 0 || path ~ /(^|\\)\.?\.?(\\|$)/) return ""
+        gsub(/\\/, "/", path)
+        return "echo unc " tolower(host) " " share " |" path "|" text "|"
+    }
+    # runkey_fact(LINE): for `reg[.exe] add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run /v NAME
+    # [/t REG_SZ] /d DATA [/f]`: "runkey NAME |DATA|" (NAME without blanks or "|"); else "".
+    function runkey_fact(line,    n, prog, key, t, sw, name, type, data, hasd) {
+        n = argv(line)
+        if (n < 3) return ""
+        prog = tolower(A[1])
+        sub(/^.*[\\\/]/, "", prog)
+        if ((prog != "reg" && prog != "reg.exe") || tolower(A[2]) != "add") return ""
+        key = tolower(A[3])
+        sub(/\\+$/, "", key)
+        if (substr(key, 1, 19) == "hkey_local_machine\\") key = "hklm" substr(key, 19)
+        if (key != "hklm\\software\\microsoft\\windows\\currentversion\\run") return ""
+        name = ""; type = "reg_sz"; data = ""; hasd = 0
+        for (t = 4; t <= n; t++) {
+            sw = tolower(A[t])
+            if (sw == "/v" && t < n) name = A[++t]
+            else if (sw == "/t" && t < n) type = tolower(A[++t])
+            else if (sw == "/d" && t < n) { data = A[++t]; hasd = 1 }
+            else if (sw != "/f") return ""
+        }
+        if (type != "reg_sz" || !hasd || name == "" || name ~ /[ \t|]/) return ""
+        return "runkey " name " |" data "|"
+    }
+'
+
+# answer_facts FILE: print what the checks need from the unattend XML in FILE, one "key value" a line:
+# unattend 1 (an <unattend> element), setup 1 (windowsPE has Microsoft-Windows-Setup), diskconfig 1 and
+# imageinstall 1 (inside it), specialize 1 (a specialize RunSynchronousCommand whose Path runs
+# install-drivers.cmd), hostslan 1 (a specialize RunSynchronousCommand whose Path adds "10.0.2.4
+# host.lan" to ...\etc\hosts), guestauth 1 (one setting LanmanWorkstation AllowInsecureGuestAuth to
+# 1), computername NAME (specialize), firstlogon 1 (an oobeSystem FirstLogonCommands SynchronousCommand
+# whose CommandLine runs the driver script), and per FirstLogonCommand the testbed executes, sorted by
+# Order (stable): "fl ORDER share L: HOST NAME PERSISTENT [USER [PASSWORD]]" for `net[.exe] use L:
+# \\HOST\NAME [PASSWORD] [/user:USER] [/switches]` (PERSISTENT 1 with /persistent:yes, else 0;
+# netuse-bad ORDER when it cannot be read), "fl ORDER echo ..." (see echo_fact) and "fl ORDER runkey
+# ..." (see runkey_fact). Comments are ignored; text is XML-unescaped (&amp; &lt; &gt; &quot; &apos; &#N;
+# &#xH;); tag and file names compare as Setup does. net use lines are split at blanks, one pair of double
+# quotes around a word is removed: a password with blanks, quotes or a leading "/" is not understood here
+# (the host refuses blanks and quotes).
+answer_facts() {
+    awk "$AWK_LIB"'
+    function bodies(s, tag,    n, i, rest, c, j) {
+        n = 0
+        delete E
+        while ((i = index(s, "<" tag)) > 0) {
+            rest = substr(s, i + length(tag) + 1)
+            c = substr(rest, 1, 1)
+            if (c != ">" && c != " " && c != "\t" && c != "/") { s = rest; continue }
+            j = index(rest, "</" tag ">")
+            if (j == 0) { E[++n] = rest; break }
+            E[++n] = substr(rest, 1, j - 1)
+            s = substr(rest, j + length(tag) + 3)
+        }
+        return n
+    }
+    function text(s, tag,    i, rest, j) {
+        i = index(s, "<" tag ">")
+        if (i == 0) return ""
+        rest = substr(s, i + length(tag) + 2)
+        j = index(rest, "</" tag ">")
+        return j ? substr(rest, 1, j - 1) : rest
+    }
+    # netuse(ORDER, LINE): the "share" fact of a `net use` command line, if LINE is one ("" else).
+    function netuse(order, line,    T, nt, t, u, tok, unc, rest, k, host, name, user, pass, prog, persist) {
         nt = split(line, T)
         for (t = 1; t <= nt; t++)
             if (length(T[t]) >= 2 && T[t] ~ /^".*"$/) T[t] = substr(T[t], 2, length(T[t]) - 2)
@@ -238,7 +390,7 @@ answer_facts() {
             sub(/^.*[\\\/]/, "", prog)
             if ((prog == "net" || prog == "net.exe") && tolower(T[t + 1]) == "use") break
         }
-        if (t >= nt) return
+        if (t >= nt) return ""
         unc = T[t + 3]
         rest = substr(unc, 3)
         k = index(rest, "\\")
@@ -246,16 +398,18 @@ answer_facts() {
         name = substr(rest, k + 1)
         if (T[t + 2] !~ /^[A-Za-z]:$/ || substr(unc, 1, 2) != "\\\\" || k < 2 || name !~ /^[A-Za-z0-9][A-Za-z0-9_.-]*$/) {
             print "netuse-bad " order
-            return
+            return ""
         }
         user = ""
         pass = ""
+        persist = 0
         for (u = t + 4; u <= nt; u++) {
             tok = T[u]
             if (tolower(substr(tok, 1, 6)) == "/user:") user = substr(tok, 7)
+            else if (tolower(tok) == "/persistent:yes") persist = 1
             else if (substr(tok, 1, 1) != "/") pass = tok
         }
-        print "share " toupper(T[t + 2]) " " host " " name (user == "" ? "" : " " user (pass == "" ? "" : " " pass))
+        return "share " toupper(T[t + 2]) " " host " " name " " persist (user == "" ? "" : " " user (pass == "" ? "" : " " pass))
     }
     function attr(s, name,    head) {
         head = substr(s, 1, index(s, ">"))
@@ -273,6 +427,7 @@ answer_facts() {
         if (index(doc, "<unattend") > 0) print "unattend 1"
         ns = bodies(doc, "settings")
         for (k = 1; k <= ns; k++) S[k] = E[k]
+        ncmd = 0
         for (k = 1; k <= ns; k++) {
             pass = attr(S[k], "pass")
             if (pass == "windowsPE") {
@@ -303,11 +458,37 @@ answer_facts() {
                 nr = bodies(all, "SynchronousCommand")
                 for (r = 1; r <= nr; r++) {
                     line = unxml(text(E[r], "CommandLine"))
+                    order = text(E[r], "Order")
+                    gsub(/[ \t]/, "", order)
                     if (tolower(line) ~ /install-drivers\.cmd/) print "firstlogon 1"
-                    netuse(text(E[r], "Order"), line)
+                    fact = netuse(order, line)
+                    if (fact == "") fact = echo_fact(line)
+                    if (fact == "") fact = runkey_fact(line)
+                    if (fact == "") continue
+                    ncmd++
+                    O[ncmd] = order + 0
+                    C[ncmd] = order " " fact
                 }
             }
         }
+        # FirstLogonCommands run by Order (a stable insertion sort: equal Orders keep document order)
+        for (a = 2; a <= ncmd; a++) {
+            o = O[a]; v = C[a]
+            for (b = a - 1; b >= 1 && O[b] > o; b--) { O[b + 1] = O[b]; C[b + 1] = C[b] }
+            O[b + 1] = o; C[b + 1] = v
+        }
+        for (a = 1; a <= ncmd; a++) print "fl " C[a]
+    }' "$1"
+}
+
+# run_key_facts FILE: for each "NAME COMMAND" line of the Run-key file FILE (in its order) whose COMMAND
+# the testbed executes: "rk NAME echo ..." (see echo_fact).
+run_key_facts() {
+    awk "$AWK_LIB"'
+    {
+        name = $1
+        fact = echo_fact(substr($0, index($0, name) + length(name) + 1))
+        if (fact != "") print "rk " name " " fact
     }' "$1"
 }
 
@@ -357,28 +538,39 @@ install_drivers() {
 }
 
 # ------------------------------------------------------------------------------------------------
-# The host's shares (first logon: `net use`)
+# The host's shares (`net use`), the other FirstLogonCommands, the Run key
 
 NET_UP=
+LOGON=first-logon     # what the messages name: "logon" at the later boots
+SHARES=/mnt/share     # where the shares are mounted: $SHARES/<name in lower case>
+MAPPED=" "            # the shares mounted now, lower case: " data other "
+RECONNECT=            # set at later logons: a persistent mapping is mounted when it is used
+FACTS=/tmp/logon.facts # the answer file's facts (answer_facts)
+ANSWER_COPY=/tmp/unattend.xml # at later logons: the cached answer file, copied from the disk
+RUN_KEYS=/mnt/sys/Windows/winarm-run-keys
+
+lower() {
+    printf '%s\n' "$1" | tr 'A-Z' 'a-z'
+}
 
 # net_up: load the network and cifs modules (not at every boot: they take over a second under TCG),
 # bring up eth0 (virtio-net on QEMU's user network) as 10.0.2.15/24 via 10.0.2.2; once.
 net_up() {
     [ -n "$NET_UP" ] && return 0
     for m in $(cat /etc/winarm-share-modules); do
-        modprobe "$m" || die "first-logon: modprobe $m"
+        modprobe "$m" || die "$LOGON: modprobe $m"
     done
-    wait_for /sys/class/net/eth0 10 || die "first-logon: no network device eth0 (virtio-net)"
+    wait_for /sys/class/net/eth0 10 || die "$LOGON: no network device eth0 (virtio-net)"
     ip link set lo up
-    ip link set eth0 up || die "first-logon: cannot bring eth0 up"
+    ip link set eth0 up || die "$LOGON: cannot bring eth0 up"
     n=0
     until [ "$(cat /sys/class/net/eth0/carrier 2>/dev/null)" = 1 ]; do
-        [ "$n" -ge 100 ] && die "first-logon: eth0 has no link after 10 s"
+        [ "$n" -ge 100 ] && die "$LOGON: eth0 has no link after 10 s"
         sleep 0.1
         n=$((n + 1))
     done
-    ip addr add 10.0.2.15/24 dev eth0 || die "first-logon: cannot give eth0 its address"
-    ip route add default via 10.0.2.2 || die "first-logon: cannot add the default route"
+    ip addr add 10.0.2.15/24 dev eth0 || die "$LOGON: cannot give eth0 its address"
+    ip route add default via 10.0.2.2 || die "$LOGON: cannot add the default route"
     NET_UP=1
 }
 
@@ -394,27 +586,53 @@ share_steps() {
         rm -f "$base/scratch.tmp"
 }
 
-# use_share NAME USER PASSWORD: `net use` of \\host.lan\NAME (a guest login when USER is empty):
-# mount //10.0.2.4/NAME (QEMU forwards 10.0.2.4:445 to the host's smbd), write to it, unmount.
-# Busybox mount has no cifs helper: it passes ip= and unc= on, and the kernel needs both (no DNS).
-use_share() {
-    net_up
+# mount_share NAME USER PASSWORD: mount //10.0.2.4/NAME (QEMU forwards 10.0.2.4:445 to the host's smbd)
+# at $SHARES/<name> (a guest login when USER is empty) and add it to MAPPED; false with the reason
+# in MOUNT_ERR. Busybox mount has no cifs helper: it passes ip= and unc= on, and the kernel needs both
+# (no DNS).
+mount_share() {
     if [ -n "$2" ]; then
         # A comma ends a mount option. cifs reads ",," as a comma, but busybox mount drops the empty
         # option between them: such a password cannot be passed here (Windows would take it).
         case "$2$3" in
-            *,*) die "share $1: the testbed cannot mount with a user name or password holding ','" ;;
+            *,*)
+                MOUNT_ERR="the testbed cannot mount with a user name or password holding ','"
+                return 1
+                ;;
         esac
         cred="username=$2,password=$3"
     else
         cred="username=guest,password="
     fi
-    dir="/mnt/share/$1"
-    mkdir -p "$dir"
-    mount -t cifs -o "vers=3.1.1,ip=10.0.2.4,unc=\\\\10.0.2.4\\$1,$cred" "//10.0.2.4/$1" "$dir" \
-        </dev/null 2>/tmp/mount.err || die "share $1: mount failed: $(tail -n 1 /tmp/mount.err)"
+    net_up
+    lname="$(lower "$1")"
+    mkdir -p "$SHARES/$lname"
+    if ! mount -t cifs -o "vers=3.1.1,ip=10.0.2.4,unc=\\\\10.0.2.4\\$1,$cred" "//10.0.2.4/$1" "$SHARES/$lname" \
+        </dev/null 2>/tmp/mount.err; then
+        MOUNT_ERR="mount failed: $(tail -n 1 /tmp/mount.err)"
+        return 1
+    fi
+    MAPPED="$MAPPED$lname "
+}
+
+# unmount_shares: unmount every share mounted (at the end of the logon's commands).
+unmount_shares() {
+    for lname in $MAPPED; do
+        umount "$SHARES/$lname" 2>/tmp/mount.err || die "share $lname: umount failed: $(tail -n 1 /tmp/mount.err)"
+    done
+    MAPPED=" "
+}
+
+# use_share NAME USER PASSWORD: `net use` of \\host.lan\NAME: mounted (it stays mounted to the end of the
+# first logon's commands, as a mapped drive stays connected), written to.
+use_share() {
+    lname="$(lower "$1")"
+    case "$MAPPED" in
+        *" $lname "*) ;; # mapped under another letter already
+        *) mount_share "$1" "$2" "$3" || die "share $1: $MOUNT_ERR" ;;
+    esac
     event share-mounted "$1"
-    if share_steps "$dir" "hello from ${COMPUTER:-WINARM-TESTBED}" </dev/null 2>/tmp/share.err; then
+    if share_steps "$SHARES/$lname" "hello from ${COMPUTER:-WINARM-TESTBED}" </dev/null 2>/tmp/share.err; then
         sync
         event share-written "$1" winarm-testbed/first-logon/hello-renamed.txt
     elif grep -qi -e "permission denied" -e "read-only file system" /tmp/share.err; then
@@ -422,34 +640,175 @@ use_share() {
     else
         die "share $1: writing failed: $(tail -n 1 /tmp/share.err)"
     fi
-    umount "$dir" 2>/tmp/mount.err || die "share $1: umount failed: $(tail -n 1 /tmp/mount.err)"
 }
 
-# map_shares: run the answer file's `net use` FirstLogonCommands (facts "share L: HOST NAME [USER
-# [PASSWORD]]") in order. Windows resolves host.lan only when a specialize command has put it in
-# its hosts file; like Windows 11 24H2, it refuses a guest logon unless specialize set
-# AllowInsecureGuestAuth.
-map_shares() {
-    facts=/tmp/firstlogon.facts
-    answer_facts "$PANTHER/unattend.xml" >"$facts" || die "first-logon: cannot read the cached answer file"
-    bad="$(sed -n 's/^netuse-bad //p' "$facts" | head -n 1)"
+# map_share L: HOST NAME PERSISTENT [USER [PASSWORD]]: a `net use` FirstLogonCommand. Windows resolves
+# host.lan only when a specialize command has put it in its hosts file; like Windows 11 24H2, it
+# refuses a guest logon unless specialize set AllowInsecureGuestAuth.
+map_share() {
+    case "$(lower "$2")" in
+        host.lan)
+            grep -qx "hostslan 1" "$FACTS" ||
+                die "share $3: net use $1 \\\\$2\\$3 but no specialize command adds host.lan to the hosts file (Windows cannot resolve it)"
+            ;;
+        10.0.2.4) ;;
+        *) die "share $3: net use $1 \\\\$2\\$3: the testbed reaches shares at \\\\host.lan (10.0.2.4) only" ;;
+    esac
+    # like Windows 11 24H2: no guest logon to an SMB server unless specialize allowed it
+    [ -n "$5" ] || grep -qx "guestauth 1" "$FACTS" ||
+        die "share $3: a guest net use but no specialize command sets AllowInsecureGuestAuth to 1 (Windows 11 24H2 refuses guest logons)"
+    use_share "$3" "$5" "$6"
+}
+
+# reconnect_share HOST NAME: a share used by a later logon: Windows reconnects a mapping made with
+# `net use ... /persistent:yes` (the answer file's, with its login) when it is used. False with the
+# reason in CMD_ERR when there is none or it cannot be mounted.
+reconnect_share() {
+    CMD_ERR="\\\\$1\\$2 is not mapped (no net use of it)"
+    [ -n "$RECONNECT" ] || return 1
+    want="$(lower "$2")"
+    while read -r f_key f_order f_kind f_letter f_host f_name f_persist f_user f_pass; do
+        [ "$f_key $f_kind $f_persist" = "fl share 1" ] && [ "$(lower "$f_name")" = "$want" ] || continue
+        if [ -z "$f_user" ] && ! grep -qx "guestauth 1" "$FACTS"; then
+            CMD_ERR="\\\\$1\\$2: a guest logon, refused without AllowInsecureGuestAuth"
+            return 1
+        fi
+        # QEMU answers ARP for 10.0.2.4 only when it forwards it to a share server: without one
+        # (winarm run without a shared folder) the mount would fail only after ~6 s (ARP timeouts).
+        net_up
+        if ! arping -q -f -c 1 -w 1 -I eth0 10.0.2.4 </dev/null >/dev/null 2>&1; then
+            CMD_ERR="\\\\$1\\$2: the network path was not found (nothing answers at 10.0.2.4: no share server)"
+            return 1
+        fi
+        if ! mount_share "$f_name" "$f_user" "$f_pass"; then
+            CMD_ERR="\\\\$1\\$2: $MOUNT_ERR"
+            return 1
+        fi
+        event share-reconnected "$f_name"
+        return 0
+    done <"$FACTS"
+    CMD_ERR="\\\\$1\\$2 is not mapped persistently (no net use /persistent:yes of it)"
+    return 1
+}
+
+# run_echo FACT: cmd's `echo TEXT>TARGET` for an echo fact (see echo_fact): TEXT on the console (COM1,
+# the serial port), or TEXT and CRLF written to a file on a share, which must be mapped (or be
+# reconnected, see reconnect_share). False with the reason in CMD_ERR, as the command fails.
+run_echo() {
+    case "$1" in
+        "com1 |"*)
+            text="${1#com1 |}"
+            printf '%s\n' "${text%|}"
+            ;;
+        "unc "*)
+            rest="${1#unc }"
+            host="${rest%% *}"
+            rest="${rest#* }"
+            share="${rest%% *}"
+            rest="${rest#* |}"
+            path="${rest%%|*}"
+            text="${rest#*|}"
+            text="${text%|}"
+            # a later logon reads the cached answer file only now, when a share is used
+            [ -f "$FACTS" ] || answer_facts "$ANSWER_COPY" >"$FACTS" 2>/dev/null || : >"$FACTS"
+            case "$host" in
+                host.lan)
+                    if ! grep -qx "hostslan 1" "$FACTS"; then
+                        CMD_ERR="\\\\host.lan cannot be resolved (no specialize command adds it to the hosts file)"
+                        return 1
+                    fi
+                    ;;
+                10.0.2.4) ;;
+                *)
+                    CMD_ERR="\\\\$host: the testbed reaches shares at \\\\host.lan (10.0.2.4) only"
+                    return 1
+                    ;;
+            esac
+            case "$MAPPED" in
+                *" $(lower "$share") "*) ;;
+                *) reconnect_share "$host" "$share" || return 1 ;;
+            esac
+            if ! { printf '%s\r\n' "$text" >"$SHARES/$(lower "$share")/$path"; } 2>/tmp/echo.err; then
+                err="$(tail -n 1 /tmp/echo.err)"
+                CMD_ERR="\\\\$host\\$share\\$(printf '%s' "$path" | tr / '\\'): ${err##*: }"
+                return 1
+            fi
+            event share-file-written "$share" "$path"
+            ;;
+        *)
+            CMD_ERR="unknown echo form"
+            return 1
+            ;;
+    esac
+}
+
+# set_run_key NAME COMMAND: `reg add` of the Run value NAME: one "NAME COMMAND" line in RUN_KEYS on
+# the (rw) system disk, replacing a value of that name (names compare case-insensitively) in place.
+set_run_key() {
+    lname="$(lower "$1")"
+    replaced=
+    {
+        if [ -f "$RUN_KEYS" ]; then
+            while IFS= read -r line; do
+                if [ "$(lower "${line%% *}")" = "$lname" ]; then
+                    [ -n "$replaced" ] || printf '%s %s\n' "$1" "$2"
+                    replaced=1
+                else
+                    printf '%s\n' "$line"
+                fi
+            done <"$RUN_KEYS"
+        fi
+        [ -n "$replaced" ] || printf '%s %s\n' "$1" "$2"
+    } >"$RUN_KEYS.new" || die "$LOGON: writing the Run key"
+    mv "$RUN_KEYS.new" "$RUN_KEYS" || die "$LOGON: writing the Run key"
+    sync
+}
+
+# first_logon_commands: the FirstLogonCommands the testbed executes, by Order (the driver script ran
+# before them): `net use` (map_share; the shares stay mounted to the end), `cmd /c echo TEXT>COM1` or
+# `>\\host.lan\SHARE\FILE` (run_echo; a failure is "WINARM-EVENT command-failed ORDER REASON" and the
+# next command runs, as after a failing cmd), `reg add` of a Run value (set_run_key: run at the next
+# logons, not this one). Any other command is ignored.
+first_logon_commands() {
+    answer_facts "$PANTHER/unattend.xml" >"$FACTS" || die "first-logon: cannot read the cached answer file"
+    bad="$(sed -n 's/^netuse-bad //p' "$FACTS" | head -n 1)"
     [ -z "$bad" ] || die "first-logon: FirstLogonCommands Order $bad: a net use this testbed cannot read"
-    COMPUTER="$(sed -n 's/^computername //p' "$facts" | head -n 1)"
-    while read -r key letter host name user pass; do
-        [ "$key" = share ] || continue
-        case "$(echo "$host" | tr 'A-Z' 'a-z')" in
-            host.lan)
-                grep -qx "hostslan 1" "$facts" ||
-                    die "share $name: net use $letter \\\\$host\\$name but no specialize command adds host.lan to the hosts file (Windows cannot resolve it)"
+    COMPUTER="$(sed -n 's/^computername //p' "$FACTS" | head -n 1)"
+    while read -r key order kind rest <&3; do
+        [ "$key" = fl ] || continue
+        case "$kind" in
+            share)
+                set -f
+                # shellcheck disable=SC2086 # L: HOST NAME PERSISTENT [USER [PASSWORD]]
+                set -- $rest
+                set +f
+                map_share "$@"
                 ;;
-            10.0.2.4) ;;
-            *) die "share $name: net use $letter \\\\$host\\$name: the testbed reaches shares at \\\\host.lan (10.0.2.4) only" ;;
+            echo) run_echo "$rest" || event command-failed "$order" "$CMD_ERR" ;;
+            runkey)
+                name="${rest%% *}"
+                data="${rest#* |}"
+                set_run_key "$name" "${data%|}"
+                event run-key-added "$name"
+                ;;
         esac
-        # like Windows 11 24H2: no guest logon to an SMB server unless specialize allowed it
-        [ -n "$user" ] || grep -qx "guestauth 1" "$facts" ||
-            die "share $name: a guest net use but no specialize command sets AllowInsecureGuestAuth to 1 (Windows 11 24H2 refuses guest logons)"
-        use_share "$name" "$user" "$pass"
-    done <"$facts"
+    done 3<"$FACTS"
+    unmount_shares
+}
+
+# run_keys: what a later logon does with the machine's Run key (/tmp/run-keys, copied from the disk):
+# each value's command the testbed knows (echo, see run_echo; shares reconnected as needed and
+# unmounted after), in order; "WINARM-EVENT run-key-failed NAME REASON" for one that fails.
+run_keys() {
+    [ -s /tmp/run-keys ] || return 0
+    LOGON=logon
+    RECONNECT=1
+    run_key_facts /tmp/run-keys >/tmp/run-keys.facts || die "logon: cannot read the Run key"
+    while read -r key name kind rest <&3; do
+        [ "$key $kind" = "rk echo" ] || continue
+        run_echo "$rest" || event run-key-failed "$name" "$CMD_ERR"
+    done 3</tmp/run-keys.facts
+    unmount_shares
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -502,7 +861,11 @@ windows_pe() {
 # ------------------------------------------------------------------------------------------------
 # Boot from the disk
 
-wait_power_button() {
+# arm_power_button: start reading the power button, so that a press from now on is not lost (the host
+# may press it as soon as the desktop is ready, before the guest waits for it); once.
+POWER_READERS=
+arm_power_button() {
+    [ -n "$POWER_READERS" ] && return 0
     # ACPI (AAVMF) gives an input device "Power Button" sending KEY_POWER; a device tree gives
     # gpio-keys. One event read from any of them is the button press.
     devs=
@@ -528,6 +891,11 @@ wait_power_button() {
         wait_for "/tmp/power-button.$j" 5 || die "cannot open the power button device"
         j=$((j + 1))
     done
+    POWER_READERS=$i
+}
+
+wait_power_button() {
+    arm_power_button
     phase ready
     pressed=
     while [ -z "$pressed" ]; do
@@ -549,11 +917,22 @@ from_disk() {
         if mount -t vfat -o ro /dev/vda2 /mnt/sys 2>/dev/null; then
             [ -f "$STATE" ] && next="$(sed -n 's/^next=//p' "$STATE")"
             DRIVERS="$(sed -n 's/^drivers=//p' "$STATE" 2>/dev/null)"
-            [ -n "$next" ] && [ "$next" != complete ] || umount /mnt/sys
+            if [ -z "$next" ] || [ "$next" = complete ]; then
+                # what this logon needs from the disk: the Run key and, for its shares, the answer file
+                if [ -s "$RUN_KEYS" ]; then
+                    cp "$RUN_KEYS" /tmp/run-keys || die "logon: cannot read the Run key"
+                    [ -f "$PANTHER/unattend.xml" ] && cp "$PANTHER/unattend.xml" "$ANSWER_COPY"
+                fi
+                umount /mnt/sys
+            fi
         fi
     fi
     case "$next" in
-        "" | complete) wait_power_button ;;
+        "" | complete)
+            arm_power_button
+            run_keys
+            wait_power_button
+            ;;
         specialize)
             mount -o remount,rw /mnt/sys || die "specialize: cannot write the Windows partition"
             phase specialize
@@ -568,8 +947,9 @@ from_disk() {
             mount -o remount,rw /mnt/sys || die "oobeSystem: cannot write the Windows partition"
             phase oobeSystem
             phase first-logon
+            arm_power_button
             case "$DRIVERS" in *firstlogon*) install_drivers first-logon ;; esac
-            map_shares
+            first_logon_commands
             save_state complete
             umount /mnt/sys || die "unmounting the Windows partition"
             wait_power_button
