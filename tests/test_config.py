@@ -153,3 +153,26 @@ def test_kvm_only_on_aarch64_with_a_usable_device() -> None:
     with pytest.raises(UserError, match="/dev/kvm is missing"):
         choose_accel("kvm", arm_nokvm)
     assert choose_accel("tcg", arm) == "tcg"
+
+
+def test_an_iso_at_the_top_of_the_storage_is_found(tmp_path: Path, host: HostFacts) -> None:
+    if Path("/boot.iso").exists():  # pragma: no cover - depends on the machine
+        pytest.skip("this machine has a /boot.iso, which wins over the storage directory")
+    base = {"storage": str(tmp_path), "run_base": str(tmp_path / "run"), "disk_size": "1G"}
+    assert load_config(base, {}, host).iso is None
+    (tmp_path / "win11.iso").write_bytes(b"x")
+    (tmp_path / "vm").mkdir()
+    (tmp_path / "vm" / "answer-1.iso").write_bytes(b"x")  # winarm's own media, one level down: not candidates
+    assert load_config(base, {}, host).iso == tmp_path / "win11.iso"
+    (tmp_path / "other.iso").write_bytes(b"x")
+    with pytest.raises(UserError, match=r"several ISOs in .* \(other.iso, win11.iso\): say which with --iso"):
+        load_config(base, {}, host)
+    assert load_config(base, {"BOOT": str(tmp_path / "other.iso")}, host).iso == tmp_path / "other.iso"
+
+
+def test_vnc_address_from_the_environment(tmp_path: Path, host: HostFacts) -> None:
+    base = {"storage": str(tmp_path), "run_base": str(tmp_path / "run"), "disk_size": "1G"}
+    assert load_config(base, {}, host).vnc == "127.0.0.1"
+    assert load_config(base, {"VNC": "0.0.0.0"}, host).vnc == "0.0.0.0"
+    with pytest.raises(UserError, match="VNC address 'localhost,to=1' is not an IP address"):
+        load_config(base, {"VNC": "localhost,to=1"}, host)

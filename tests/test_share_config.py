@@ -114,8 +114,11 @@ def test_bad_values_are_one_clear_line(share_root: Path, flags: dict[str, object
 def test_not_writable_by_the_owner_unless_read_only(share_root: Path) -> None:
     os.chown(share_root, 0, 0)
     os.chmod(share_root, 0o755)
+    (share_root / "theirs.txt").write_text("x")  # not empty: not winarm's to take over
     with pytest.raises(UserError, match="is not writable by uid 1000 gid 1000: chown it"):
         load({"shared": (str(share_root),), "uid": "1000", "gid": "1000"})
+    with pytest.raises(UserError, match="is not writable by uid 1000 gid 1000: chown it"):
+        load({"shared": (str(share_root),), "uid": "1000", "gid": "1000"}, euid=1000, egid=1000)
     assert load({"shared": (str(share_root),), "uid": "1000", "gid": "1000", "share_readonly": True}) is not None
     os.chmod(share_root, 0o775)
     os.chown(share_root, 0, 1000)  # the group may write: enough
@@ -164,3 +167,16 @@ def test_any_accepted_path_stays_one_line_of_its_own_section(tail: str) -> None:
     lines = text.splitlines()
     assert [line for line in lines if line.startswith("[")] == ["[global]", "[Data]"]
     assert [line for line in lines if line.startswith("path = ")] == [f"path = {path}"]
+
+
+def test_an_empty_root_owned_folder_is_adopted_for_the_owner(share_root: Path, tmp_path: Path) -> None:
+    """What `docker run -v ./shared:/shared` makes: an empty folder owned by root, 0755."""
+    os.chown(share_root, 0, 0)
+    os.chmod(share_root, 0o755)
+    s = load({"shared": (str(share_root),), "uid": "1000", "gid": "1000"})
+    assert s is not None and s.shares[0].adopt
+    from winarm.samba import Smbd
+
+    Smbd(s, tmp_path / "samba").write_files()
+    st = share_root.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (1000, 1000, 0o775)

@@ -63,6 +63,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "computer_name": ("COMPUTER_NAME",),
     "drivers": ("DRIVERS",),
     "drivers_pass": ("DRIVERS_PASS",),
+    "vnc": ("VNC",),
     "metrics_port": ("METRICS_PORT",),
     "metrics_address": ("METRICS_ADDRESS",),
 }
@@ -306,6 +307,8 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         )
 
     iso_value = _pick("iso", flags, env)
+    if not iso_value and flags.get("discover_iso", True):
+        iso_value = find_iso(storage)
     iso: Path | None = None
     iso_url: str | None = None
     if iso_value and str(iso_value).lower().startswith(("http://", "https://")):
@@ -368,7 +371,7 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         tpm=tpm,
         secure_boot=secure_boot,
         timeout=timeout,
-        vnc=str(flags.get("vnc") or DEFAULTS["vnc"]),
+        vnc=_vnc_address(str(_pick("vnc", flags, env))),
         username=str(_pick("username", flags, env)),
         password=str(_pick("password", flags, env)),
         language=str(_pick("language", flags, env)),
@@ -387,6 +390,32 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         metrics_port=metrics_port,
         metrics_address=metrics_address,
     )
+
+
+def _vnc_address(text: str) -> str:
+    """The address VNC listens on: an IP address. Raises :class:`UserError`."""
+    import ipaddress
+
+    value = text.strip()
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise UserError(f"VNC address {value!r} is not an IP address: use 127.0.0.1 (this host) or 0.0.0.0") from None
+    return value
+
+
+def find_iso(storage: Path) -> Path | None:
+    """The ISO a container brings without saying so: ``/boot.iso``, else the only ``*.iso`` at the top of the
+    storage directory (winarm's own answer media live one level down). Raises :class:`UserError` when several
+    could be meant."""
+    boot = Path("/boot.iso")
+    if boot.is_file():
+        return boot
+    found = sorted(storage.glob("*.iso")) if storage.is_dir() else []
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise UserError(f"several ISOs in {storage} ({names}): say which with --iso (env BOOT)")
+    return found[0] if found else None
 
 
 def _metrics(flags: Mapping[str, Any], env: Mapping[str, str]) -> tuple[int | None, str]:

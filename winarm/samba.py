@@ -182,6 +182,10 @@ class Smbd:
         user login, the share user's password into the private passdb. Raises :class:`RuntimeFailure`."""
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
+        for share in self.settings.shares:
+            if share.adopt and not any(share.path.iterdir()):
+                os.chown(share.path, self.settings.uid, self.settings.gid)
+                os.chmod(share.path, self.settings.dir_mode)
         for name in STATE_DIRS:
             (self.dir / name).mkdir(mode=0o700, exist_ok=True)
         # a restart of the VM starts from a clean cache: it keeps stale uid-to-SID mappings

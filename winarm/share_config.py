@@ -56,6 +56,9 @@ class Share:
     name: str
     path: Path
     readonly: bool = False
+    adopt: bool = False
+    """The folder is empty and the owner cannot write to it (a container runtime made it, root-owned): winarm,
+    as root, gives it to the owner before smbd starts."""
 
     @property
     def guest_unc(self) -> str:
@@ -277,9 +280,13 @@ def load_share_settings(
 
     for _name, path in parsed:
         check_reachable(path, uid, gid)
+    adopt: set[Path] = set()
     if not readonly:
         for _name, path in parsed:
             if not _can_write(path.stat(), uid, gid):
+                if euid == 0 and not any(path.iterdir()):
+                    adopt.add(path)
+                    continue
                 raise UserError(
                     f"shared folder {str(path)!r} is not writable by uid {uid} gid {gid}: chown it to {uid}:{gid}, "
                     "choose --uid/--gid that may write there, or pass --share-readonly"
@@ -326,7 +333,7 @@ def load_share_settings(
         check_port_free(port)
 
     return ShareSettings(
-        shares=tuple(Share(name, path, readonly) for name, path in parsed),
+        shares=tuple(Share(name, path, readonly, path in adopt) for name, path in parsed),
         uid=uid,
         gid=gid,
         file_mode=file_mode,
