@@ -9,6 +9,8 @@ ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
 
 ARG TARGETARCH
+# PIP_OFFLINE=1: install winarm and its packages only from container/wheels/ (no package index)
+ARG PIP_OFFLINE=
 # virtio-win 0.1.266-1 (the ARM64 drivers winarm installs); override both to use another release
 ARG VIRTIO_WIN_URL=https://fedorapeople.org/groups/virt/virtio-win/direct-downloads/archive-virtio/virtio-win-0.1.266-1/virtio-win.iso
 ARG VIRTIO_WIN_SHA256=57b0f6dc8dc92dc2ae8621f8b1bfbd8a873de9bedc788c4c4b305ea28acc77cd
@@ -46,7 +48,8 @@ COPY winarm/ /opt/winarm/src/winarm/
 COPY unattend/ /opt/winarm/src/unattend/
 COPY drivers/ /opt/winarm/src/drivers/
 RUN python3 -m venv /opt/winarm/venv \
- && /opt/winarm/venv/bin/pip install --no-cache-dir --find-links /tmp/wheels '/opt/winarm/src[chart]' \
+ && /opt/winarm/venv/bin/pip install --no-cache-dir ${PIP_OFFLINE:+--no-index} --find-links /tmp/wheels \
+      '/opt/winarm/src[chart]' \
  && ln -s /opt/winarm/venv/bin/winarm /usr/local/bin/winarm \
  && cp /opt/winarm/src/entrypoint.py /opt/winarm/entrypoint.py \
  && rm -rf /tmp/wheels

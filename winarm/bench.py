@@ -69,6 +69,8 @@ STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 STATUS_TIMEOUT = "timeout"
 DEFAULT_UNTIL = "desktop-ready"
+MIN_RATIO_BASE = 0.05
+"""The table shows no ratio against a median shorter than this (seconds): it would be noise (the JSON has it)."""
 
 
 @dataclass(frozen=True)
@@ -388,7 +390,9 @@ def format_table(result: Mapping[str, Any]) -> list[str]:
                 row += f"{'-':<{column}}"
                 continue
             spread = f"{figures['min']:.1f}-{figures['max']:.1f}"
-            share = f"{figures['ratio']:.2f}x" if figures.get("ratio") is not None else "-"
+            reference = variants[0]["summary"].get(key)
+            meaningful = figures.get("ratio") is not None and reference and reference["median"] >= MIN_RATIO_BASE
+            share = f"{figures['ratio']:.2f}x" if meaningful else "-"
             row += f"{figures['median']:>6.2f}  {spread:<11} {share:<{column - 20}}"
         lines.append(row.rstrip())
     counted = ", ".join(

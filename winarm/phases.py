@@ -9,7 +9,7 @@ Phase boundaries (each phase runs from one boundary to the next, so durations ad
 - ``firmware``: from the start of each boot (QEMU running, or a RESET) to the firmware starting a boot entry;
 - ``boot-<device>``: from the firmware starting an entry (the CD, the disk) to the guest's first marker;
 - ``<marker>``: each ``WINARM-PHASE <name>`` line on the serial console starts a phase of that name;
-- ``shutdown``: from the stop request to QEMU's exit.
+- ``shutdown``: from the stop request to QEMU's exit (markers the guest prints meanwhile do not split it).
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def derive_phases(events: Iterable[Event]) -> list[Phase]:
                 continue
             close(t)
             name, boot, start = "firmware", boot + 1, t
+        elif name == "shutdown" and kind in ("boot-device", "marker"):
+            continue  # what the guest says while it shuts down is part of the shutdown
         elif kind == "boot-device":
             close(t)
             name, start = f"boot-{event.get('device', 'unknown')}", t
