@@ -7,7 +7,7 @@ CACHE  ?= $(HOME)/.cache/winarm
 WINARM := $(VENV)/bin/winarm
 export WINARM_CACHE := $(CACHE)
 
-.PHONY: deps venv guest demo test lint bench clean
+.PHONY: deps venv guest demo test lint bench image clean
 
 deps:
 	@bash scripts/install-deps
@@ -43,6 +43,10 @@ lint: venv
 
 bench: guest
 	$(VENV)/bin/python bench/spine_bench.py
+
+# The container image, built with podman from this tree (offline: debootstrap base, local wheels).
+image: venv
+	@scripts/container-image
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
