@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .drivers import DriverSelection, PickedDriver
+from .paths import ANSWER_PREFIX as PREFIX
+from .paths import remove_answer_media
 from .unattend import MEDIUM_MARKER, AnswerSettings, render, render_driver_script
 
-PREFIX = "answer-"
 WINPE_DRIVERS = "$WinPEDriver$"
 
 
@@ -135,13 +136,3 @@ def build_answer_medium(directory: Path, settings: AnswerSettings, selection: Dr
         built = True
     remove_answer_media(directory, keep=target)
     return target, built
-
-
-def remove_answer_media(directory: Path, keep: Path | None = None) -> list[Path]:
-    """Delete every answer medium in ``directory`` except ``keep``; returns what was deleted."""
-    removed = []
-    for stale in directory.glob(f"{PREFIX}*.iso"):
-        if stale != keep:
-            stale.unlink(missing_ok=True)
-            removed.append(stale)
-    return removed

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 from .launch import Launched, write_facts
 from .machine import Machine, tail
 from .phases import Phase, derive_phases, format_phase_line, format_table
-from .unattend import DESKTOP_READY_FILE
+from .share_config import DESKTOP_READY_FILE
 from .watch import IN_CLOSE_WRITE, IN_MOVED_TO, Watch
 
 KEY_FOR_CD_PROMPT = "spc"

@@ -19,12 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from . import disk
-from .answer_media import build_answer_medium, remove_answer_media
 from .config import Config
 from .errors import RuntimeFailure, UserError
 from .firmware import ensure_vars, find_firmware
-from .install import plan_install
-from .paths import VmPaths
+from .paths import VmPaths, remove_answer_media
 from .phases import EventLog
 from .procs import listening_socket, spawn
 from .qemu_argv import Endpoints, build_argv
@@ -151,7 +149,11 @@ def launch(cfg: Config, t0: float) -> Launched:
     _preflight(cfg)
     firmware = find_firmware(cfg.secure_boot)
     paths.check_socket_lengths()
-    plan = plan_install(cfg, read_facts(paths)) if cfg.unattend else None
+    plan = None
+    if cfg.unattend and cfg.iso is not None and not read_facts(paths).get("install_complete"):
+        from .install import plan_install  # here: Jinja2 and the ISO reader load only for an install
+
+        plan = plan_install(cfg, read_facts(paths))
 
     paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = VmLock(paths.lock)
@@ -170,6 +172,8 @@ def launch(cfg: Config, t0: float) -> Launched:
         ensure_vars(firmware, paths.efivars)
         media = [cfg.iso] if cfg.iso else []
         if plan is not None:
+            from .answer_media import build_answer_medium
+
             answer, built = build_answer_medium(paths.state_dir, plan.settings, plan.selection)
             media.append(answer)
             events.record("answer-medium", path=str(answer), built=built, edition=plan.edition.name,

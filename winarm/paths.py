@@ -8,6 +8,8 @@ from pathlib import Path
 
 from .errors import UserError
 
+ANSWER_PREFIX = "answer-"
+
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
 
 
@@ -91,3 +93,13 @@ class VmPaths:
                 f"run directory {str(self.run_dir)!r} is too long for unix sockets: "
                 "set WINARM_RUN_DIR to a shorter path"
             )
+
+
+def remove_answer_media(directory: Path, keep: Path | None = None) -> list[Path]:
+    """Delete every answer medium in ``directory`` except ``keep``; returns what was deleted."""
+    removed = []
+    for stale in directory.glob(f"{ANSWER_PREFIX}*.iso"):
+        if stale != keep:
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed

@@ -25,6 +25,8 @@ GUEST_ADDRESS = "10.0.2.4"
 """Where the guest reaches the share (``\\\\10.0.2.4\\Data``, also ``\\\\host.lan\\Data``), on TCP 445."""
 GUEST_HOSTNAME = "host.lan"
 GUEST_PORT = 445
+DESKTOP_READY_FILE = ".winarm-desktop-ready"
+"""Written to the first share at each logon; winarm takes it as the ``desktop-ready`` marker and deletes it."""
 SHARE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RESERVED_SHARE_NAMES = {"global", "homes", "printers", "print$", "ipc$"}
 SHARE_USER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")

@@ -23,9 +23,9 @@ from xml.parsers import expat
 import jinja2
 
 from .errors import RuntimeFailure, UserError
+from .share_config import DESKTOP_READY_FILE, SHARE_NAME_RE, SHARE_USER_RE, SHELL_SPECIAL
 from .share_config import GUEST_ADDRESS as SHARE_ADDRESS
 from .share_config import GUEST_HOSTNAME as SHARE_HOST
-from .share_config import SHARE_NAME_RE, SHARE_USER_RE, SHELL_SPECIAL
 
 
 def _data_dir() -> Path:
@@ -47,8 +47,6 @@ PASSWORD_KINDS = ("Password", "AdministratorPassword")
 PNPUTIL_SUCCESS = (0, 259, 3010, 1641)
 DRIVE_LETTERS = "CDEFGHIJKLMNOPQRSTUVWXYZ"
 DESKTOP_READY_COMMAND = "cmd.exe /c echo WINARM-PHASE desktop-ready > COM1"
-DESKTOP_READY_FILE = ".winarm-desktop-ready"
-"""Written to the first share at each logon; winarm takes it as the ``desktop-ready`` marker and deletes it."""
 RUN_KEY = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run"
 
 
