@@ -35,6 +35,7 @@ TIME_LABEL = "seconds since winarm up"
 # The phases winarm names itself, in boot order; neighbours in a boot get clearly different colours.
 PHASE_COLORS: dict[str, str] = {
     "launch": "#7f7f7f",
+    "init": "#c7c7c7",  # the testbed guest's start in each boot
     "firmware": "#8c564b",
     "boot-cd": "#bcbd22",
     "windowsPE": "#1f77b4",
