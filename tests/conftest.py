@@ -39,6 +39,16 @@ def share_root() -> Path:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture
+def folder(share_root: Path) -> Path:
+    """A folder to share, owned by 4321:4322 (a uid with no account here), mode 0775."""
+    shared = share_root / "shared"
+    shared.mkdir()
+    os.chown(shared, 4321, 4322)
+    os.chmod(shared, 0o775)
+    return shared
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("WINARM_CACHE") or Path.home() / ".cache" / "winarm")
 

@@ -11,9 +11,7 @@ import pytest
 
 from winarm.metrics import DaemonCollector
 
-from .vmtools import Up, winarm
-
-VM = ["--ram", "256M", "--cpus", "1", "--disk-size", "64M", "--no-tpm", "--no-secure-boot", "--timeout", "2"]
+from .vmtools import FIRMWARE_ONLY, Up, winarm
 
 
 def free_port() -> int:
@@ -53,7 +51,7 @@ def test_collector_reports_phases_state_and_share() -> None:
 @pytest.mark.qemu
 def test_a_running_vm_serves_its_metrics_on_loopback(tmp_path: Path, run_base: Path) -> None:
     port = free_port()
-    vm = Up(tmp_path, run_base, *VM, "--metrics-port", str(port))
+    vm = Up(tmp_path, run_base, *FIRMWARE_ONLY, "--metrics-port", str(port))
     try:
         vm.wait_line(f"metrics: http://127.0.0.1:{port}/metrics", 60)
         vm.wait_line("phase firmware", 60)
@@ -80,7 +78,7 @@ def test_a_busy_metrics_port_is_one_clear_line(tmp_path: Path, run_base: Path) -
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = winarm("up", "--name", "t", "--storage", str(tmp_path), *VM, "--metrics-port", str(port),
+        result = winarm("up", "--name", "t", "--storage", str(tmp_path), *FIRMWARE_ONLY, "--metrics-port", str(port),
                         env={"WINARM_RUN_DIR": str(run_base)})
     assert result.returncode == 2
     assert result.stderr.strip() == (f"winarm: metrics port {port} on 127.0.0.1 cannot be used (Address already in "

@@ -49,14 +49,6 @@ def login(port: int, user: str = "guest", password: str = "") -> None:
                                require_signing=user != "guest")  # guests cannot sign; users must
 
 
-@pytest.fixture
-def folder(share_root: Path) -> Path:
-    shared = share_root / "shared"
-    shared.mkdir()
-    os.chown(shared, 4321, 4322)
-    os.chmod(shared, 0o775)
-    return shared
-
 
 def owner_and_mode(path: Path) -> tuple[int, int, int]:
     st = path.stat()

@@ -12,9 +12,7 @@ import psutil
 import pytest
 import smbclient
 
-from .vmtools import Up, tree_digest, winarm
-
-VM = ["--ram", "256M", "--cpus", "1", "--disk-size", "64M", "--no-tpm", "--no-secure-boot", "--timeout", "2"]
+from .vmtools import FIRMWARE_ONLY, Up, tree_digest, winarm
 
 
 def smbd_processes(run_dir: Path) -> list[psutil.Process]:
@@ -26,19 +24,12 @@ def smbd_processes(run_dir: Path) -> list[psutil.Process]:
     return found
 
 
-@pytest.fixture
-def folder(share_root: Path) -> Path:
-    shared = share_root / "shared"
-    shared.mkdir()
-    os.chown(shared, 4321, 4322)
-    return shared
-
 
 @pytest.mark.qemu
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the share's files get another owner (uid 4321)")
 def test_up_serves_the_share_reports_it_and_stops_it_with_the_vm(tmp_path: Path, run_base: Path,
                                                                   folder: Path) -> None:
-    vm = Up(tmp_path, run_base, *VM, "--shared", str(folder), "--uid", "4321", "--gid", "4322")
+    vm = Up(tmp_path, run_base, *FIRMWARE_ONLY, "--shared", str(folder), "--uid", "4321", "--gid", "4322")
     try:
         vm.wait_line("share: healthy", 60)
         report = vm.status()
@@ -84,7 +75,7 @@ def test_up_serves_the_share_reports_it_and_stops_it_with_the_vm(tmp_path: Path,
 @pytest.mark.qemu
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the share's files get another owner (uid 4321)")
 def test_sigkill_of_winarm_takes_smbd_along(tmp_path: Path, run_base: Path, folder: Path) -> None:
-    vm = Up(tmp_path, run_base, *VM, "--shared", str(folder), "--uid", "4321", "--gid", "4322")
+    vm = Up(tmp_path, run_base, *FIRMWARE_ONLY, "--shared", str(folder), "--uid", "4321", "--gid", "4322")
     try:
         vm.wait_line("share: healthy", 60)
         processes = smbd_processes(run_base / "t")
@@ -114,7 +105,7 @@ def test_bad_share_values_through_the_cli(tmp_path: Path, run_base: Path, folder
     storage.mkdir()
     before = tree_digest(storage)
     filled = [a.format(folder=folder) for a in args]
-    result = winarm("up", "--name", "t", "--storage", str(storage), *VM, *filled,
+    result = winarm("up", "--name", "t", "--storage", str(storage), *FIRMWARE_ONLY, *filled,
                     env={"WINARM_RUN_DIR": str(run_base), **{k: v.format(folder=folder) for k, v in env.items()}})
     assert result.returncode == 2
     assert needle in result.stderr
@@ -128,7 +119,7 @@ def test_desktop_ready_written_to_the_share_is_a_marker(tmp_path: Path, run_base
     """What Windows' logon command does (echo to \\\\host.lan\\Data\\.winarm-desktop-ready), done by the test as
     the guest's SMB client: winarm takes it as the desktop-ready marker, deletes it, and stops there."""
     (folder / ".winarm-desktop-ready").write_text("stale, from an earlier run\n")
-    vm = Up(tmp_path, run_base, *VM, "--shared", str(folder), "--stop-at", "desktop-ready")
+    vm = Up(tmp_path, run_base, *FIRMWARE_ONLY, "--shared", str(folder), "--stop-at", "desktop-ready")
     try:
         vm.wait_line("share: healthy", 60)
         assert not (folder / ".winarm-desktop-ready").exists(), "a stale marker file is removed at start"

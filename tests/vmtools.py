@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 WINARM = [sys.executable, "-m", "winarm"]
+FIRMWARE_ONLY = ["--ram", "256M", "--cpus", "1", "--disk-size", "64M", "--no-tpm", "--no-secure-boot", "--timeout", "2"]
+"""A VM with no ISO: it sits in the firmware, enough to test what winarm does around a running QEMU."""
 
 
 def winarm(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -282,6 +282,30 @@ def clone_installed(base: Path, target: Path) -> None:
         shutil.copytree(base / "tpm", target / "tpm")
 
 
+def _not_run(error: str, log_path: Path) -> dict[str, Any]:
+    """The record of a run that could not start, with its reason."""
+    return {"status": STATUS_FAILED, "error": error, "total": None, "phases": [], "by_phase": {},
+            "log": str(log_path), "events": None, "exit_code": None, "wall": 0.0}
+
+
+def _counted_run(plan: BenchPlan, storage: Path, variant: Variant, install: Mapping[str, Any] | None, base: Path,
+                 name: str, log_path: Path) -> dict[str, Any]:
+    """One counted run: a cold boot of a copy of the variant's installed VM (``install`` given) or a whole
+    install; its disk image is removed afterwards unless ``--keep``."""
+    if install is not None:
+        if install["status"] != STATUS_OK:
+            return _not_run("the variant's install failed", log_path)
+        try:
+            clone_installed(base, storage / name)
+        except (OSError, subprocess.CalledProcessError) as error:
+            return _not_run(f"cannot copy the installed VM: {error}", log_path)
+    record = run_up(plan, name, storage, variant.settings, log_path)
+    if not plan.keep:
+        for image in (storage / name).glob("disk.*"):
+            image.unlink()
+    return record
+
+
 def run_bench(plan: BenchPlan, say: Callable[[str], None]) -> dict[str, Any]:
     """Run the whole benchmark and return the result document (see :func:`summarize` for the statistics)."""
     plan.workdir.mkdir(parents=True, exist_ok=True)
@@ -312,27 +336,8 @@ def run_bench(plan: BenchPlan, say: Callable[[str], None]) -> dict[str, Any]:
             variant = plan.variants[index]
             name = f"b{index}r{round_index + 1}"
             log_path = logs / f"{name}.log"
-            install = variants[index]["install"]
-            if install is not None and install["status"] != STATUS_OK:
-                record = {"status": STATUS_FAILED, "error": "the variant's install failed", "total": None,
-                          "phases": [], "by_phase": {}, "log": str(log_path), "events": None, "exit_code": None,
-                          "wall": 0.0}
-            else:
-                if install is not None:
-                    try:
-                        clone_installed(storage / f"b{index}base", storage / name)
-                    except (OSError, subprocess.CalledProcessError) as error:
-                        record = {"status": STATUS_FAILED, "error": f"cannot copy the installed VM: {error}",
-                                  "total": None, "phases": [], "by_phase": {}, "log": str(log_path), "events": None,
-                                  "exit_code": None, "wall": 0.0}
-                        variants[index]["runs"].append({"index": round_index + 1, "sequence": sequence, **record})
-                        say(f"[{sequence}/{total_runs}] {variant.name} run {round_index + 1}: "
-                            f"failed: {record['error']}")
-                        continue
-                record = run_up(plan, name, storage, variant.settings, log_path)
-                if not plan.keep:
-                    for image in (storage / name).glob("disk.*"):
-                        image.unlink()
+            record = _counted_run(plan, storage, variant, variants[index]["install"], storage / f"b{index}base",
+                                  name, log_path)
             variants[index]["runs"].append({"index": round_index + 1, "sequence": sequence, **record})
             ok = record["status"] == STATUS_OK
             outcome = f"{record['total']:.2f} s" if ok else f"{record['status']}: {record['error']}"

@@ -250,15 +250,8 @@ def _draw_benchmark(result: dict[str, Any]) -> Figure:
                     fontweight="bold", bbox=_LABEL_BOX, zorder=4)  # fmt: skip
         y += 1.6
 
-    ax.set_yticks(ticks, labels)
-    ax.tick_params(axis="y", length=0)
+    _time_axis(ax, ticks, labels, x_max * 1.2)
     ax.set_ylim(max(y - 1.6, 0) + 0.6, -0.3)  # top to bottom
-    ax.set_xlim(0, x_max * 1.2)
-    ax.set_xlabel(TIME_LABEL)
-    ax.grid(axis="x", color="#dddddd", linewidth=0.7)
-    ax.set_axisbelow(True)
-    for side in ("top", "right", "left"):
-        ax.spines[side].set_visible(False)
 
     runs = result.get("runs_per_variant")
     runs_text = f"{runs} run{'s' if runs != 1 else ''} per variant" if runs is not None else "runs per variant unknown"
@@ -342,15 +335,8 @@ def _draw_phases(phases: list[dict[str, Any]], title: str) -> Figure:
                       linewidth=0.6)  # fmt: skip
         bar.patches[0].set_gid(f"phase-{row + 1}-{name}")
         ax.text(stop + pad, row, f"{stop - start:.1f} s", va="center", fontsize=9)
-    ax.set_yticks(range(len(phases)), labels)
-    ax.tick_params(axis="y", length=0)
+    _time_axis(ax, list(range(len(phases))), labels, x_max * 1.12)
     ax.set_ylim(len(phases) - 0.4, -0.6)
-    ax.set_xlim(0, x_max * 1.12)
-    ax.set_xlabel(TIME_LABEL)
-    ax.grid(axis="x", color="#dddddd", linewidth=0.7)
-    ax.set_axisbelow(True)
-    for side in ("top", "right", "left"):
-        ax.spines[side].set_visible(False)
     if ends:
         total = max(ends)
         ax.axvline(total, color="black", linestyle="--", linewidth=1.0)
@@ -377,6 +363,18 @@ def _save(figure: Figure, out: Path) -> list[Path]:
     for target, data in zip(targets, rendered, strict=True):
         _write_atomic(target, data)
     return targets
+
+
+def _time_axis(ax: Any, ticks: Sequence[float], labels: Sequence[str], x_limit: float) -> None:
+    """The shared look of both charts: row labels without ticks, seconds on x from 0, a light x grid, no frame."""
+    ax.set_yticks(ticks, labels)
+    ax.tick_params(axis="y", length=0)
+    ax.set_xlim(0, x_limit)
+    ax.set_xlabel(TIME_LABEL)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.7)
+    ax.set_axisbelow(True)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

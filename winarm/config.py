@@ -17,6 +17,7 @@ from typing import Any
 from .errors import UserError
 from .host import HostFacts, choose_accel, free_disk
 from .share_config import ShareSettings, load_share_settings
+from .values import bind_error, parse_bool, pick
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -208,16 +209,6 @@ def parse_cpus(text: str, host_cpus: int) -> int:
     return count
 
 
-def parse_bool(text: str, what: str) -> bool:
-    """``Y/yes/1/true/on`` or ``N/no/0/false/off`` (any case). Raises :class:`UserError`."""
-    value = text.strip().lower()
-    if value in ("y", "yes", "1", "true", "on"):
-        return True
-    if value in ("n", "no", "0", "false", "off"):
-        return False
-    raise UserError(f"{what} {text!r} is not yes or no: use Y or N")
-
-
 def check_name(name: str) -> str:
     """A VM name usable as a directory and socket name. Raises :class:`UserError`."""
     if not NAME_RE.match(name) or name in (".", ".."):
@@ -230,12 +221,7 @@ def check_name(name: str) -> str:
 
 def _pick(key: str, flags: Mapping[str, Any], env: Mapping[str, str]) -> Any:
     """A flag if given, else the first set environment name, else the default."""
-    if flags.get(key) is not None:
-        return flags[key]
-    for env_name in ENV_NAMES.get(key, ()):
-        if env.get(env_name, "").strip():
-            return env[env_name]
-    return DEFAULTS.get(key)
+    return pick(key, flags, env, ENV_NAMES, DEFAULTS.get(key))
 
 
 def _optional(value: Any) -> str | None:
@@ -421,11 +407,10 @@ def find_iso(storage: Path) -> Path | None:
 def _metrics(flags: Mapping[str, Any], env: Mapping[str, str]) -> tuple[int | None, str]:
     """The metrics endpoint's port (None: off) and address, checked free. Raises :class:`UserError`."""
     import ipaddress
-    import socket
 
     address = str(_pick("metrics_address", flags, env) or "127.0.0.1").strip()
     try:
-        family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+        ipaddress.ip_address(address)
     except ValueError:
         raise UserError(f"metrics address {address!r} is not an IP address: use 127.0.0.1 or 0.0.0.0") from None
     value = _pick("metrics_port", flags, env)
@@ -435,11 +420,9 @@ def _metrics(flags: Mapping[str, Any], env: Mapping[str, str]) -> tuple[int | No
     if not text.isdigit() or not 1 <= int(text) <= 65535:
         raise UserError(f"metrics port {text!r} is not a TCP port: use for example 9108")
     port = int(text)
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((address, port))
-        except OSError as error:
-            raise UserError(
-                f"metrics port {port} on {address} cannot be used ({error.strerror}): choose another --metrics-port"
-            ) from None
+    error = bind_error(address, port)
+    if error is not None:
+        raise UserError(
+            f"metrics port {port} on {address} cannot be used ({error.strerror}): choose another --metrics-port"
+        )
     return port, address

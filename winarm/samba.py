@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RuntimeFailure
+from .files import write_atomic
 from .procs import spawn, terminate, wait_exit
 from .share_config import ShareSettings, check_path
 
@@ -192,9 +193,9 @@ class Smbd:
         shutil.rmtree(self.dir / "cache", ignore_errors=True)
         (self.dir / "cache").mkdir(mode=0o700)
         passwd, group = _identity_files(self.settings)
-        _write(self.dir / "passwd", passwd)
-        _write(self.dir / "group", group)
-        _write(self.conf, render_conf(self.settings, self.dir, self.port))
+        write_atomic(self.dir / "passwd", passwd.encode())
+        write_atomic(self.dir / "group", group.encode())
+        write_atomic(self.conf, render_conf(self.settings, self.dir, self.port).encode())
         self._env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "LD_PRELOAD": find_nss_wrapper(),
@@ -202,7 +203,7 @@ class Smbd:
             "NSS_WRAPPER_GROUP": str(self.dir / "group"),
         }
         if not self.settings.guest_login:
-            _write(self.dir / "users.map", f"{OWNER} = {self.settings.user}\n")
+            write_atomic(self.dir / "users.map", f"{OWNER} = {self.settings.user}\n".encode())
             self._set_password()
 
     def _set_password(self) -> None:
@@ -409,12 +410,3 @@ class Smbd:
             "last_check": self.last_check,
             "error": self.last_error,
         }
-
-
-def _write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 (atomically: temp file and rename)."""
-    partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(partial, path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .values import bind_error, parse_bool, pick
 
 CONTAINER_SHARE = Path("/shared")
 """Shared by default when it exists (the container's volume)."""
@@ -93,24 +93,7 @@ def relay_command(port: int) -> str:
 
 
 def _pick(key: str, flags: Mapping[str, Any], env: Mapping[str, str]) -> Any:
-    value = flags.get(key)
-    if value not in (None, ()):
-        return value
-    for name in ENV_NAMES.get(key, ()):
-        if env.get(name, "").strip():
-            return env[name]
-    return None
-
-
-def _yes(value: Any, what: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("y", "yes", "1", "true", "on"):
-        return True
-    if text in ("n", "no", "0", "false", "off"):
-        return False
-    raise UserError(f"{what} {str(value)!r} is not yes or no: use Y or N")
+    return pick(key, flags, env, ENV_NAMES)
 
 
 def parse_mode(text: Any, what: str) -> int:
@@ -189,16 +172,33 @@ def check_reachable(path: Path, uid: int, gid: int) -> None:
             )
 
 
+def check_share_login(user: str, password: str | None) -> None:
+    """Raise :class:`UserError` for a share user or password the guest's command lines cannot carry: a user that
+    is not 1-32 letters, digits, '.', '_' or '-' (or is guest, nobody, root, administrator), a missing password,
+    or one with spaces, control characters, non-ASCII, any of :data:`SHELL_SPECIAL` or over 127 characters."""
+    if not SHARE_USER_RE.fullmatch(user) or user.lower() in RESERVED_SHARE_USERS:
+        raise UserError(
+            f"share user {ascii(user)} is not allowed: use 1-32 letters, digits, '.', '_' or '-', starting with "
+            "a letter, not guest, nobody, root or administrator"
+        )
+    if not password:
+        raise UserError(f"share user {user!r} has no password: add --share-password (env SHARE_PASSWORD)")
+    if not password.isascii() or any(ord(c) < 33 or ord(c) == 127 or c in SHELL_SPECIAL for c in password):
+        raise UserError(
+            f"the share password must be printable ASCII without spaces or any of {SHELL_SPECIAL} (it goes on "
+            "'net use' and 'cmdkey' command lines in the guest): choose another"
+        )
+    if len(password) > 127:
+        raise UserError("the share password is longer than 127 characters: choose a shorter one")
+
+
 def check_port_free(port: int) -> None:
     """Raise :class:`UserError` when something already listens on loopback ``port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            raise UserError(
-                f"share port {port} on 127.0.0.1 is in use: choose another --share-port or leave it out (a free "
-                "port is picked)"
-            ) from None
+    if bind_error("127.0.0.1", port) is not None:
+        raise UserError(
+            f"share port {port} on 127.0.0.1 is in use: choose another --share-port or leave it out (a free "
+            "port is picked)"
+        )
 
 
 def load_share_settings(
@@ -218,7 +218,7 @@ def load_share_settings(
     euid = os.geteuid() if euid is None else euid
     egid = os.getegid() if egid is None else egid
     enabled = _pick("share", flags, env)
-    if enabled is not None and not _yes(enabled, "SAMBA"):
+    if enabled is not None and not parse_bool(enabled, "SAMBA"):
         return None
     specs = flags.get("shared") or ()
     if isinstance(specs, str):
@@ -233,7 +233,7 @@ def load_share_settings(
     if len(specs) > MAX_SHARES:
         raise UserError(f"{len(specs)} shared folders given: at most {MAX_SHARES} can be shared")
 
-    readonly = flags.get("share_readonly") is True or _yes(env.get("SAMBA_READONLY", "").strip() or False,
+    readonly = flags.get("share_readonly") is True or parse_bool(env.get("SAMBA_READONLY", "").strip() or False,
                                                            "SAMBA_READONLY")
     parsed: list[tuple[str, Path]] = []
     unnamed = 0
@@ -308,20 +308,7 @@ def load_share_settings(
     if user is None and password is not None:
         raise UserError("a share password was given without a share user: add --share-user NAME")
     if user is not None:
-        if not SHARE_USER_RE.fullmatch(user) or user.lower() in RESERVED_SHARE_USERS:
-            raise UserError(
-                f"share user {ascii(user)} is not allowed: use 1-32 letters, digits, '.', '_' or '-', starting with "
-                "a letter, not guest, nobody, root or administrator"
-            )
-        if not password:
-            raise UserError(f"share user {user!r} has no password: add --share-password (env SHARE_PASSWORD)")
-        if not password.isascii() or any(ord(c) < 33 or ord(c) == 127 or c in SHELL_SPECIAL for c in password):
-            raise UserError(
-                f"the share password must be printable ASCII without spaces or any of {SHELL_SPECIAL} (it goes on "
-                "'net use' and 'cmdkey' command lines in the guest): choose another"
-            )
-        if len(password) > 127:
-            raise UserError("the share password is longer than 127 characters: choose a shorter one")
+        check_share_login(user, password)
 
     port_value = _pick("share_port", flags, env)
     port: int | None = None

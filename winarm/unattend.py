@@ -23,7 +23,7 @@ from xml.parsers import expat
 import jinja2
 
 from .errors import RuntimeFailure, UserError
-from .share_config import DESKTOP_READY_FILE, SHARE_NAME_RE, SHARE_USER_RE, SHELL_SPECIAL
+from .share_config import DESKTOP_READY_FILE, SHARE_NAME_RE, check_share_login
 from .share_config import GUEST_ADDRESS as SHARE_ADDRESS
 from .share_config import GUEST_HOSTNAME as SHARE_HOST
 
@@ -327,13 +327,7 @@ def check_settings(s: AnswerSettings) -> None:
         if not SHARE_NAME_RE.fullmatch(name):
             raise UserError(f"share name {ascii(name)} is not allowed: use 1-64 letters, digits, '.', '_' or '-'")
     if s.share_user is not None:
-        if not SHARE_USER_RE.fullmatch(s.share_user):
-            raise UserError(f"share user {ascii(s.share_user)} is not allowed: use 1-32 letters, digits, '.', '_', '-'")
-        password = s.share_password or ""
-        if not password or not password.isascii() or any(ord(c) < 33 or ord(c) == 127 or c in SHELL_SPECIAL
-                                                          for c in password):
-            raise UserError(f"the share password must be printable ASCII without spaces or any of {SHELL_SPECIAL}: "
-                            "choose another")
+        check_share_login(s.share_user, s.share_password)
 
 
 # --- rendering --------------------------------------------------------------------------------------------------
