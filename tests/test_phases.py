@@ -141,3 +141,21 @@ def test_markers() -> None:
     assert parse_guest_event("WINARM-EVENT driver-installed NetKVM") == ("driver-installed", "NetKVM")
     assert parse_marker("nothing here") is None
     assert strip_ansi(b"\x1b]0;title\x07ok\x1b[0m") == b"ok"
+
+
+def test_markers_read_in_one_chunk_keep_their_phase_but_winarm_boundaries_in_one_instant_do_not() -> None:
+    """Two markers in one serial read share a timestamp: the first still names a (zero-length) phase, so every
+    run of a benchmark has the same phases. A reset and a boot entry in the same instant leave no firmware."""
+    events = [
+        {"t": 0.0, "kind": "start"},
+        {"t": 0.5, "kind": "running"},
+        {"t": 2.0, "kind": "boot-device", "device": "disk"},
+        {"t": 3.0, "kind": "marker", "name": "oobeSystem"},
+        {"t": 3.0, "kind": "marker", "name": "first-logon"},
+        {"t": 4.0, "kind": "reset"},
+        {"t": 4.0, "kind": "boot-device", "device": "disk"},
+        {"t": 5.0, "kind": "exit", "code": 0},
+    ]
+    names = [(p.name, p.boot, p.duration) for p in derive_phases(events)]
+    assert names == [("launch", 0, 0.5), ("firmware", 1, 1.5), ("boot-disk", 1, 1.0), ("oobeSystem", 1, 0.0),
+                     ("first-logon", 1, 1.0), ("boot-disk", 2, 1.0)]

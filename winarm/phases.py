@@ -52,10 +52,13 @@ def derive_phases(events: Iterable[Event]) -> list[Phase]:
     The last phase is open (``end`` None) unless an ``exit`` event closed the stream.
     """
     phases: list[Phase] = []
+    said: set[int] = set()  # indexes of phases the guest announced: kept even when zero-length
     name, boot, start = "launch", 0, 0.0
-    closed = False
+    from_marker = closed = False
 
     def close(at: float) -> None:
+        if from_marker:
+            said.add(len(phases))
         phases.append(Phase(name, boot, start, round(at, 6)))
 
     for event in events:
@@ -66,32 +69,33 @@ def derive_phases(events: Iterable[Event]) -> list[Phase]:
             if boot != 0:
                 continue  # a RESUME after a pause, not a new boot
             close(t)
-            name, boot, start = "firmware", 1, t
+            name, boot, start, from_marker = "firmware", 1, t, False
         elif kind == "reset":
             if name == "shutdown":
                 continue
             close(t)
-            name, boot, start = "firmware", boot + 1, t
+            name, boot, start, from_marker = "firmware", boot + 1, t, False
         elif name == "shutdown" and kind in ("boot-device", "marker"):
             continue  # what the guest says while it shuts down is part of the shutdown
         elif kind == "boot-device":
             close(t)
-            name, start = f"boot-{event.get('device', 'unknown')}", t
+            name, start, from_marker = f"boot-{event.get('device', 'unknown')}", t, False
         elif kind == "marker":
             close(t)
-            name, start = str(event.get("name", "marker")), t
+            name, start, from_marker = str(event.get("name", "marker")), t, True
         elif kind == "powerdown-requested":
             if name == "shutdown":
                 continue
             close(t)
-            name, start = "shutdown", t
+            name, start, from_marker = "shutdown", t, False
         elif kind == "exit":
             close(t)
             closed = True
     if not closed:
         phases.append(Phase(name, boot, start, None))
-    # a zero-length phase says nothing (two boundaries in the same instant)
-    return [p for p in phases if p.end is None or p.end > p.start or p.name == "launch"]
+    # a zero-length phase of winarm's own making says nothing (two boundaries in the same instant); one the
+    # guest announced is kept: its markers can arrive in one read, and the phase still happened
+    return [p for i, p in enumerate(phases) if p.end is None or p.end > p.start or p.name == "launch" or i in said]
 
 
 def total_duration(phases: list[Phase]) -> float | None:
