@@ -7,12 +7,16 @@ exactly what the fallback stop (quit, then kill) must handle.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
 from .vmtools import Up, winarm
+
+REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.qemu
 SMALL = ["--ram", "512M", "--cpus", "1", "--disk-size", "256M", "--no-secure-boot", "--no-tpm"]
@@ -67,17 +71,30 @@ def test_sigkill_of_winarm_leaves_no_qemu_and_the_next_up_starts(tmp_path: Path,
         again.kill()
 
 
+def still_files(storage: Path) -> dict[str, bytes]:
+    """Every file of the storage except those the running VM itself keeps writing (its logs, the firmware's
+    variables), with its bytes."""
+    live = {"serial.log", "qemu.log", "events.jsonl", "efivars.fd", "swtpm.log"}
+    return {str(p.relative_to(storage)): p.read_bytes() for p in sorted(storage.rglob("*"))
+            if p.is_file() and p.name not in live}
+
+
 def test_a_second_up_of_the_same_vm_is_refused_and_changes_nothing(tmp_path: Path, run_base: Path) -> None:
     vm = Up(tmp_path, run_base, *SMALL, "--timeout", "1")
     try:
         vm.wait_line("running (tcg)", 60)
-        before = sorted((p.name, p.stat().st_size) for p in (tmp_path / "t").iterdir() if p.name != "serial.log")
+        before = still_files(tmp_path)
         second = winarm("up", "--name", "t", "--storage", str(tmp_path), *SMALL, env=vm.env)
         assert second.returncode == 2
         assert second.stderr.count("\n") == 1 and "already running" in second.stderr
         assert "Traceback" not in second.stderr
-        after = sorted((p.name, p.stat().st_size) for p in (tmp_path / "t").iterdir() if p.name != "serial.log")
-        assert [n for n, _ in before] == [n for n, _ in after]
+        assert still_files(tmp_path) == before, "the refused second up changed the storage"
+        env_second = subprocess.run([sys.executable, str(REPO / "entrypoint.py")], capture_output=True, text=True,
+                                    env={**vm.env, "NAME": "t", "STORAGE": str(tmp_path), "RAM_SIZE": "512M",
+                                         "CPU_CORES": "1", "DISK_SIZE": "256M", "TPM": "N"}, check=False, timeout=60)
+        assert env_second.returncode == 2 and env_second.stderr.count("\n") == 1, env_second.stderr
+        assert "already running" in env_second.stderr
+        assert still_files(tmp_path) == before
         vm.proc.send_signal(signal.SIGINT)
         assert vm.wait(30) == 0
     finally:

@@ -21,7 +21,7 @@ from typing import Any, NoReturn, TypeVar  # noqa: E402
 import click  # noqa: E402
 
 from .config import ENV_NAMES, Config, check_name, default_run_base, default_storage, load_config  # noqa: E402
-from .errors import EXIT_USAGE, UserError, WinarmError  # noqa: E402
+from .errors import EXIT_USAGE, RuntimeFailure, UserError, WinarmError  # noqa: E402
 from .paths import VmPaths  # noqa: E402
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -174,6 +174,9 @@ def up(echo_console: bool, dry_run: bool, **flags: Any) -> None:
         code = asyncio.run(Daemon(launched, out=sys.stdout, echo_console=echo_console).run())
     except WinarmError as error:
         fail(error)
+    except OSError as error:  # the storage failed under us (full, read-only, gone): still one line
+        where = f" {error.filename}" if error.filename else ""
+        fail(RuntimeFailure(f"cannot go on:{where}: {error.strerror or error}"))
     sys.exit(code)
 
 

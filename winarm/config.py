@@ -18,6 +18,7 @@ from .errors import UserError
 from .host import HostFacts, choose_accel, free_disk
 from .share_config import ShareSettings, load_share_settings
 from .values import bind_error, parse_bool, pick
+from .windows_values import check_account
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -30,6 +31,8 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
 MIN_RAM = 128 * MiB
 MIN_DISK = 64 * MiB
+UEFI_VARS_SIZE = 64 * MiB
+"""What a new VM's copy of the AAVMF variable store takes on disk (the Debian template is 64 MiB)."""
 RAM_RESERVE = 1 * GiB
 """What ``--ram max`` leaves to the host and to QEMU itself."""
 
@@ -252,6 +255,7 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
     if storage.exists() and not storage.is_dir():
         raise UserError(f"storage {str(storage)!r} is not a directory: point --storage at a directory")
     storage = storage.absolute()
+    _check_writable(storage)
 
     ram_text = str(_pick("ram", flags, env))
     ram = parse_size(ram_text, "RAM size", relative_to=max(MIN_RAM, host.total_ram - RAM_RESERVE))
@@ -276,7 +280,11 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
 
     image = storage / name / f"disk.{disk_format}"
     existing = _existing_image_size(image)
+    # room for the image (a new one may fill its whole size) and, for a new VM, the firmware's variable store
     free = free_disk(storage) + (image.stat().st_size if existing is not None else 0)
+    new_vars = not (storage / name / "efivars.fd").exists()
+    if new_vars:
+        free = max(0, free - UEFI_VARS_SIZE)
     disk_text = str(_pick("disk_size", flags, env))
     disk_size = parse_size(disk_text, "disk size", relative_to=free)
     if disk_size < MIN_DISK:
@@ -288,8 +296,8 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         )
     if disk_size > free:
         raise UserError(
-            f"disk size {disk_text!r} needs more room than {storage} has free ({format_size(free // MiB * MiB)}): "
-            "use a smaller --disk-size or free some space"
+            f"disk size {disk_text!r} needs more room than {storage} has free ({format_size(free // MiB * MiB)}"
+            f"{' beside the UEFI variables' if new_vars else ''}): use a smaller --disk-size or free some space"
         )
 
     iso_value = _pick("iso", flags, env)
@@ -336,6 +344,16 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
     if drivers_pass not in ("windowsPE", "specialize", "firstlogon"):
         raise UserError(f"drivers pass {drivers_pass!r} is not known: use windowsPE, specialize or firstlogon")
 
+    username = str(_pick("username", flags, env))
+    password = str(_pick("password", flags, env))
+    computer_name = str(_pick("computer_name", flags, env))
+    language = str(_pick("language", flags, env))
+    keyboard = _optional(_pick("keyboard", flags, env))
+    product_key = _optional(_pick("product_key", flags, env))
+    unattend = flags.get("unattend") is not False
+    if unattend:  # checked now, not at install time, so a mistake is told before anything is written
+        check_account(username, password, computer_name, language, keyboard, product_key)
+
     share = load_share_settings(flags, env)
     metrics_port, metrics_address = _metrics(flags, env)
 
@@ -358,16 +376,16 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         secure_boot=secure_boot,
         timeout=timeout,
         vnc=_vnc_address(str(_pick("vnc", flags, env))),
-        username=str(_pick("username", flags, env)),
-        password=str(_pick("password", flags, env)),
-        language=str(_pick("language", flags, env)),
-        keyboard=_optional(_pick("keyboard", flags, env)),
-        computer_name=str(_pick("computer_name", flags, env)),
+        username=username,
+        password=password,
+        language=language,
+        keyboard=keyboard,
+        computer_name=computer_name,
         edition=_optional(_pick("edition", flags, env)),
-        product_key=_optional(_pick("product_key", flags, env)),
+        product_key=product_key,
         drivers=drivers,
         drivers_pass=drivers_pass,
-        unattend=flags.get("unattend") is not False,
+        unattend=unattend,
         iso_url=iso_url,
         iso_sha256=_optional(flags.get("iso_sha256")),
         stop_at=str(stop_at) if stop_at else None,
@@ -376,6 +394,19 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         metrics_port=metrics_port,
         metrics_address=metrics_address,
     )
+
+
+def _check_writable(storage: Path) -> None:
+    """Raise :class:`UserError` when ``storage`` (or, while it does not exist, the folder it would be made in)
+    cannot be written: a read-only mount, or permissions."""
+    existing = storage
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == storage else f" (its parent {str(existing)!r})"
+        raise UserError(
+            f"storage {str(storage)!r}{where} is not writable: mount it read-write or point --storage elsewhere"
+        )
 
 
 def _vnc_address(text: str) -> str:

@@ -108,7 +108,11 @@ def ensure_vars(fw: Firmware, target: Path) -> bool:
     if target.exists():
         return False
     partial = target.with_name(target.name + ".partial")
-    shutil.copyfile(fw.vars_template, partial)
-    os.chmod(partial, 0o600)
-    os.replace(partial, target)
+    try:
+        shutil.copyfile(fw.vars_template, partial)
+        os.chmod(partial, 0o600)
+        os.replace(partial, target)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise RuntimeFailure(f"cannot write the UEFI variables {target}: {error.strerror}") from None
     return True

@@ -21,6 +21,7 @@ from typing import Any
 from . import disk
 from .config import Config
 from .errors import RuntimeFailure, UserError
+from .files import write_atomic
 from .firmware import ensure_vars, find_firmware
 from .paths import VmPaths, remove_answer_media
 from .phases import EventLog
@@ -74,13 +75,9 @@ def read_facts(paths: VmPaths) -> dict[str, Any]:
 
 
 def write_facts(paths: VmPaths, facts: dict[str, Any]) -> None:
-    """Replace the remembered facts atomically (temp file, fsync, rename)."""
-    partial = paths.facts.with_name(paths.facts.name + ".partial")
-    with partial.open("w") as handle:
-        json.dump(facts, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, paths.facts)
+    """Replace the remembered facts atomically (temp file, fsync, rename; nothing left behind on failure).
+    Raises :class:`UserError` when the storage cannot be written."""
+    write_atomic(paths.facts, json.dumps(facts, indent=2, sort_keys=True).encode(), what="VM facts")
 
 
 def rotate_events(paths: VmPaths) -> None:

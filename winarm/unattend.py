@@ -14,9 +14,7 @@ import binascii
 import functools
 import json
 import re
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from xml.parsers import expat
 
@@ -26,17 +24,12 @@ from .errors import RuntimeFailure, UserError
 from .share_config import DESKTOP_READY_FILE, SHARE_NAME_RE, check_share_login
 from .share_config import GUEST_ADDRESS as SHARE_ADDRESS
 from .share_config import GUEST_HOSTNAME as SHARE_HOST
-
-
-def _data_dir() -> Path:
-    """``unattend/`` beside the package in a source checkout, else ``<prefix>/share/winarm/unattend``."""
-    beside = Path(__file__).resolve().parent.parent / "unattend"
-    if beside.is_dir():
-        return beside
-    return Path(sys.prefix) / "share" / "winarm" / "unattend"
-
-
-TEMPLATE_DIR = _data_dir()
+from .windows_values import (
+    TEMPLATE_DIR,
+    check_account,
+    keyboard_ids,
+    language_tag,
+)
 
 DRIVERS_PASSES = ("windowsPE", "specialize", "firstlogon")
 MEDIUM_MARKER = "winarm.marker"
@@ -74,23 +67,6 @@ NO_SIGNING_COMMAND = rf'reg.exe add "{_LANMAN}" /v RequireSecuritySignature /t R
 MAX_PATH = 259
 MAX_COMMAND_LINE = 1024
 
-RESERVED_USERNAMES = frozenset(
-    name.lower()
-    for name in (
-        "Administrator", "Guest", "DefaultAccount", "WDAGUtilityAccount", "defaultuser0", "System",
-        "LocalSystem", "Local Service", "LocalService", "Network Service", "NetworkService", "TrustedInstaller",
-        "Administrators", "Users", "Guests", "Everyone", "Power Users", "Remote Desktop Users",
-        "Authenticated Users", "Interactive", "Network", "Batch", "Service", "Anonymous Logon", "Creator Owner",
-        "Dialup", "Replicator", "Backup Operators", "None",
-    )
-)
-USERNAME_FORBIDDEN = set('"/\\[]:;|=,+*?<>@')
-MAX_USERNAME = 20
-MAX_PASSWORD = 127
-# Each pattern is used with fullmatch.
-COMPUTER_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,13}[A-Za-z0-9])?")
-KEYBOARD_ID_RE = re.compile(r"[0-9A-Fa-f]{4}:(?:[0-9A-Fa-f]{8}|\{[0-9A-Fa-f-]{36}\}\{[0-9A-Fa-f-]{36}\})")
-PRODUCT_KEY_RE = re.compile(r"[A-Z0-9]{5}(?:-[A-Z0-9]{5}){4}")
 DRIVER_FOLDER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 EDITION_NAME_RE = re.compile(r"[ -~]{1,128}")
 
@@ -156,18 +132,6 @@ def _rules() -> dict[str, Any]:
 
 
 @functools.cache
-def languages() -> dict[str, str]:
-    """The Windows language tags of ``unattend/languages.txt``, by lower-case tag. Raises :class:`RuntimeFailure`."""
-    path = TEMPLATE_DIR / "languages.txt"
-    try:
-        lines = path.read_text(encoding="ascii").splitlines()
-    except (OSError, ValueError) as error:
-        raise RuntimeFailure(f"cannot read the language list {path}: {error}") from None
-    tags = (line.strip() for line in lines)
-    return {tag.lower(): tag for tag in tags if tag and not tag.startswith("#")}
-
-
-@functools.cache
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
@@ -220,72 +184,6 @@ def decode_password(value: str, kind: str = "Password") -> str:
 # --- settings ---------------------------------------------------------------------------------------------------
 
 
-def _check_username(name: str) -> None:
-    shown = ascii(name)
-    hint = f"use 1-{MAX_USERNAME} ASCII letters, digits, spaces, '.', '-' or '_'"
-    if not name:
-        raise UserError(f"username is empty: {hint}")
-    if not name.isascii():
-        raise UserError(f"username {shown} has non-ASCII characters (Setup handles ASCII only): {hint}")
-    if len(name) > MAX_USERNAME:
-        raise UserError(f"username {shown} is longer than {MAX_USERNAME} characters: {hint}")
-    bad = sorted({c for c in name if c in USERNAME_FORBIDDEN or ord(c) < 32 or ord(c) == 127})
-    if bad:
-        raise UserError(f"username {shown} contains {''.join(bad)!r}, which Windows refuses: {hint}")
-    if set(name) <= {".", " "}:
-        raise UserError(f"username {shown} is only dots and spaces, which Windows refuses: {hint}")
-    if name != name.strip(" "):
-        raise UserError(f"username {shown} starts or ends with a space: {hint}")
-    if name.lower() in RESERVED_USERNAMES:
-        raise UserError(f"username {shown} is a built-in account or group name of Windows: choose another name")
-
-
-def _check_password(password: str) -> None:
-    hint = f"use up to {MAX_PASSWORD} printable ASCII characters"
-    if not password.isascii():
-        raise UserError(f"the password has non-ASCII characters (Setup handles ASCII only): {hint}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in password):
-        raise UserError(f"the password contains control characters: {hint}")
-    if len(password) > MAX_PASSWORD:
-        raise UserError(f"the password is longer than {MAX_PASSWORD} characters: {hint}")
-
-
-def _check_computer_name(name: str) -> None:
-    hint = "use 1-15 ASCII letters, digits or '-', not only digits, not starting or ending with '-'"
-    if not COMPUTER_NAME_RE.fullmatch(name) or name.isdigit():
-        raise UserError(f"computer name {ascii(name)} is not allowed: {hint}")
-
-
-def _language(tag: str, what: str) -> str:
-    known = languages().get(tag.strip().lower())
-    if known is None:
-        raise UserError(
-            f"{what} {ascii(tag)} is not a Windows language tag: use one like en-US, de-DE or fr-FR "
-            f"(list in {TEMPLATE_DIR / 'languages.txt'})"
-        )
-    return known
-
-
-def _keyboard(value: str) -> str:
-    parts = [part.strip() for part in value.split(";")]
-    if not value.strip() or not all(parts) or len(parts) > 5:
-        raise UserError(
-            f"keyboard {ascii(value)} is empty or malformed: use a language tag like de-DE or 0407:00000407"
-        )
-    checked = []
-    for part in parts:
-        if KEYBOARD_ID_RE.fullmatch(part):
-            checked.append(part)
-        elif part.lower() in languages():
-            checked.append(languages()[part.lower()])
-        else:
-            raise UserError(
-                f"keyboard {ascii(part)} is neither a Windows language tag nor a locale:layout pair: "
-                "use one like de-DE or 0407:00000407"
-            )
-    return ";".join(checked)
-
-
 def check_settings(s: AnswerSettings) -> None:
     """Check every value of ``s`` before anything is rendered.
 
@@ -302,12 +200,7 @@ def check_settings(s: AnswerSettings) -> None:
         raise UserError(f"architecture {ascii(s.arch)} is not supported: winarm installs arm64 only")
     if s.drivers_pass not in DRIVERS_PASSES:
         raise UserError(f"drivers pass {ascii(s.drivers_pass)} is not known: use {', '.join(DRIVERS_PASSES)}")
-    _check_username(s.username)
-    _check_password(s.password)
-    _check_computer_name(s.computer_name)
-    _language(s.language, "language")
-    if s.keyboard is not None:
-        _keyboard(s.keyboard)
+    check_account(s.username, s.password, s.computer_name, s.language, s.keyboard, s.product_key)
     if s.edition_index is not None and s.edition_name is not None:
         raise UserError("both an edition index and an edition name were given: give one of them")
     if s.edition_index is not None and not 1 <= s.edition_index <= 99:
@@ -317,8 +210,6 @@ def check_settings(s: AnswerSettings) -> None:
             f"edition name {ascii(s.edition_name)} is not usable: give the image's name as printable ASCII, "
             "like 'Windows 11 Pro'"
         )
-    if s.product_key is not None and not PRODUCT_KEY_RE.fullmatch(s.product_key):
-        raise UserError("the product key is malformed: write it as five groups of five letters or digits, XXXXX-...")
     if not 0 <= s.disk_id <= 63:
         raise UserError(f"disk number {s.disk_id} is out of range: use 0 to 63 (0 is the first disk)")
     if len(s.shares) > len(SHARE_LETTERS):
@@ -385,7 +276,7 @@ def _context(s: AnswerSettings) -> dict[str, Any]:
         labconfig.append("BypassSecureBootCheck")
     if s.bypass_ram_check:
         labconfig.append("BypassRAMCheck")
-    language = _language(s.language, "language")
+    language = language_tag(s.language, "language")
     if s.edition_name is not None:
         image_key, image_value = "/IMAGE/NAME", s.edition_name
     else:
@@ -397,7 +288,7 @@ def _context(s: AnswerSettings) -> dict[str, Any]:
         "password_value": encode_password(s.password),
         "computer_name": s.computer_name,
         "language": language,
-        "keyboard": _keyboard(s.keyboard) if s.keyboard is not None else language,
+        "keyboard": keyboard_ids(s.keyboard) if s.keyboard is not None else language,
         "image_key": image_key,
         "image_value": image_value,
         "product_key": s.product_key,

@@ -39,6 +39,18 @@ ARCH = "arm64"
 KERNEL_META = "linux-image-arm64"
 BUSYBOX = "busybox-static"
 GRUB_BIN = "grub-efi-arm64-bin"
+DOSFSTOOLS = "dosfstools"
+LIBC = "libc6"
+
+# Programs copied into the initramfs beside busybox (which has no FAT checker), from the extracted packages,
+# and the shared libraries they need: the guest checks its FAT file systems with fsck.fat at each boot from
+# the installed disk (init.sh). The build fails when a program needs a library not listed here.
+GUEST_PROGRAMS = ("sbin/fsck.fat",)
+GUEST_LIBRARIES = (
+    "lib/aarch64-linux-gnu/libc.so.6",
+    "lib/aarch64-linux-gnu/ld-linux-aarch64.so.1",
+    "lib/ld-linux-aarch64.so.1",
+)
 
 # Kernel modules the guest loads at every boot, in this order (dependencies come from modules.dep).
 # Everything else the guest needs (PCI host, PL011 serial, ACPI power button, devtmpfs, IPv4) is built in.
@@ -93,7 +105,7 @@ _HERE = Path(__file__).resolve().parent
 _INIT_SH = _HERE / "init.sh"
 _GRUB_CFG = _HERE / "grub.cfg"
 _APT_LISTS = Path("/var/lib/apt/lists")
-_RESOLUTION_FILE = "apt-resolution.json"
+_RESOLUTION_FILE = "apt-resolution-2.json"  # another name than before dosfstools: older builders share the cache
 _MIB = 1024 * 1024
 _SECTOR = 512
 _ESP_TYPE = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
@@ -253,30 +265,32 @@ def _apt_show(names: Sequence[str]) -> dict[str, dict[str, str]]:
 
 
 def _resolve_packages(cache_dir: Path) -> list[_Package]:
-    """Pin the kernel image (the versioned dependency of linux-image-arm64), busybox-static and
-    grub-efi-arm64-bin to their current candidate versions.
+    """Pin the kernel image (the versioned dependency of linux-image-arm64), busybox-static,
+    grub-efi-arm64-bin, dosfstools and libc6 to their current candidate versions.
 
     apt-cache takes about two seconds here (no pkgcache), so the answer is memoised in cache_dir
-    against a fingerprint of the apt lists. Raises GuestBuildError when apt cannot answer.
+    against a fingerprint of the apt lists and the names asked for. Raises GuestBuildError when apt
+    cannot answer.
     """
     memo = cache_dir / _RESOLUTION_FILE
     stamp = _apt_stamp()
+    names = [KERNEL_META, BUSYBOX, GRUB_BIN, DOSFSTOOLS, LIBC]
     if stamp:
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             saved = json.loads(memo.read_text())
-            if saved["stamp"] == stamp:
+            if saved["stamp"] == stamp and saved["names"] == names:
                 return [_Package(**p) for p in saved["packages"]]
-    first = _apt_show([KERNEL_META, BUSYBOX, GRUB_BIN])
+    first = _apt_show(names)
     depends = first[KERNEL_META].get("Depends", "")
     match = re.search(r"(linux-image-\d[^\s,(]*)", depends)
     if match is None:
         raise GuestBuildError(f"cannot resolve {KERNEL_META}:{ARCH} to a kernel (Depends: {depends!r})")
     kernel = match.group(1)
     second = _apt_show([kernel])
-    stanzas = {kernel: second[kernel], BUSYBOX: first[BUSYBOX], GRUB_BIN: first[GRUB_BIN]}
+    stanzas = {kernel: second[kernel], **{n: first[n] for n in names if n != KERNEL_META}}
     packages = [_Package(n, s["Version"], s.get("SHA256", "")) for n, s in stanzas.items()]
     if stamp:
-        record = {"stamp": stamp, "packages": [vars(p) for p in packages]}
+        record = {"stamp": stamp, "names": names, "packages": [vars(p) for p in packages]}
         _write_atomic(memo, json.dumps(record, indent=1).encode())
     return packages
 
@@ -397,11 +411,12 @@ def _render(template: str, values: Mapping[str, str]) -> str:
 
 
 def _write_initramfs(root: Path, kver: str, initroot: Path, out: Path) -> None:
-    """Write a gzip'd newc cpio to OUT: busybox, init.sh as /init, GUEST_MODULES and SHARE_MODULES with
-    their dependencies (listed for init.sh in /etc/winarm-modules and /etc/winarm-share-modules) and a
-    modules.dep made by depmod. INITROOT is a scratch copy of the tree.
+    """Write a gzip'd newc cpio to OUT: busybox, GUEST_PROGRAMS and GUEST_LIBRARIES, init.sh as /init,
+    GUEST_MODULES and SHARE_MODULES with their dependencies (listed for init.sh in /etc/winarm-modules and
+    /etc/winarm-share-modules) and a modules.dep made by depmod. INITROOT is a scratch copy of the tree.
 
-    Raises GuestBuildError when busybox or a module is missing, or depmod fails.
+    Raises GuestBuildError when busybox, a program, a library it needs or a module is missing, or depmod
+    fails.
     """
     busybox = root / "bin" / "busybox"
     if not busybox.is_file():
@@ -428,6 +443,7 @@ def _write_initramfs(root: Path, kver: str, initroot: Path, out: Path) -> None:
     shutil.copyfile(busybox, initroot / "bin" / "busybox")
     (initroot / "bin" / "busybox").chmod(0o755)
     (initroot / "bin" / "sh").symlink_to("busybox")
+    _copy_programs(root, initroot)
     shutil.copyfile(_INIT_SH, initroot / "init")
     (initroot / "init").chmod(0o755)
     (initroot / "etc" / "winarm-modules").write_text("".join(f"{m}\n" for m in wanted if m not in share_modules))
@@ -437,6 +453,57 @@ def _write_initramfs(root: Path, kver: str, initroot: Path, out: Path) -> None:
     archive.add_tree(initroot)
     archive.add_node("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1))
     out.write_bytes(gzip.compress(archive.finish(), compresslevel=9, mtime=0))
+
+
+def _copy_programs(root: Path, initroot: Path) -> None:
+    """Copy GUEST_PROGRAMS and GUEST_LIBRARIES (symlinks kept as symlinks) from the extracted packages in ROOT
+    to INITROOT, and check that every library a program or library needs (ELF DT_NEEDED) is among them.
+
+    Raises GuestBuildError when a file is missing or a needed library is not copied.
+    """
+    for rel in (*GUEST_PROGRAMS, *GUEST_LIBRARIES):
+        src, dst = root / rel, initroot / rel
+        if not (src.is_file() or src.is_symlink()):
+            raise GuestBuildError(f"the guest packages have no /{rel}")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            dst.symlink_to(os.readlink(src))
+        else:
+            shutil.copyfile(src, dst)
+            dst.chmod(0o755)
+    have = {Path(rel).name for rel in GUEST_LIBRARIES}
+    for rel in (*GUEST_PROGRAMS, *GUEST_LIBRARIES):
+        if (root / rel).is_symlink():
+            continue
+        missing = sorted(set(_elf_needed(root / rel)) - have)
+        if missing:
+            raise GuestBuildError(f"/{rel} needs {', '.join(missing)}: add it to GUEST_LIBRARIES")
+
+
+def _elf_needed(path: Path) -> list[str]:
+    """The DT_NEEDED names (shared libraries) of the ELF64 little-endian file at PATH.
+
+    Raises GuestBuildError when the file is not such an ELF file.
+    """
+    data = path.read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        raise GuestBuildError(f"{path.name} is not an ELF64 little-endian file")
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
+    needed: list[str] = []
+    for _name, sh_type, _flags, _addr, offset, size, link, *_rest in sections:
+        if sh_type != 6:  # SHT_DYNAMIC; its sh_link is the string table of the names
+            continue
+        strtab = sections[link][4]
+        for pos in range(offset, offset + size, 16):
+            tag, value = struct.unpack_from("<qQ", data, pos)
+            if tag == 0:  # DT_NULL
+                break
+            if tag == 1:  # DT_NEEDED
+                end = data.index(b"\0", strtab + value)
+                needed.append(data[strtab + value:end].decode())
+    return needed
 
 
 def _module_closure(moddir: Path, names: Sequence[str]) -> tuple[list[str], list[Path]]:

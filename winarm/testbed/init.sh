@@ -42,6 +42,30 @@
 #                        FirstLogonCommand of that share: mounted with its login, "WINARM-EVENT
 #                        share-reconnected NAME", unmounted after) runs first ("WINARM-EVENT run-key-failed
 #                        NAME REASON" when one fails)
+#
+# The disk check, at every later boot from the disk (the plain installer's too), before the Run-key commands
+# and `ready`: every FAT file system of /dev/vda (the ESP /dev/vda1 and the "Windows" partition /dev/vda2,
+# the guest's only writes) is checked read-only with fsck.fat -n (dosfstools), then one line:
+#   WINARM-EVENT fsck clean                nothing found;
+#   WINARM-EVENT fsck errors SUMMARY       what fsck.fat found, "vda2: finding; finding / vda1: ..." (the
+#                        dirty bit "dirty bit set (not properly unmounted)", which Linux sets while the file
+#                        system is mounted read-write, so any crash then leaves it; lost clusters; ...); then,
+#                        as Windows runs chkdsk at boot on a dirty volume, fsck.fat -a repairs and a second
+#                        read-only check follows: "WINARM-EVENT fsck repaired vda2" when it finds nothing,
+#                        else "WINARM-EVENT fsck unrepaired SUMMARY";
+#   WINARM-EVENT fsck failed REASON        fsck.fat could not check (exit status 2 or more).
+# None of these stop the boot.
+#
+# The write load (crash tests: bench/crash_rounds.py), only when C:\Windows\winarm-write-load.txt exists
+# (/Windows/winarm-write-load.txt on /dev/vda2; the host puts it there, see winarm/testbed/write_load.py):
+# after `ready`, the partition is mounted read-write and "WINARM-EVENT guest-writing vda2" printed; until the
+# power button, a loop writes files under C:\winarm-write-load: a file of 64 KiB to 512 KiB written under a
+# temporary name and renamed over one of eight, another of them deleted, a log file appended to (deleted
+# past 2 MiB), small files in subfolders rewritten, `sync` every fifth step (about 6 MiB live at most).
+# At the power button "WINARM-PHASE poweroff" comes as before, then the loop ends its step, the partition
+# is unmounted (written back, dirty bit cleared) and the guest powers off. When a step fails:
+# "WINARM-EVENT guest-writing-failed REASON" and the loop stops (the boot goes on). Without the file
+# nothing is mounted read-write after `ready`.
 #   error <reason>       on any failure, followed by `poweroff -f`; never hangs silently
 
 /bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /sbin /usr/bin /usr/sbin
@@ -859,6 +883,137 @@ windows_pe() {
 }
 
 # ------------------------------------------------------------------------------------------------
+# The disk check (fsck) and the write load
+
+WRITE_LOAD=/mnt/sys/Windows/winarm-write-load.txt # the host's request for the write load
+LOAD_DIR=/mnt/sys/winarm-write-load                # where the load writes
+LOAD=                                              # set when the request was found
+LOAD_PID=
+
+# is_fat DEVICE: true when DEVICE holds a FAT file system ("FAT" at offset 54, FAT12/16, or 82, FAT32).
+is_fat() {
+    [ "$(dd if="$1" bs=1 skip=54 count=3 2>/dev/null)" = FAT ] ||
+        [ "$(dd if="$1" bs=1 skip=82 count=3 2>/dev/null)" = FAT ]
+}
+
+# fsck_findings FILE: what fsck.fat printed in FILE, on one line ("finding; finding"): its banner, the
+# closing counts and its notes on what it did (or, with -n, did not do) left out.
+fsck_findings() {
+    awk '
+        /^fsck\.fat [0-9]/ || /^Leaving filesystem unchanged/ || /^\*\*\* Filesystem was changed/ { next }
+        /^Writing changes/ || /: [0-9]+ files, [0-9]+\/[0-9]+ clusters$/ || /^ *Automatically removing dirty bit/ { next }
+        { sub(/^[ \t]+/, ""); sub(/[ \t]+$/, "") }
+        $0 == "" { next }
+        /^Dirty bit is set\./ { $0 = "dirty bit set (not properly unmounted)" }
+        { out = out (out == "" ? "" : "; ") $0 }
+        END { print substr(out, 1, 300) }' "$1"
+}
+
+# fsck_pass -n|-a: run fsck.fat with that option on each FAT partition of /dev/vda; FOUND lists what the
+# partitions with findings showed ("vda2: ...; ... / vda1: ..."), FOUND_PARTS their names, FAILED what
+# could not be checked.
+fsck_pass() {
+    FOUND=
+    FOUND_PARTS=
+    FAILED=
+    for part in /dev/vda[0-9]*; do
+        [ -b "$part" ] && is_fat "$part" || continue
+        fsck.fat "$1" "$part" </dev/null >/tmp/fsck.out 2>&1
+        rc=$?
+        [ "$rc" = 0 ] && continue
+        if [ "$rc" = 1 ]; then
+            FOUND="${FOUND:+$FOUND / }${part#/dev/}: $(fsck_findings /tmp/fsck.out)"
+            FOUND_PARTS="${FOUND_PARTS:+$FOUND_PARTS }${part#/dev/}"
+        else
+            FAILED="${FAILED:+$FAILED / }${part#/dev/}: exit $rc: $(tail -n 1 /tmp/fsck.out)"
+        fi
+    done
+}
+
+# fsck_disks: the disk check (see the header): read-only first; on findings a repair and a second check.
+fsck_disks() {
+    fsck_pass -n
+    if [ -n "$FAILED" ]; then
+        event fsck failed "$FAILED"
+        return 0
+    fi
+    if [ -z "$FOUND" ]; then
+        event fsck clean
+        return 0
+    fi
+    event fsck errors "$FOUND"
+    repaired="$FOUND_PARTS"
+    fsck_pass -a
+    fsck_pass -n
+    if [ -z "$FOUND$FAILED" ]; then
+        event fsck repaired "$repaired"
+    else
+        event fsck unrepaired "$FOUND${FAILED:+ / $FAILED}"
+    fi
+}
+
+# write_load: the loop of the write load (see the header), in the background until /tmp/write-load.stop
+# exists; on a failing step "WINARM-EVENT guest-writing-failed REASON" and the end.
+write_load() {
+    load_step() {
+        "$@" 2>/tmp/write-load.err && return 0
+        event guest-writing-failed "$*: $(tail -n 1 /tmp/write-load.err)"
+        exit 1
+    }
+    load_file() { # load_file CHUNKS FILE: FILE written anew with CHUNKS copies of the chunk
+        : >"$2" || return 1
+        c=0
+        while [ "$c" -lt "$1" ]; do
+            cat /tmp/write-load.chunk >>"$2" || return 1
+            c=$((c + 1))
+        done
+    }
+    load_append() { cat /tmp/write-load.chunk >>"$1"; }
+    load_note() { echo "step $2" >"$1"; }
+    # non-zero data: QEMU turns blocks of zeros into zero writes (detect-zeroes), not data
+    head -c 65536 /dev/urandom >/tmp/write-load.chunk
+    load_step mkdir -p "$LOAD_DIR"
+    i=0
+    while [ ! -e /tmp/write-load.stop ]; do
+        i=$((i + 1))
+        load_step load_file $((1 + i % 8)) "$LOAD_DIR/new.tmp"
+        load_step mv -f "$LOAD_DIR/new.tmp" "$LOAD_DIR/file$((i % 8)).bin"
+        load_step rm -f "$LOAD_DIR/file$(((i + 3) % 8)).bin"
+        load_step load_append "$LOAD_DIR/log.bin"
+        if [ "$(stat -c %s "$LOAD_DIR/log.bin")" -gt 2097152 ]; then
+            load_step rm -f "$LOAD_DIR/log.bin"
+        fi
+        load_step mkdir -p "$LOAD_DIR/dir$((i % 4))"
+        load_step load_note "$LOAD_DIR/dir$((i % 4))/note$((i % 5)).txt" "$i"
+        [ $((i % 5)) = 0 ] && sync
+    done
+    exit 0
+}
+
+# start_write_load: when the host asked for it (LOAD), mount the Windows partition read-write and start
+# the write load in the background.
+start_write_load() {
+    [ -n "$LOAD" ] || return 0
+    if ! mount -t vfat /dev/vda2 /mnt/sys 2>/tmp/mount.err; then
+        event guest-writing-failed "mounting the Windows partition: $(tail -n 1 /tmp/mount.err)"
+        return 0
+    fi
+    rm -f /tmp/write-load.stop
+    event guest-writing vda2
+    write_load </dev/null &
+    LOAD_PID=$!
+}
+
+# stop_write_load: end the write load (its current step first) and unmount the partition.
+stop_write_load() {
+    [ -n "$LOAD_PID" ] || return 0
+    touch /tmp/write-load.stop
+    wait "$LOAD_PID"
+    LOAD_PID=
+    umount /mnt/sys || event guest-writing-failed "unmounting the Windows partition"
+}
+
+# ------------------------------------------------------------------------------------------------
 # Boot from the disk
 
 # arm_power_button: start reading the power button, so that a press from now on is not lost (the host
@@ -897,6 +1052,7 @@ arm_power_button() {
 wait_power_button() {
     arm_power_button
     phase ready
+    start_write_load
     pressed=
     while [ -z "$pressed" ]; do
         for f in /tmp/power-button.*; do
@@ -905,6 +1061,7 @@ wait_power_button() {
         [ -z "$pressed" ] && sleep 0.1
     done
     phase poweroff
+    stop_write_load
     sync
     poweroff -f
     die "poweroff -f returned"
@@ -923,12 +1080,14 @@ from_disk() {
                     cp "$RUN_KEYS" /tmp/run-keys || die "logon: cannot read the Run key"
                     [ -f "$PANTHER/unattend.xml" ] && cp "$PANTHER/unattend.xml" "$ANSWER_COPY"
                 fi
+                [ -f "$WRITE_LOAD" ] && LOAD=1
                 umount /mnt/sys
             fi
         fi
     fi
     case "$next" in
         "" | complete)
+            fsck_disks
             arm_power_button
             run_keys
             wait_power_button
