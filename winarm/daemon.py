@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 from .launch import Launched, write_facts
 from .machine import Machine, tail
 from .phases import Phase, derive_phases, format_phase_line, format_table
+from .procs import wait_exit
 from .share_config import DESKTOP_READY_FILE
 from .watch import IN_CLOSE_WRITE, IN_MOVED_TO, Watch
 
@@ -367,13 +368,27 @@ class Daemon:
         machine = self.machine
         exited = asyncio.ensure_future(machine.wait())
         stop = asyncio.ensure_future(self._stop_requested.wait())
-        await asyncio.wait({exited, stop}, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {exited, stop}
+        tpm_gone = None
+        if self.swtpm is not None and self.swtpm.proc is not None:
+            tpm_gone = asyncio.ensure_future(wait_exit(self.swtpm.proc))
+            waiting.add(tpm_gone)
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        tpm_lost = tpm_gone is not None and tpm_gone.done() and not exited.done() and not stop.done()
+        if tpm_lost:
+            status = self.swtpm.proc.returncode if self.swtpm and self.swtpm.proc else None
+            self.record("swtpm-lost", status=status)
+            self.say(f"the TPM (swtpm) ended (status {status}): stopping the VM rather than running it without "
+                     f"its TPM; see {self.paths.state_dir / 'swtpm.log'}")
+            self._stop_reason = "TPM lost"
         how = "exited"
         if not exited.done():
             self.state = "stopping"
             self.say(f"stopping ({self._stop_reason}): power button, up to {self.cfg.timeout:g} s for the guest")
             how = await machine.stop(self.cfg.timeout, on_step=self.record)
         stop.cancel()
+        if tpm_gone is not None:
+            tpm_gone.cancel()
         await machine.wait()
         exit_time = self.events.now()
         # the console ends at QEMU's exit; let it drain what the guest said last, then end the event pump
@@ -383,6 +398,8 @@ class Daemon:
         pump.cancel()
         code = machine.returncode
         clean = machine.shutdown_seen or how in ("guest", "quit")
+        if not clean and how != "killed":
+            self._report_crash(code, at=exit_time)
         self.record("exit", at=exit_time, code=code, stop=how, clean=clean)
         self.state = "stopped"
         self._print_summary()
@@ -390,12 +407,21 @@ class Daemon:
             self.say("QEMU ignored quit and was killed")
             return 1
         if not clean:
-            self.say(f"QEMU died (status {code}): {tail(self.paths.qemu_log, 5) or 'no output'}")
-            self.say(f"last console lines: {tail(self.paths.serial_log, 5) or 'none'}")
             return 1
         if how == "quit":
             self.say(f"the guest did not shut down within {self.cfg.timeout:g} s: QEMU was told to quit")
-        return 0
+        return 1 if tpm_lost else 0
+
+    def _report_crash(self, code: int | None, *, at: float) -> None:
+        """QEMU ended without a shutdown: one line with the phase it died in and the last words of QEMU and of
+        the guest's console, and a ``crash`` event in the phase log."""
+        how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"status {code}"
+        phases = derive_phases(self.events.events)
+        phase = phases[-1].name if phases else "launch"
+        qemu_said = tail(self.paths.qemu_log, 3) or "nothing"
+        guest_said = console.strip_ansi(tail(self.paths.serial_log, 3).encode()).decode(errors="replace") or "nothing"
+        self.record("crash", at=at, code=code, phase=phase)
+        self.say(f"QEMU died ({how}) during {phase}: QEMU said: {qemu_said}; the console's last lines: {guest_said}")
 
     def _print_summary(self) -> None:
         phases: list[Phase] = derive_phases(self.events.events)

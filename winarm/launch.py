@@ -81,7 +81,12 @@ def write_facts(paths: VmPaths, facts: dict[str, Any]) -> None:
 
 
 def rotate_events(paths: VmPaths) -> None:
-    """Move the previous run's event log into ``history/`` (keeping the newest few)."""
+    """Move the previous run's event log into ``history/`` (keeping the newest few), and its QEMU, console and
+    swtpm logs to ``<log>.1`` (one previous run kept), so logs never grow without bound and the last lines of a
+    log are always this run's."""
+    for log in (paths.qemu_log, paths.serial_log, paths.state_dir / "swtpm.log"):
+        if log.exists():
+            os.replace(log, log.with_name(log.name + ".1"))
     if not paths.events.exists():
         return
     paths.history.mkdir(mode=0o700, exist_ok=True)
