@@ -9,6 +9,7 @@ installed in the pass the user chose (specialize by default), or with ``windowsP
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -27,6 +28,9 @@ def data_dir(name: str) -> Path:
     if beside.is_dir():
         return beside
     return Path(sys.prefix) / "share" / "winarm" / name
+
+
+DRIVER_FILE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,10 @@ class PickedDriver:
 
     @property
     def files(self) -> list[Path]:
-        """The driver's files (INF, SYS, CAT, ...), sorted, no sub-folders."""
-        return sorted(p for p in self.source.iterdir() if p.is_file())
+        """The driver's files (INF, SYS, CAT, ...), sorted, no sub-folders. Only plain names are taken (what
+        virtio-win ships): a name with other characters could not be written to the answer medium as it is,
+        and no driver package needs one."""
+        return sorted(p for p in self.source.iterdir() if p.is_file() and DRIVER_FILE_RE.fullmatch(p.name))
 
 
 @dataclass

@@ -39,6 +39,7 @@ def spawn(
     stdout: int | IO[Any] | None = subprocess.DEVNULL,
     stderr: int | IO[Any] | None = subprocess.DEVNULL,
     env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` as a child that dies with this process, in its own session (a terminal's Ctrl-C
     reaches winarm, which stops the VM gracefully, not QEMU). Raises OSError (FileNotFoundError for a
@@ -53,6 +54,7 @@ def spawn(
         preexec_fn=lambda: _die_with_parent(parent),  # noqa: PLW1509 - winarm starts no threads
         start_new_session=True,
         env=dict(env) if env is not None else None,
+        cwd=cwd,
     )
 
 

@@ -19,7 +19,10 @@ def check_available() -> None:
 
 class Swtpm:
     """One swtpm process serving the VM's TPM over a unix socket it inherits already listening, so QEMU can
-    connect at once (queued until swtpm accepts) with no waiting for a socket file to appear."""
+    connect at once (queued until swtpm accepts) with no waiting for a socket file to appear.
+
+    swtpm's own ``key=value,...`` options cannot hold a comma, so swtpm and swtpm_setup run in the folder
+    above the state and are given names relative to it: any storage path works."""
 
     def __init__(self, state_dir: Path, socket_path: Path, log_path: Path) -> None:
         self.state_dir = state_dir
@@ -32,9 +35,9 @@ class Swtpm:
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with self.log_path.open("ab") as log_file:
             code = spawn(
-                ["swtpm_setup", "--tpm2", "--tpmstate", str(self.state_dir), "--create-ek-cert",
+                ["swtpm_setup", "--tpm2", "--tpmstate", self._relative(self.state_dir), "--create-ek-cert",
                  "--create-platform-cert", "--lock-nvram", "--overwrite"],
-                stdout=log_file, stderr=log_file,
+                stdout=log_file, stderr=log_file, cwd=self.state_dir.parent,
             ).wait()
         if code != 0:
             raise RuntimeFailure(f"swtpm_setup failed (status {code}): see {self.log_path}")
@@ -47,13 +50,17 @@ class Swtpm:
         try:
             with self.log_path.open("ab") as log_file:
                 self.proc = spawn(
-                    ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={self.state_dir}",
+                    ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={self._relative(self.state_dir)}",
                      "--ctrl", f"type=unixio,fd={listener.fileno()}",
-                     "--log", f"file={self.log_path},level=1", "--terminate"],
-                    pass_fds=(listener.fileno(),), stdout=log_file, stderr=log_file,
+                     "--log", f"file={self._relative(self.log_path)},level=1", "--terminate"],
+                    pass_fds=(listener.fileno(),), stdout=log_file, stderr=log_file, cwd=self.state_dir.parent,
                 )
         finally:
             listener.close()
+
+    def _relative(self, path: Path) -> str:
+        """``path`` relative to the folder swtpm runs in (``./`` keeps a leading ``-`` from looking like a flag)."""
+        return f"./{path.relative_to(self.state_dir.parent)}"
 
     @property
     def alive(self) -> bool:
