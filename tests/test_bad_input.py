@@ -157,6 +157,11 @@ CASES: list[Case] = [
     Case("metrics-port-range", None, var("METRICS_PORT", "70000"), words("metrics port '70000' is not a TCP port")),
     # other settings
     *both("vnc-address", "--vnc", "VNC", "localhost:1", "VNC address 'localhost:1' is not an IP address"),
+    Case("vnc-password-too-long", None, var("VNC_PASSWORD", "123456789"), words("VNC password must be 1-8")),
+    *both("vnc-password-file-missing", "--vnc-password-file", "VNC_PASSWORD_FILE", "/nonexistent/vnc",
+          "VNC password file '/nonexistent/vnc' cannot be read"),
+    *both("password-file-missing", "--password-file", "PASSWORD_FILE", "/nonexistent/pw",
+          "password file '/nonexistent/pw' cannot be read"),
     *both("accel", "--accel", "ACCEL", "hvf", "accelerator 'hvf' is not known"),
     *both("disk-format", "--disk-format", "DISK_FMT", "vmdk", "disk format 'vmdk' is not known"),
     *both("disk-bus", "--disk-bus", "DISK_TYPE", "ide", "disk bus 'ide' is not known"),

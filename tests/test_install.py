@@ -10,12 +10,36 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psutil
 import pytest
+
+from winarm.unattend import encode_password
 
 from .vmtools import Up, tree_digest, winarm
 
 GUEST = ["--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--no-secure-boot", "--no-tpm", "--timeout", "30"]
 
+
+
+PASSWORD = "Zebra-Quartz-4711"
+"""A password that cannot appear by chance: found anywhere but in the guest's disk, it leaked."""
+
+
+def family(pid: int) -> list[psutil.Process]:
+    parent = psutil.Process(pid)
+    return [parent, *parent.children(recursive=True)]
+
+
+def assert_no_password(texts: list[str], storage: Path) -> None:
+    """Neither the password nor its answer-file encoding is in ``texts`` (argv, status, output) or in any file
+    of the storage other than the guest's own disk (whose Setup keeps its answer file, as Windows does)."""
+    forms = [PASSWORD, encode_password(PASSWORD, "Password"), encode_password(PASSWORD, "AdministratorPassword")]
+    for text in texts:
+        assert not any(form in text for form in forms), text
+    for path in storage.rglob("*"):
+        if path.is_file() and not path.name.startswith("disk."):
+            data = path.read_bytes()
+            assert not any(form.encode() in data for form in forms), f"the password is in {path}"
 
 
 def markers(events: list[dict[str, object]]) -> list[object]:
@@ -26,12 +50,21 @@ def markers(events: list[dict[str, object]]) -> list[object]:
 @pytest.mark.parametrize("drivers_pass", ["specialize", "firstlogon"])
 def test_unattended_install_through_setup_passes(tmp_path: Path, run_base: Path, testbed_iso: Path,
                                                  placeholder_drivers: Path, drivers_pass: str) -> None:
+    secret = tmp_path.parent / "password.txt"
+    secret.write_text(f"{PASSWORD}\n")
     vm = Up(tmp_path, run_base, *GUEST, "--iso", str(testbed_iso), "--drivers", str(placeholder_drivers),
-            "--drivers-pass", drivers_pass, "--stop-at", "ready")
+            "--drivers-pass", drivers_pass, "--stop-at", "ready", "--password-file", str(secret))
     try:
+        vm.wait_line("phase windowsPE", 300)  # Setup is reading the answer file: every process is up
+        seen_while_running = [" ".join(p.cmdline()) for p in family(vm.proc.pid)]
+        seen_while_running.append(json.dumps(vm.status()))
+        seen_while_running.append(winarm("phases", "--name", "t", "--storage", str(tmp_path), "--json",
+                                         env=vm.env).stdout)
         assert vm.wait(300) == 0, "\n".join(vm.lines)
     finally:
         vm.kill()
+    assert any("qemu-system" in line for line in seen_while_running)
+    assert_no_password([*seen_while_running, *vm.lines], tmp_path)
     events = vm.events()
     kinds = [e["kind"] for e in events]
     answer = next(e for e in events if e["kind"] == "answer-medium")

@@ -91,6 +91,14 @@ def test_vnc_listens_on_loopback_by_default(tmp_path: Path, host: HostFacts) -> 
     assert value_after(argv_for(tmp_path, host), "-vnc") == ["127.0.0.1:0,to=99"]
 
 
+def test_vnc_on_ipv6_and_with_a_password_that_stays_off_the_command_line(tmp_path: Path, host: HostFacts) -> None:
+    secret = tmp_path / "vnc.txt"
+    secret.write_text("pa55word\n")
+    argv = argv_for(tmp_path, host, vnc="::1", vnc_password_file=str(secret))
+    assert value_after(argv, "-vnc") == ["[::1]:0,to=99,password=on"]
+    assert not any("pa55word" in a for a in argv)
+
+
 def write_descriptor(directory: Path, name: str, code: Path, template: Path, features: list[str]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / name).write_text(

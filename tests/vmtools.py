@@ -32,10 +32,11 @@ def winarm(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -
 class Up:
     """A ``winarm up`` running in the background, its stdout read line by line as it comes."""
 
-    def __init__(self, storage: Path, run_base: Path, *args: str, name: str = "t") -> None:
+    def __init__(self, storage: Path, run_base: Path, *args: str, name: str = "t",
+                 env: dict[str, str] | None = None) -> None:
         self.name = name
         self.storage = storage
-        self.env = {**os.environ, "WINARM_RUN_DIR": str(run_base)}
+        self.env = {**os.environ, "WINARM_RUN_DIR": str(run_base), **(env or {})}
         self.proc = subprocess.Popen(
             [*WINARM, "up", "--name", name, "--storage", str(storage), *args],
             stdout=subprocess.PIPE,

@@ -62,7 +62,10 @@ _INSTALL_OPTIONS = [
                   help="Add the answer medium (Autounattend.xml and drivers) for an unattended install [default on]; "
                   "off boots the ISO as it is."),
     click.option("--username", default=None, help="Windows user [env USERNAME; default Docker]."),
-    click.option("--password", default=None, help="Windows password [env PASSWORD; default admin]."),
+    click.option("--password", default=None, help="Windows password [env PASSWORD; default admin]. Visible to "
+                 "'ps' as an argument: prefer --password-file or the environment."),
+    click.option("--password-file", default=None, metavar="FILE",
+                 help="Read the Windows password from FILE's first line [env PASSWORD_FILE]."),
     click.option("--computer-name", default=None, help="Windows computer name [env COMPUTER_NAME; default WINARM]."),
     click.option("--language", default=None, help="Windows language tag [env LANGUAGE; default en-US]."),
     click.option("--keyboard", default=None, help="Keyboard (input locale) [env KEYBOARD; default: the language]."),
@@ -139,7 +142,11 @@ def main() -> None:
     default=None,
     help="Seconds the guest gets to shut down before QEMU is told to quit [env TIMEOUT; default 105].",
 )
-@click.option("--vnc", default=None, help="Address VNC listens on [default 127.0.0.1].")
+@click.option("--vnc", default=None, help="Address VNC listens on [env VNC; default 127.0.0.1].")
+@click.option("--vnc-password-file", default=None, metavar="FILE",
+              help="Require the VNC password in FILE's first line (1-8 characters, the VNC protocol's limit) [env "
+              "VNC_PASSWORD_FILE, or the password itself in VNC_PASSWORD]; given to QEMU through QMP, never on its "
+              "command line.")
 @click.option("--metrics-port", default=None, help="Serve Prometheus metrics on this port [env METRICS_PORT; "
               "default off].")
 @click.option("--metrics-address", default=None, help="Address of the metrics endpoint [env METRICS_ADDRESS; "
@@ -519,7 +526,8 @@ def env_table() -> None:
     from .share_config import ENV_NAMES as SHARE_ENV_NAMES
 
     for setting, names in [*ENV_NAMES.items(), *SHARE_ENV_NAMES.items()]:
-        flag = "--no-share (N)" if setting == "share" else f"--{setting.replace('_', '-')}"
+        flag = {"share": "--no-share (N)", "vnc_password": "(no flag: a file with --vnc-password-file)"}.get(
+            setting, f"--{setting.replace('_', '-')}")
         click.echo(f"{', '.join(names):<20} {flag}")
     click.echo(f"{'KVM':<20} N forces --accel tcg")
     click.echo(f"{'WINARM_RUN_DIR':<20} base of the run directories (sockets), default {default_run_base()}")

@@ -17,7 +17,7 @@ from typing import Any
 from .errors import UserError
 from .host import HostFacts, choose_accel, free_disk
 from .share_config import ShareSettings, load_share_settings
-from .values import bind_error, parse_bool, pick
+from .values import bind_error, parse_bool, pick, read_secret
 from .windows_values import check_account
 
 KiB = 1024
@@ -68,6 +68,9 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "drivers": ("DRIVERS",),
     "drivers_pass": ("DRIVERS_PASS",),
     "vnc": ("VNC",),
+    "vnc_password": ("VNC_PASSWORD",),
+    "vnc_password_file": ("VNC_PASSWORD_FILE",),
+    "password_file": ("PASSWORD_FILE",),
     "metrics_port": ("METRICS_PORT",),
     "metrics_address": ("METRICS_ADDRESS",),
 }
@@ -132,8 +135,9 @@ class Config:
     secure_boot: bool
     timeout: float
     vnc: str
-    username: str = field(repr=False)
-    password: str = field(repr=False)
+    vnc_password: str | None = field(default=None, repr=False)
+    username: str = field(default="Docker", repr=False)
+    password: str = field(default="admin", repr=False)
     language: str = "en-US"
     keyboard: str | None = None
     computer_name: str = "WINARM"
@@ -345,7 +349,8 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         raise UserError(f"drivers pass {drivers_pass!r} is not known: use windowsPE, specialize or firstlogon")
 
     username = str(_pick("username", flags, env))
-    password = str(_pick("password", flags, env))
+    password_file = _pick("password_file", flags, env)
+    password = read_secret(str(password_file), "password") if password_file else str(_pick("password", flags, env))
     computer_name = str(_pick("computer_name", flags, env))
     language = str(_pick("language", flags, env))
     keyboard = _optional(_pick("keyboard", flags, env))
@@ -376,6 +381,7 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         secure_boot=secure_boot,
         timeout=timeout,
         vnc=_vnc_address(str(_pick("vnc", flags, env))),
+        vnc_password=_vnc_password(flags, env),
         username=username,
         password=password,
         language=language,
@@ -407,6 +413,20 @@ def _check_writable(storage: Path) -> None:
         raise UserError(
             f"storage {str(storage)!r}{where} is not writable: mount it read-write or point --storage elsewhere"
         )
+
+
+def _vnc_password(flags: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """The VNC password (None: no password), from a file or the environment. Raises :class:`UserError`."""
+    path = _pick("vnc_password_file", flags, env)
+    value = read_secret(str(path), "VNC password") if path else env.get("VNC_PASSWORD") or None
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 8 or not all(32 <= ord(c) < 127 for c in value):
+        raise UserError(
+            "the VNC password must be 1-8 printable ASCII characters (VNC authentication uses 8 at most): "
+            "choose another"
+        )
+    return value
 
 
 def _vnc_address(text: str) -> str:

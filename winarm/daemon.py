@@ -253,6 +253,7 @@ class Daemon:
             "tpm": self.swtpm is not None,
             "share": self.smbd.status() if self.smbd is not None else None,
             "vnc": self._vnc,
+            "vnc_password": self.cfg.vnc_password is not None,
             "phase": current,
             "uptime": round(time.monotonic() - self.t0, 3),
         }
@@ -292,6 +293,9 @@ class Daemon:
         try:
             await self.machine.connect()
             self.record("qmp-ready")
+            if self.cfg.vnc_password is not None:  # before the guest runs; QEMU refuses VNC logins until then
+                await self.machine.execute("set_password", {"protocol": "vnc", "password": self.cfg.vnc_password})
+                self.record("vnc-password-set")
             if smbd_ready is not None and self.smbd is not None:
                 try:
                     took = await smbd_ready

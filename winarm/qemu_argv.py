@@ -76,6 +76,13 @@ def media_args(media: Sequence[Path]) -> list[str]:
     return args
 
 
+def vnc_option(address: str, *, password: bool) -> str:
+    """VNC on ``address`` (IPv6 in brackets), the first free display from 5900. With ``password`` QEMU asks
+    for one; winarm sets it through QMP (``set_password``), so it never appears on the command line."""
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:0,to=99" + (",password=on" if password else "")
+
+
 def netdev_user(share_port: int | None) -> str:
     """QEMU's user network; with a share, the guest's ``10.0.2.4:445`` is relayed to smbd's loopback port
     (one relay process per guest connection, started by QEMU, ended with the connection)."""
@@ -121,7 +128,7 @@ def build_argv(
         "-display",
         "none",
         "-vnc",
-        f"{opt(cfg.vnc)}:0,to=99",
+        vnc_option(cfg.vnc, password=cfg.vnc_password is not None),
         "-device",
         "qemu-xhci,id=xhci",
         "-device",

@@ -38,6 +38,17 @@ def parse_bool(text: Any, what: str) -> bool:
     raise UserError(f"{what} {str(text)!r} is not yes or no: use Y or N")
 
 
+def read_secret(path: str, what: str) -> str:
+    """The first line of the file at ``path`` (a Docker or Kubernetes secret), without its line end. Raises
+    :class:`UserError` when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        raise UserError(f"{what} file {path!r} cannot be read ({reason}): give a readable file") from None
+
+
 def bind_error(address: str, port: int) -> OSError | None:
     """Why ``port`` on ``address`` cannot be listened on right now (in use, no permission), or None."""
     family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET

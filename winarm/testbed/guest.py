@@ -4,8 +4,9 @@ The ISO boots a standalone GRUB from its El Torito EFI image (``efi.img``, also 
 Loaded from the CD, GRUB prints ``Press any key to boot from CD or DVD``: on a key it boots Linux with
 ``winarm.boot=cd``, which copies ``seed.img`` (a GPT disk image whose EFI System Partition is the same
 FAT image) onto the virtio-blk disk and reboots; with no key GRUB exits back to the firmware. Loaded from
-the disk, GRUB boots Linux with ``winarm.boot=disk`` at once, which waits for the ACPI power button and
-powers off. ``init.sh`` prints a line ``WINARM-PHASE <name>`` on the serial console at each step.
+the disk, GRUB boots Linux with ``winarm.boot=disk`` at once, which checks its FAT file systems (fsck.fat
+from dosfstools), waits for the ACPI power button and powers off. ``init.sh`` prints a line
+``WINARM-PHASE <name>`` on the serial console at each step.
 
 Nothing here needs root or loop devices: the cpio archive is written in Python, the FAT image with
 mtools, the partition table with sfdisk on a plain file.
@@ -43,13 +44,16 @@ DOSFSTOOLS = "dosfstools"
 LIBC = "libc6"
 
 # Programs copied into the initramfs beside busybox (which has no FAT checker), from the extracted packages,
-# and the shared libraries they need: the guest checks its FAT file systems with fsck.fat at each boot from
-# the installed disk (init.sh). The build fails when a program needs a library not listed here.
+# and the files they need: the guest checks its FAT file systems with fsck.fat at each boot from the installed
+# disk (init.sh). fsck.fat converts names from code page 850 through iconv: glibc's gconv module for it and
+# the module cache. The build fails when an ELF file here needs a library not listed.
 GUEST_PROGRAMS = ("sbin/fsck.fat",)
 GUEST_LIBRARIES = (
     "lib/aarch64-linux-gnu/libc.so.6",
     "lib/aarch64-linux-gnu/ld-linux-aarch64.so.1",
     "lib/ld-linux-aarch64.so.1",
+    "usr/lib/aarch64-linux-gnu/gconv/IBM850.so",
+    "usr/lib/aarch64-linux-gnu/gconv/gconv-modules.cache",
 )
 
 # Kernel modules the guest loads at every boot, in this order (dependencies come from modules.dep).
@@ -457,7 +461,7 @@ def _write_initramfs(root: Path, kver: str, initroot: Path, out: Path) -> None:
 
 def _copy_programs(root: Path, initroot: Path) -> None:
     """Copy GUEST_PROGRAMS and GUEST_LIBRARIES (symlinks kept as symlinks) from the extracted packages in ROOT
-    to INITROOT, and check that every library a program or library needs (ELF DT_NEEDED) is among them.
+    to INITROOT, and check that every library an ELF file among them needs (DT_NEEDED) is there too.
 
     Raises GuestBuildError when a file is missing or a needed library is not copied.
     """
@@ -470,10 +474,10 @@ def _copy_programs(root: Path, initroot: Path) -> None:
             dst.symlink_to(os.readlink(src))
         else:
             shutil.copyfile(src, dst)
-            dst.chmod(0o755)
+            dst.chmod(0o755 if src.stat().st_mode & 0o111 else 0o644)
     have = {Path(rel).name for rel in GUEST_LIBRARIES}
     for rel in (*GUEST_PROGRAMS, *GUEST_LIBRARIES):
-        if (root / rel).is_symlink():
+        if (root / rel).is_symlink() or (root / rel).read_bytes()[:4] != b"\x7fELF":
             continue
         missing = sorted(set(_elf_needed(root / rel)) - have)
         if missing:
