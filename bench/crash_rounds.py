@@ -295,6 +295,8 @@ def watch_boot(proc: subprocess.Popen[bytes], log: EventLog, boot: Boot, start: 
 class Round:
     index: int
     plan: str
+    seconds: float = 0.0
+    """The whole round: boot, kill, checks."""
     killed_at: float | None = None
     phase_at_kill: str = ""
     after_writing: float | None = None
@@ -436,6 +438,7 @@ class Rounds:
             plan = f"writing+{kill_after[1]:.1f}s"
         record = Round(index, plan)
         proc, log, start = self.spawn(f"round-{index:02d}", [])
+        record.seconds = -start
         boot = Boot()
         try:
             record.killed_at = watch_boot(proc, log, boot, start, kill_after)
@@ -459,6 +462,7 @@ class Rounds:
                 self.to_writing = writing - running
         record.boot_fsck = boot.fsck()
         self.check_image(record)
+        record.seconds += time.monotonic()
         return record, boot
 
     def check_image(self, record: Round) -> None:
@@ -481,15 +485,23 @@ class Rounds:
 
 
 def judge(record: Round, boot: Boot) -> None:
-    """Judge RECORD's kill by the check of the BOOT that followed it."""
+    """Judge RECORD's kill by the check of the BOOT that followed it: see judge_fsck; and the guest's
+    read-only check must have found what the host's found in the image after the kill (the same bytes)."""
     record.next_fsck = boot.fsck()
     if not record.next_fsck and boot.reached("share"):
         record.problems.append("no fsck event at a boot that got past the check")
     record.problems += judge_fsck(record.next_fsck, record.clean_at_kill)
+    if record.next_fsck:
+        verdict, _, found = record.next_fsck[0].partition(" ")
+        host = host_fsck_text(record.host_fsck)
+        guest = "clean" if verdict == "clean" else found
+        if verdict in ("clean", "errors") and guest != host:
+            record.problems.append(f"the guest's check found {guest!r}, the host's {host!r}")
 
 
 def host_fsck_text(found: dict[str, list[str]]) -> str:
-    return " / ".join(f"{part}: {'; '.join(items)}" for part, items in found.items()) or "clean"
+    """The host's findings as the guest words its check (each partition's cut at 300 characters)."""
+    return " / ".join(f"{part}: {'; '.join(items)[:300]}" for part, items in found.items()) or "clean"
 
 
 def short(details: list[str], width: int) -> str:
@@ -518,18 +530,24 @@ def summary(rounds: list[Round], final: list[str], final_problems: list[str], se
     for r in reached:
         kinds.update({k for k in fsck_kinds(r.next_fsck) if k != "path"})
     hosts = Counter("clean" if not r.host_fsck else "findings" for r in rounds)
+    killed: Counter[str] = Counter()
+    for r in rounds:
+        killed.update(set(r.killed))
     problems = [p for r in rounds for p in r.problems] + final_problems
     lines = [
         f"crash rounds: {len(rounds)} (seed {seed}); kills in: "
         + ", ".join(f"{k} {v}" for k, v in sorted(phases.items(), key=lambda kv: -kv[1])),
         f"  killed while the guest was writing: {sum(1 for r in rounds if r.phase_at_kill == 'writing')}, "
         f"processes left after a kill: {sum(len(r.left) for r in rounds)}",
+        "  processes killed (rounds with each): " + ", ".join(f"{k} {v}" for k, v in killed.most_common()),
         "  qemu-img check after each kill: " + ", ".join(f"{k} {v}" for k, v in img.items()),
         "  host fsck.fat -n after each kill: " + ", ".join(f"{k} {v}" for k, v in hosts.items()),
         f"  next boot's fsck (guest), {len(reached)} of {len(rounds)} reached: "
         + ", ".join(f"{k} {v}" for k, v in verdicts.most_common()),
         "  kinds of findings (rounds with each): " + (", ".join(f"{k} {v}" for k, v in kinds.most_common()) or "none"),
         f"  after two graceful stops with the load running, fsck: {' | '.join(final) or '(none)'}",
+        f"  guest's check = host's fsck of the image after the kill: "
+        f"{sum(1 for r in reached if not any('the host' in p for p in r.problems))} of {len(reached)}",
         f"  verdict: {'PASS' if not problems else f'FAIL ({len(problems)} problems)'}",
     ]
     return lines
@@ -586,7 +604,7 @@ def main() -> int:
                 judge(rounds[-1], boot)
             record.clean_at_kill = clean = clean_at_kill(record, clean)
             rounds.append(record)
-            print(f"round {index:>2}: {record.plan:<16} killed in {record.phase_at_kill:<14} "
+            print(f"round {index:>2} ({record.seconds:4.1f} s): {record.plan:<16} killed in {record.phase_at_kill:<14} "
                   f"qemu-img check {img_summary(record.img_status, record.img)}; host fsck "
                   f"{host_fsck_text(record.host_fsck)[:80]}; this boot's fsck {short(record.boot_fsck, 60)}",
                   flush=True)

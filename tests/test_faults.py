@@ -14,16 +14,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .vmtools import FIRMWARE_ONLY, Up
+from .vmtools import FIRMWARE_ONLY, Up, family
 
 pytestmark = pytest.mark.qemu
 GUEST = ["--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--no-secure-boot", "--timeout", "30", "--no-unattend"]
 
 
-def family(pid: int) -> list[psutil.Process]:
-    """A process and all its descendants, as they are now."""
-    parent = psutil.Process(pid)
-    return [parent, *parent.children(recursive=True)]
 
 
 def gone(processes: list[psutil.Process]) -> list[str]:

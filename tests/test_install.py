@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import psutil
 import pytest
 
 from winarm.unattend import encode_password
 
-from .vmtools import Up, tree_digest, winarm
+from .vmtools import Up, family, tree_digest, winarm
 
 GUEST = ["--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--no-secure-boot", "--no-tpm", "--timeout", "30"]
 
@@ -25,9 +24,6 @@ PASSWORD = "Zebra-Quartz-4711"
 """A password that cannot appear by chance: found anywhere but in the guest's disk, it leaked."""
 
 
-def family(pid: int) -> list[psutil.Process]:
-    parent = psutil.Process(pid)
-    return [parent, *parent.children(recursive=True)]
 
 
 def assert_no_password(texts: list[str], storage: Path) -> None:

@@ -33,7 +33,7 @@ import pytest
 
 from winarm.launch import HISTORY_KEEP
 
-from .vmtools import FIRMWARE_ONLY, WINARM, Up, winarm
+from .vmtools import FIRMWARE_ONLY, WINARM, Up, family, winarm
 
 pytestmark = [
     pytest.mark.qemu,
@@ -54,10 +54,6 @@ def shared_folder(root: Path, name: str) -> Path:
     return folder
 
 
-def family(pid: int) -> list[psutil.Process]:
-    """A process and all its descendants."""
-    parent = psutil.Process(pid)
-    return [parent, *parent.children(recursive=True)]
 
 
 def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
@@ -99,12 +95,6 @@ def samba_dirs(run_dir: Path) -> dict[str, str]:
     return dirs
 
 
-def release(vm: Up) -> None:
-    """Close what the test process holds for an ended ``Up``: the pipe from winarm and the selector on it."""
-    vm.kill()
-    if vm.proc.stdout is not None:
-        vm.proc.stdout.close()
-    vm._selector.close()
 
 
 def pairwise_distinct(what: str, values: list[Any]) -> None:
@@ -204,7 +194,7 @@ def test_four_vms_at_once_share_nothing_and_stop_clean(tmp_path: Path, run_base:
             assert vm.wait(60) == 0, "\n".join(vm.lines)
     finally:
         for vm in vms.values():
-            release(vm)
+            vm.close()
     for name, procs in processes.items():
         psutil.wait_procs(alive(procs), timeout=10)
         assert not alive(procs), f"{name} left {[(p.pid, p.name()) for p in alive(procs)]}"
@@ -245,7 +235,7 @@ def test_up_down_cycles_leave_nothing_that_grows(tmp_path: Path, run_base: Path,
             assert down.returncode == 0, down.stdout + down.stderr
             assert vm.wait(60) == 0, "\n".join(vm.lines)
         finally:
-            release(vm)
+            vm.close()
         rows.append({
             "fds": me.num_fds(),
             "descendants": len(alive(me.children(recursive=True))),

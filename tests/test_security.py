@@ -10,15 +10,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .vmtools import FIRMWARE_ONLY, Up
+from .vmtools import FIRMWARE_ONLY, Up, family
 
 pytestmark = pytest.mark.qemu
 VNC_SECRET = "Vq7#xZ2!"
 
 
-def family(pid: int) -> list[psutil.Process]:
-    parent = psutil.Process(pid)
-    return [parent, *parent.children(recursive=True)]
 
 
 def rfb_security_types(port: int) -> tuple[list[int], socket.socket]:

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 WINARM = [sys.executable, "-m", "winarm"]
 FIRMWARE_ONLY = ["--ram", "256M", "--cpus", "1", "--disk-size", "64M", "--no-tpm", "--no-secure-boot", "--timeout", "2"]
 """A VM with no ISO: it sits in the firmware, enough to test what winarm does around a running QEMU."""
@@ -101,6 +103,13 @@ class Up:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
+    def close(self) -> None:
+        """Kill winarm if it still runs and close the pipe and selector this test process holds for it."""
+        self.kill()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._selector.close()
+
 
 def tree_digest(root: Path) -> str:
     """A hash of every path and file content below ``root``: equal before and after means nothing changed."""
@@ -112,3 +121,9 @@ def tree_digest(root: Path) -> str:
         if path.is_file():
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def family(pid: int) -> list[psutil.Process]:
+    """A process and all its descendants, as they are now."""
+    parent = psutil.Process(pid)
+    return [parent, *parent.children(recursive=True)]
