@@ -8,25 +8,28 @@ partition, see ``winarm/testbed/write_load.py``). Then each round:
 1. ``winarm up`` on that storage; the guest checks its FAT file systems (fsck.fat, ``WINARM-EVENT fsck ...``:
    the verdict on what the previous round's kill left), reaches ``ready`` and writes files in a loop
    (``WINARM-EVENT guest-writing``);
-2. at a moment drawn from the seeded RNG, either a few seconds after ``guest-writing`` or anywhere between QEMU
-   running and a few seconds past the time the guest took to start writing, winarm, QEMU, swtpm, smbd and
-   every other descendant get SIGKILL at once (psutil, the whole process tree);
+2. at a moment drawn from the seeded RNG, either up to ``--window`` seconds after ``guest-writing`` or, in a
+   share ``--early-share`` of the rounds, anywhere from QEMU running to that many seconds past the time the
+   guest took to start writing in the last round (the first round is always of the first kind), winarm,
+   QEMU, swtpm, smbd and every other descendant get SIGKILL at once (psutil, the whole process tree);
 3. no qemu-system, smbd or swtpm of this VM may be left; ``qemu-img check`` of the disk image must find
-   nothing (no corruption, no leaked clusters); the host's own ``fsck.fat -n`` of the image's FAT partitions
-   is recorded (what the guest's check must see at the next boot).
+   nothing (exit 0: no corruption, no leaked cluster); the host's own ``fsck.fat -n`` of the image's FAT
+   partitions is recorded: the guest's read-only check at the next boot must find exactly that.
 
 After the last round, two more boots stopped gracefully (``--stop-at ready``, the write load running when the
 power button comes): the first gives the last round's fsck verdict, the second must find the file systems clean.
 
-What "clean" means here. FAT has no journal and Linux's vfat orders none of its writes, and a guest write
-that the guest has not flushed may be lost when QEMU dies (for a write to a new qcow2 cluster, the L2 entry
-is still in QEMU's cache): a crash while the file system is mounted read-write leaves its dirty bit set and
-may leave clusters that no file owns, two FAT copies that differ or a file size that disagrees with its
-cluster chain. That is the file system's nature, not damage to the image: the image is judged by
-``qemu-img check``. The file system is judged by what fsck.fat finds: every finding must be of those kinds
+What "clean" means here. FAT has no journal and Linux's vfat orders none of its writes (and only an fsync
+flushes the disk's write cache: a guest write not flushed yet may be lost when QEMU dies, as from a disk's
+volatile cache; for a write to a new qcow2 cluster the L2 entry waits in QEMU's memory for the flush). So a
+crash while the file system is mounted read-write leaves its dirty bit set and may leave clusters no file
+owns, FAT copies that differ, a file size that disagrees with its cluster chain or a new directory whose
+cluster was not written. That is the file system's nature, not damage to the image: the image is judged by
+``qemu-img check``, and the guest's check must see what the host's fsck sees in the image. The file system is
+judged by what fsck.fat finds: every finding after a kill must be of those kinds
 (``winarm.testbed.disk_image.classify``), the guest's repair at boot (``fsck.fat -a``, as Windows runs chkdsk
-on a dirty volume) must leave it clean, and a kill before ``ready`` (nothing mounted read-write) must leave a
-clean file system when the boot's own check had left it clean.
+on a dirty volume) must leave it clean, a kill before ``ready`` (nothing mounted read-write) must leave a clean
+file system when the boot's own check had left it clean, and a graceful stop must leave it clean.
 
 Usage:
     python bench/crash_rounds.py [--rounds 30] [--seed N] [--json FILE] [--workdir DIR] [--keep]
@@ -63,7 +66,7 @@ NAME = "crash"
 VM = ["--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--no-secure-boot", "--timeout", "30"]
 HELPERS = ("qemu-system", "smbd", "swtpm", "notifyd", "cleanupd", "socat")
 """Process names (prefixes) of what winarm starts: QEMU, swtpm, smbd and its helpers, the share relay."""
-ALLOWED = {"dirty-bit", "lost-clusters", "fat-copies-differ", "size-vs-chain", "path"}
+ALLOWED = {"dirty-bit", "lost-clusters", "fat-copies-differ", "size-vs-chain", "dir-unwritten", "path"}
 """fsck.fat findings a crash of a mounted FAT file system explains (see classify)."""
 HANG = 600.0
 """Seconds without the awaited event after which a boot counts as hung (a guard, never a measurement)."""
@@ -139,19 +142,19 @@ def become_subreaper() -> None:
 
 def kill_tree(pid: int) -> list[str]:
     """SIGKILL the process PID and all its descendants at once; wait until they are gone. Returns the names
-    of the processes killed."""
+    of the processes killed (read before the kill: a dead process's name is cut at 15 characters)."""
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return []
-    for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.send_signal(signal.SIGKILL)
     names = []
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             names.append(proc.name())
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(signal.SIGKILL)
     psutil.wait_procs(procs, timeout=30)
     reap()
     return names
@@ -307,6 +310,9 @@ class Round:
     img_status: int = -1
     img: dict[str, Any] = field(default_factory=dict)
     host_fsck: dict[str, list[str]] = field(default_factory=dict)
+    """The host's fsck.fat -n of the image after the kill: findings by partition (clean ones left out)."""
+    kinds: dict[str, int] = field(default_factory=dict)
+    """Those findings by kind (winarm.testbed.disk_image.classify)."""
     clean_at_kill: bool = False
     """The file systems were clean and not mounted read-write at the kill: the next check must say clean."""
     next_fsck: list[str] = field(default_factory=list)
@@ -336,32 +342,22 @@ def img_summary(status: int, report: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def fsck_kinds(details: list[str]) -> Counter[str]:
-    """The kinds (classify) of the findings in the guest's "errors ..." and "unrepaired ..." details."""
-    kinds: Counter[str] = Counter()
-    for detail in details:
-        verdict, _, rest = detail.partition(" ")
-        if verdict not in ("errors", "unrepaired"):
-            continue
-        for part in rest.split(" / "):
-            _, _, text = part.partition(": ")
-            for finding in text.split("; "):
-                kinds[classify(finding)] += 1
-    return kinds
+def fsck_kinds(findings: dict[str, list[str]]) -> Counter[str]:
+    """The kinds (classify) of the host's findings, file names left out."""
+    return Counter(k for items in findings.values() for k in map(classify, items) if k != "path")
 
 
 def judge_fsck(details: list[str], must_be_clean: bool) -> list[str]:
     """What is wrong with a boot's check, given as its fsck events' details (empty: the boot did not get to
-    it; ending in "errors": killed during the repair). MUST_BE_CLEAN: nothing but "clean" will do."""
+    it; ending in "errors": killed during the repair). MUST_BE_CLEAN: nothing but "clean" will do. (What
+    the findings are is judged on the host's fsck of the same image, which the guest's must equal: the
+    guest cuts its summary at 300 characters.)"""
     if not details:
         return []
     problems = []
     verdicts = [d.split(" ", 1)[0] for d in details]
     if verdicts[-1] != "errors" and verdicts not in (["clean"], ["errors", "repaired"]):
         problems.append(f"fsck: {' | '.join(details)}")
-    unexplained = {k for k in fsck_kinds(details) if k not in ALLOWED}
-    if unexplained:
-        problems.append(f"fsck findings a FAT crash does not explain ({', '.join(sorted(unexplained))})")
     if must_be_clean and verdicts[0] != "clean":
         problems.append("fsck not clean though the file systems were clean and not mounted read-write at the kill")
     return problems
@@ -461,6 +457,8 @@ class Rounds:
             if running is not None:
                 self.to_writing = writing - running
         record.boot_fsck = boot.fsck()
+        record.problems += [f"the guest's write load failed: {e.get('detail', '')}" for _, e in boot.events
+                            if e.get("kind") == "guest-event" and e.get("name") == "guest-writing-failed"]
         self.check_image(record)
         record.seconds += time.monotonic()
         return record, boot
@@ -472,6 +470,10 @@ class Rounds:
         if img_summary(record.img_status, record.img) != "clean":
             record.problems.append(f"qemu-img check: {img_summary(record.img_status, record.img)}")
         record.host_fsck = {r.partition: list(r.findings) for r in fsck_image(self.disk) if not r.clean}
+        record.kinds = dict(fsck_kinds(record.host_fsck))
+        unexplained = sorted(k for k in record.kinds if k not in ALLOWED)
+        if unexplained:
+            record.problems.append(f"fsck findings a crash of FAT does not explain: {', '.join(unexplained)}")
 
     def graceful_boot(self, label: str) -> Boot:
         proc, log, start = self.spawn(label, ["--stop-at", "ready"])
@@ -527,15 +529,16 @@ def summary(rounds: list[Round], final: list[str], final_problems: list[str], se
     reached = [r for r in rounds if r.next_fsck]
     verdicts = Counter(" -> ".join(d.split(" ", 1)[0] for d in r.next_fsck) for r in reached)
     kinds: Counter[str] = Counter()
-    for r in reached:
-        kinds.update({k for k in fsck_kinds(r.next_fsck) if k != "path"})
+    for r in rounds:
+        kinds.update(set(r.kinds))
     hosts = Counter("clean" if not r.host_fsck else "findings" for r in rounds)
     killed: Counter[str] = Counter()
     for r in rounds:
         killed.update(set(r.killed))
     problems = [p for r in rounds for p in r.problems] + final_problems
+    seconds = sorted(r.seconds for r in rounds) or [0.0]
     lines = [
-        f"crash rounds: {len(rounds)} (seed {seed}); kills in: "
+        f"crash rounds: {len(rounds)} (seed {seed}), {seconds[len(seconds) // 2]:.1f} s each (median); kills in: "
         + ", ".join(f"{k} {v}" for k, v in sorted(phases.items(), key=lambda kv: -kv[1])),
         f"  killed while the guest was writing: {sum(1 for r in rounds if r.phase_at_kill == 'writing')}, "
         f"processes left after a kill: {sum(len(r.left) for r in rounds)}",
@@ -544,7 +547,8 @@ def summary(rounds: list[Round], final: list[str], final_problems: list[str], se
         "  host fsck.fat -n after each kill: " + ", ".join(f"{k} {v}" for k, v in hosts.items()),
         f"  next boot's fsck (guest), {len(reached)} of {len(rounds)} reached: "
         + ", ".join(f"{k} {v}" for k, v in verdicts.most_common()),
-        "  kinds of findings (rounds with each): " + (", ".join(f"{k} {v}" for k, v in kinds.most_common()) or "none"),
+        "  kinds of findings after the kills (rounds with each): "
+        + (", ".join(f"{k} {v}" for k, v in kinds.most_common()) or "none"),
         f"  after two graceful stops with the load running, fsck: {' | '.join(final) or '(none)'}",
         f"  guest's check = host's fsck of the image after the kill: "
         f"{sum(1 for r in reached if not any('the host' in p for p in r.problems))} of {len(reached)}",
@@ -567,7 +571,7 @@ def main() -> int:
     parser.add_argument("--share", action=argparse.BooleanOptionalAction, default=True,
                         help="with a shared folder (smbd) [on]")
     parser.add_argument("--workdir", type=Path, help="where the VM lives [default: a new temporary directory]")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory [kept anyway on failure]")
     parser.add_argument("--json", type=Path, help="write every round's record here")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
@@ -619,6 +623,12 @@ def main() -> int:
             final_problems.append(f"the second graceful boot exited with {second.exit_status}")
         if final != ["clean"]:
             final_problems.append(f"fsck after a graceful stop with the write load running: {' | '.join(final)}")
+        for label, boot in (("first", first), ("second", second)):
+            if boot.seen("guest-event", "guest-writing") is None:
+                final_problems.append(f"the write load did not start at the {label} graceful boot")
+            final_problems += [f"the guest's write load failed at the {label} graceful boot: {e.get('detail', '')}"
+                               for _, e in boot.events
+                               if e.get("kind") == "guest-event" and e.get("name") == "guest-writing-failed"]
         last, report = img_check(runner.disk)
         if img_summary(last, report) != "clean":
             final_problems.append(f"qemu-img check after the graceful boots: {img_summary(last, report)}")
@@ -639,8 +649,10 @@ def main() -> int:
                 "seed": seed, "rounds": [asdict(r) for r in rounds], "final_fsck": final,
                 "final_problems": final_problems, "status": status}, indent=1))
         shutil.rmtree(runner.run_base, ignore_errors=True)
-        if not args.keep and args.workdir is None:
+        if not args.keep and args.workdir is None and status == 0:
             shutil.rmtree(work, ignore_errors=True)
+        elif args.workdir is None:
+            print(f"kept {work} (winarm's output of each boot in logs/, the VM in storage/)", flush=True)
     return status
 
 

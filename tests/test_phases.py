@@ -159,3 +159,21 @@ def test_markers_read_in_one_chunk_keep_their_phase_but_winarm_boundaries_in_one
     names = [(p.name, p.boot, p.duration) for p in derive_phases(events)]
     assert names == [("launch", 0, 0.5), ("firmware", 1, 1.5), ("boot-disk", 1, 1.0), ("oobeSystem", 1, 0.0),
                      ("first-logon", 1, 1.0), ("boot-disk", 2, 1.0)]
+
+
+def test_the_shutdown_starts_at_the_stop_request_not_at_the_power_button() -> None:
+    """``--stop-at desktop-ready``: the request is recorded the moment the marker arrives; a marker the guest
+    prints before the supervisor presses the power button is part of the shutdown, not a phase of its own."""
+    events = [
+        {"t": 0.0, "kind": "start"},
+        {"t": 0.5, "kind": "running"},
+        {"t": 2.0, "kind": "boot-device", "device": "disk"},
+        {"t": 3.0, "kind": "marker", "name": "desktop-ready"},
+        {"t": 3.0, "kind": "stop-requested", "reason": "the guest reached desktop-ready"},
+        {"t": 3.08, "kind": "marker", "name": "ready"},
+        {"t": 3.1, "kind": "powerdown-requested"},
+        {"t": 4.0, "kind": "exit", "code": 0},
+    ]
+    names = [(p.name, p.start, p.end) for p in derive_phases(events)]
+    assert names == [("launch", 0.0, 0.5), ("firmware", 0.5, 2.0), ("boot-disk", 2.0, 3.0),
+                     ("desktop-ready", 3.0, 3.0), ("shutdown", 3.0, 4.0)]

@@ -219,10 +219,12 @@ class Daemon:
 
     # -- control --------------------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
-        """Ask for a graceful stop (idempotent)."""
+        """Ask for a graceful stop (idempotent). The request is the shutdown phase's start, recorded now: what
+        the guest prints before the supervisor gets to press the power button belongs to the shutdown."""
         if not self._stop_requested.is_set():
             self._stop_reason = reason
             self._stop_requested.set()
+            self.record("stop-requested", reason=reason)
 
     def _on_signal(self, signum: int) -> None:
         self._signals += 1

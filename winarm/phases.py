@@ -9,7 +9,9 @@ Phase boundaries (each phase runs from one boundary to the next, so durations ad
 - ``firmware``: from the start of each boot (QEMU running, or a RESET) to the firmware starting a boot entry;
 - ``boot-<device>``: from the firmware starting an entry (the CD, the disk) to the guest's first marker;
 - ``<marker>``: each ``WINARM-PHASE <name>`` line on the serial console starts a phase of that name;
-- ``shutdown``: from the stop request to QEMU's exit (markers the guest prints meanwhile do not split it).
+- ``shutdown``: from the stop request (``stop-requested``: a signal, ``winarm down``, the ``--stop-at`` marker;
+  or ``powerdown-requested`` when winarm stops the VM by itself) to QEMU's exit; markers the guest prints
+  meanwhile do not split it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, TextIO
 
 Event = dict[str, Any]
 
-BOUNDARY_KINDS = ("running", "boot-device", "marker", "reset", "powerdown-requested", "exit")
+BOUNDARY_KINDS = ("running", "boot-device", "marker", "reset", "stop-requested", "powerdown-requested", "exit")
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def derive_phases(events: Iterable[Event]) -> list[Phase]:
         elif kind == "marker":
             close(t)
             name, start, from_marker = str(event.get("name", "marker")), t, True
-        elif kind == "powerdown-requested":
+        elif kind in ("stop-requested", "powerdown-requested"):
             if name == "shutdown":
                 continue
             close(t)

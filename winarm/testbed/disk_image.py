@@ -107,7 +107,8 @@ def fsck_image(disk: Path, image_format: str = "qcow2") -> list[FsckResult]:
             try:
                 proc = subprocess.run(["fsck.fat", "-n", str(raw)], capture_output=True, text=True,
                                       stdin=subprocess.DEVNULL, check=False,
-                                      env={**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"})
+                                      env={**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin",
+                                           "LC_ALL": "C"})  # names converted as in the guest (C locale)
             except FileNotFoundError:
                 raise GuestBuildError("fsck.fat not found: apt-get install dosfstools") from None
             raw.unlink()
@@ -143,6 +144,8 @@ def classify(finding: str) -> str:
       entry not), or the free-cluster count of FAT32's FSINFO out of date;
     - ``fat-copies-differ``: the two FAT copies disagree (one was written, the other not yet);
     - ``size-vs-chain``: a file's size and its cluster chain disagree (one of the two was written);
+    - ``dir-unwritten``: a new directory's entry is in its parent but its first cluster does not hold its
+      ``.`` and ``..`` entries (the parent written, the new cluster not);
     - ``path``: a file name that the next finding is about;
     - ``other``: anything else (cross-linked files, broken directories, a broken boot sector: what a crash
       of FAT's own writes cannot explain).
@@ -159,6 +162,8 @@ def classify(finding: str) -> str:
     if ("file size is" in text and "cluster chain length" in text) or text.startswith("truncating file") \
             or "contains a free cluster" in text or "assuming eof" in text:
         return "size-vs-chain"
+    if text.startswith("expected a valid '.") and "entry in the" in text:
+        return "dir-unwritten"
     return "other"
 
 

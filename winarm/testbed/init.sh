@@ -42,6 +42,7 @@
 #                        FirstLogonCommand of that share: mounted with its login, "WINARM-EVENT
 #                        share-reconnected NAME", unmounted after) runs first ("WINARM-EVENT run-key-failed
 #                        NAME REASON" when one fails)
+#   error <reason>       on any failure, followed by `poweroff -f`; never hangs silently
 #
 # The disk check, at every later boot from the disk (the plain installer's too), before the Run-key commands
 # and `ready`: every FAT file system of /dev/vda (the ESP /dev/vda1 and the "Windows" partition /dev/vda2,
@@ -50,9 +51,10 @@
 #   WINARM-EVENT fsck errors SUMMARY       what fsck.fat found, "vda2: finding; finding / vda1: ..." (the
 #                        dirty bit "dirty bit set (not properly unmounted)", which Linux sets while the file
 #                        system is mounted read-write, so any crash then leaves it; lost clusters; ...); then,
-#                        as Windows runs chkdsk at boot on a dirty volume, fsck.fat -a repairs and a second
-#                        read-only check follows: "WINARM-EVENT fsck repaired vda2" when it finds nothing,
-#                        else "WINARM-EVENT fsck unrepaired SUMMARY";
+#                        as Windows runs chkdsk at boot on a dirty volume, fsck.fat -a repairs (each repaired
+#                        partition then fsynced, which flushes the disk's write cache) and a second read-only
+#                        check follows: "WINARM-EVENT fsck repaired vda2" when it finds nothing, else
+#                        "WINARM-EVENT fsck unrepaired SUMMARY";
 #   WINARM-EVENT fsck failed REASON        fsck.fat could not check (exit status 2 or more).
 # None of these stop the boot.
 #
@@ -61,12 +63,13 @@
 # after `ready`, the partition is mounted read-write and "WINARM-EVENT guest-writing vda2" printed; until the
 # power button, a loop writes files under C:\winarm-write-load: a file of 64 KiB to 512 KiB written under a
 # temporary name and renamed over one of eight, another of them deleted, a log file appended to (deleted
-# past 2 MiB), small files in subfolders rewritten, `sync` every fifth step (about 6 MiB live at most).
-# At the power button "WINARM-PHASE poweroff" comes as before, then the loop ends its step, the partition
-# is unmounted (written back, dirty bit cleared) and the guest powers off. When a step fails:
+# past 2 MiB), small files in subfolders rewritten (about 6 MiB live at most); every fifth step `sync` and
+# an fsync of the log file (vfat has no sync_fs: only an fsync flushes the disk's write cache, QEMU's for a
+# qcow2 image, where a new cluster's mapping waits for the flush). At the power button "WINARM-PHASE
+# poweroff" comes as before, then the loop ends its step, the partition is unmounted (written back, dirty
+# bit cleared) and flushed, and the guest powers off. When a step fails:
 # "WINARM-EVENT guest-writing-failed REASON" and the loop stops (the boot goes on). Without the file
 # nothing is mounted read-write after `ready`.
-#   error <reason>       on any failure, followed by `poweroff -f`; never hangs silently
 
 /bin/busybox mkdir -p /proc /sys /dev /tmp /mnt /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
@@ -944,6 +947,12 @@ fsck_disks() {
     event fsck errors "$FOUND"
     repaired="$FOUND_PARTS"
     fsck_pass -a
+    # fsck.fat writes through the page cache of the partition and closing it writes back but does not
+    # flush the disk's write cache (QEMU's, for a qcow2 image): fsync each repaired partition, so that the
+    # repair survives a crash right after it
+    for part in $repaired; do
+        sync "/dev/$part"
+    done
     fsck_pass -n
     if [ -z "$FOUND$FAILED" ]; then
         event fsck repaired "$repaired"
@@ -979,13 +988,18 @@ write_load() {
         load_step load_file $((1 + i % 8)) "$LOAD_DIR/new.tmp"
         load_step mv -f "$LOAD_DIR/new.tmp" "$LOAD_DIR/file$((i % 8)).bin"
         load_step rm -f "$LOAD_DIR/file$(((i + 3) % 8)).bin"
-        load_step load_append "$LOAD_DIR/log.bin"
-        if [ "$(stat -c %s "$LOAD_DIR/log.bin")" -gt 2097152 ]; then
+        if [ -f "$LOAD_DIR/log.bin" ] && [ "$(stat -c %s "$LOAD_DIR/log.bin")" -gt 2097152 ]; then
             load_step rm -f "$LOAD_DIR/log.bin"
         fi
+        load_step load_append "$LOAD_DIR/log.bin" # there to be fsynced below
         load_step mkdir -p "$LOAD_DIR/dir$((i % 4))"
         load_step load_note "$LOAD_DIR/dir$((i % 4))/note$((i % 5)).txt" "$i"
-        [ $((i % 5)) = 0 ] && sync
+        if [ $((i % 5)) = 0 ]; then
+            # sync writes back, and fsync flushes the disk's write cache too (vfat has no sync_fs: sync alone
+            # never does)
+            sync
+            load_step sync "$LOAD_DIR/log.bin"
+        fi
     done
     exit 0
 }
@@ -1011,6 +1025,7 @@ stop_write_load() {
     wait "$LOAD_PID"
     LOAD_PID=
     umount /mnt/sys || event guest-writing-failed "unmounting the Windows partition"
+    sync /dev/vda2 # unmounting writes back; this flushes the disk's write cache too
 }
 
 # ------------------------------------------------------------------------------------------------
