@@ -407,14 +407,7 @@ class Rounds:
 
     def install(self) -> None:
         self.vm_dir.mkdir(parents=True, exist_ok=True)
-        proc, log, start = self.spawn("install", ["--iso", str(self.iso), "--drivers", str(self.drivers),
-                                                  "--stop-at", "ready"])
-        boot = Boot()
-        try:
-            watch_boot(proc, log, boot, start, None)
-        finally:
-            log.close()
-            kill_tree(proc.pid)
+        boot = self.graceful_boot("install", "--iso", str(self.iso), "--drivers", str(self.drivers))
         if boot.exit_status != 0 or boot.seen("marker", "ready") is None:
             raise RuntimeError(f"the install failed (exit {boot.exit_status}); see {self.logs / 'install.log'}")
         set_write_load(self.disk)
@@ -475,8 +468,9 @@ class Rounds:
         if unexplained:
             record.problems.append(f"fsck findings a crash of FAT does not explain: {', '.join(unexplained)}")
 
-    def graceful_boot(self, label: str) -> Boot:
-        proc, log, start = self.spawn(label, ["--stop-at", "ready"])
+    def graceful_boot(self, label: str, *args: str) -> Boot:
+        """One ``winarm up`` (with ``args``) to the guest's ``ready`` and its graceful stop, watched to the end."""
+        proc, log, start = self.spawn(label, [*args, "--stop-at", "ready"])
         boot = Boot()
         try:
             watch_boot(proc, log, boot, start, None)
