@@ -418,7 +418,7 @@ def _check_writable(storage: Path) -> None:
 def _vnc_password(flags: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
     """The VNC password (None: no password), from a file or the environment. Raises :class:`UserError`."""
     path = _pick("vnc_password_file", flags, env)
-    value = read_secret(str(path), "VNC password") if path else env.get("VNC_PASSWORD") or None
+    value = read_secret(str(path), "VNC password") if path else _pick("vnc_password", flags, env)
     if value is None:
         return None
     if not 1 <= len(value) <= 8 or not all(32 <= ord(c) < 127 for c in value):

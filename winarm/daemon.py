@@ -385,7 +385,7 @@ class Daemon:
             status = self.swtpm.proc.returncode if self.swtpm and self.swtpm.proc else None
             self.record("swtpm-lost", status=status)
             self.say(f"the TPM (swtpm) ended (status {status}): stopping the VM rather than running it without "
-                     f"its TPM; see {self.paths.state_dir / 'swtpm.log'}")
+                     f"its TPM; see {self.paths.swtpm_log}")
             self._stop_reason = "TPM lost"
         how = "exited"
         if not exited.done():

@@ -84,7 +84,7 @@ def rotate_events(paths: VmPaths) -> None:
     """Move the previous run's event log into ``history/`` (keeping the newest few), and its QEMU, console and
     swtpm logs to ``<log>.1`` (one previous run kept), so logs never grow without bound and the last lines of a
     log are always this run's."""
-    for log in (paths.qemu_log, paths.serial_log, paths.state_dir / "swtpm.log"):
+    for log in (paths.qemu_log, paths.serial_log, paths.swtpm_log):
         if log.exists():
             os.replace(log, log.with_name(log.name + ".1"))
     if not paths.events.exists():
@@ -186,7 +186,7 @@ def launch(cfg: Config, t0: float) -> Launched:
             remove_answer_media(paths.state_dir)
         _prepare_run_dir(paths)
         if cfg.tpm:
-            swtpm = Swtpm(paths.tpm_state, paths.tpm_socket, paths.state_dir / "swtpm.log")
+            swtpm = Swtpm(paths.tpm_state, paths.tpm_socket, paths.swtpm_log)
             swtpm.start()
             events.record("swtpm-started", pid=swtpm.proc.pid if swtpm.proc else None)
         if cfg.share is not None:

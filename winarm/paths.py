@@ -52,6 +52,10 @@ class VmPaths:
         return self.state_dir / "qemu.log"
 
     @property
+    def swtpm_log(self) -> Path:
+        return self.state_dir / "swtpm.log"
+
+    @property
     def facts(self) -> Path:
         """What winarm remembers about the VM between runs (for example: the disk has booted)."""
         return self.state_dir / "vm.json"
