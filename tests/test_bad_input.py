@@ -97,7 +97,9 @@ CASES: list[Case] = [
     Case("disk-negative", flag("--disk-size", "-1G"), None, words("disk size '-1G' is not a size")),
     *both("disk-shrink", "--disk-size", "DISK_SIZE", "512M", "disk size '512M' is smaller than the existing disk",
           "--disk-size 1G"),
-    Case("disk-above-free", flag("--disk-size", "1000T"), None, words("disk size '1000T' needs more room")),
+    Case("disk-above-free", lambda w: ["--allocate", "--disk-size", "1000T"],
+         lambda w: {"ALLOCATE": "Y", "DISK_SIZE": "1000T"}, words("disk size '1000T' needs more room")),
+    Case("allocate-word", None, var("ALLOCATE", "maybe"), words("ALLOCATE 'maybe' is not yes or no")),
     # CPU counts
     *both("cpus-zero", "--cpus", "CPU_CORES", "0", "CPU count '0' must be at least 1"),
     *both("cpus-above-host", "--cpus", "CPU_CORES", "999", "CPU count 999 is more than this host has"),
@@ -306,6 +308,47 @@ def test_a_full_storage_is_refused_before_anything_is_written(world: World, tmp_
             timeout=60, check=False)
         check_refused(result, ["needs more room", repr("64M")], 2)
         assert tree_digest(storage) == before
+
+
+def test_a_sparse_disk_larger_than_the_free_space_starts_with_a_note(world: World, tmp_path: Path) -> None:
+    """The 64G disk on a storage with 1.2 GiB free: accepted (the image is sparse), with one note that
+    says what happens if the storage fills and how to reserve the space; --allocate refuses it instead."""
+    with mounted_tmpfs(tmp_path / "small", "size=1200M,mode=0755") as storage:
+        before = tree_digest(storage)
+        env = {**os.environ, "WINARM_RUN_DIR": str(world.root / "run")}
+        base = [sys.executable, "-m", "winarm", "up", "--storage", str(storage), "--no-share", *CLI_BASE]
+        result = subprocess.run([*base, "--disk-size", "64G", "--dry-run"], capture_output=True, text=True,
+                                env=env, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        notes = result.stderr.strip().splitlines()
+        assert len(notes) == 1 and notes[0].startswith("winarm: note: the 64G disk may outgrow the "), notes
+        assert "paused" in notes[0] and "--allocate" in notes[0]
+        assert "qemu-system-aarch64" in result.stdout.splitlines()[0]
+        refused = subprocess.run([*base, "--disk-size", "64G", "--allocate", "--dry-run"], capture_output=True,
+                                 text=True, env=env, timeout=60, check=False)
+        check_refused(refused, ["disk size '64G' needs more room", "preallocated"], 2)
+        assert tree_digest(storage) == before
+
+
+def test_an_allocated_image_reserves_its_space_and_a_sparse_one_does_not(tmp_path: Path) -> None:
+    """Real qemu-img: --allocate's image holds its whole size on the host, also after growing; the default
+    image holds only its metadata."""
+    sparse, full = tmp_path / "sparse.qcow2", tmp_path / "full.qcow2"
+    disk.ensure_image(sparse, "qcow2", 64 * MiB)
+    disk.ensure_image(full, "qcow2", 64 * MiB, allocate=True)
+    assert sparse.stat().st_blocks * 512 < 4 * MiB
+    assert full.stat().st_blocks * 512 >= 64 * MiB
+    disk.ensure_image(full, "qcow2", 96 * MiB, allocate=True)
+    assert full.stat().st_blocks * 512 >= 96 * MiB
+    assert disk.virtual_size(full, "qcow2") == 96 * MiB
+
+
+def test_an_allocated_image_that_does_not_fit_leaves_nothing(tmp_path: Path) -> None:
+    with mounted_tmpfs(tmp_path / "small", "size=16M") as storage:
+        image = storage / "disk.raw"
+        with pytest.raises(RuntimeFailure, match="qemu-img create failed"):
+            disk.ensure_image(image, "raw", 64 * MiB, allocate=True)
+        assert list(storage.iterdir()) == []
 
 
 def fill(folder: Path) -> None:

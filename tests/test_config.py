@@ -113,7 +113,8 @@ def test_password_is_kept_out_of_repr(tmp_path: Path, host: HostFacts) -> None:
         ({"timeout": "soon"}, "timeout 'soon' is not a number"),
         ({"timeout": "0"}, "out of range"),
         ({"iso": "/nonexistent/win.iso"}, "does not exist"),
-        ({"disk_size": "900T"}, "needs more room"),
+        ({"disk_size": "900T", "allocate": True}, "needs more room"),
+        ({"allocate": "maybe"}, "ALLOCATE 'maybe' is not yes or no"),
     ],
 )
 def test_bad_values_raise_one_line_naming_them(
@@ -130,6 +131,19 @@ def test_bad_environment_values_are_named_too(tmp_path: Path, host: HostFacts) -
         load_config(flags(tmp_path), {"CPU_CORES": "lots"}, host)
     with pytest.raises(UserError, match="TPM 'maybe' is not yes or no"):
         load_config(flags(tmp_path), {"TPM": "maybe"}, host)
+
+
+def test_a_sparse_disk_may_outgrow_the_free_space_with_a_note(tmp_path: Path, host: HostFacts) -> None:
+    """Thin provisioning, as every hypervisor does it: the default image is sparse, so a disk larger than the
+    free space starts (with a note naming what happens when the storage fills); a preallocated one cannot."""
+    cfg = load_config(flags(tmp_path, disk_size="900T"), {}, host)
+    assert cfg.disk_size == 900 * 1024 * GiB and not cfg.allocate
+    assert len(cfg.notes) == 1
+    assert "900T disk may outgrow" in cfg.notes[0] and "paused" in cfg.notes[0] and "--allocate" in cfg.notes[0]
+    assert load_config(flags(tmp_path, disk_size="1G"), {}, host).notes == (), "a disk that fits needs no note"
+    with pytest.raises(UserError, match=r"disk size '900T' needs more room .*the whole disk, preallocated"):
+        load_config(flags(tmp_path, disk_size="900T"), {"ALLOCATE": "Y"}, host)
+    assert not (tmp_path / "storage").exists()
 
 
 def test_an_existing_disk_is_never_shrunk(tmp_path: Path, host: HostFacts) -> None:

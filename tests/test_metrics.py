@@ -43,7 +43,7 @@ def test_collector_reports_phases_state_and_share() -> None:
     current = families["winarm_phase_current_seconds"].samples
     assert [(s.labels["phase"], s.value) for s in current] == [("ready", 0.5)]
     states = {s.labels["state"]: s.value for s in families["winarm_vm_state"].samples}
-    assert states == {"starting": 0.0, "running": 1.0, "stopping": 0.0, "stopped": 0.0}
+    assert states == {"starting": 0.0, "running": 1.0, "paused": 0.0, "stopping": 0.0, "stopped": 0.0}
     assert families["winarm_share_healthy"].samples[0].value == 0.0
     assert families["winarm_smbd_restarts"].samples[0].value == 2.0
 

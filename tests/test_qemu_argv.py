@@ -73,6 +73,19 @@ def test_other_disk_buses(tmp_path: Path, host: HostFacts, bus: str, device: str
     assert device in value_after(argv_for(tmp_path, host, disk_bus=bus), "-device")
 
 
+def test_a_preallocated_disk_keeps_its_space_and_a_sparse_one_gives_back_what_is_trimmed(
+    tmp_path: Path, host: HostFacts
+) -> None:
+    def system_disk(argv: list[str]) -> list[str]:
+        return next(d.split(",") for d in value_after(argv, "-drive") if "id=disk0" in d.split(","))
+
+    sparse = system_disk(argv_for(tmp_path, host))
+    reserved = system_disk(argv_for(tmp_path, host, allocate=True))
+    assert "discard=unmap" in sparse and "detect-zeroes=unmap" in sparse
+    assert "discard=ignore" in reserved and "detect-zeroes=on" in reserved
+    assert not any(o.startswith("werror=") for o in sparse), "QEMU's default werror=enospc pauses on a full storage"
+
+
 def test_tpm_device_only_when_asked(tmp_path: Path, host: HostFacts) -> None:
     assert "tpm-tis-device,tpmdev=tpm0" not in value_after(argv_for(tmp_path, host), "-device")
     assert "tpm-tis-device,tpmdev=tpm0" in value_after(argv_for(tmp_path, host, tpm=True), "-device")

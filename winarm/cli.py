@@ -128,6 +128,9 @@ def main() -> None:
 @click.option("--disk-size", default=None, help="System disk size (grown, never shrunk) [env DISK_SIZE; default 64G].")
 @click.option("--disk-format", default=None, help="qcow2 or raw [env DISK_FMT; default qcow2].")
 @click.option("--disk-bus", default=None, help="virtio-blk, virtio-scsi or nvme [env DISK_TYPE; default virtio-blk].")
+@click.option("--allocate/--no-allocate", default=None,
+              help="Reserve the whole disk on the host now (preallocated) instead of a sparse image that grows as "
+              "the guest writes [env ALLOCATE; default off].")
 @install_options
 @share_options
 @click.option("--accel", default=None, help="auto, kvm or tcg [env ACCEL; default auto: KVM on an aarch64 host].")
@@ -167,6 +170,8 @@ def up(echo_console: bool, dry_run: bool, **flags: Any) -> None:
 
     try:
         cfg = load_config(flags, os.environ, host.probe())
+        for note in cfg.notes:
+            click.echo(f"winarm: note: {note}", err=True)
         if dry_run:
             _dry_run(cfg)
             return

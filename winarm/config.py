@@ -33,6 +33,9 @@ MIN_RAM = 128 * MiB
 MIN_DISK = 64 * MiB
 UEFI_VARS_SIZE = 64 * MiB
 """What a new VM's copy of the AAVMF variable store takes on disk (the Debian template is 64 MiB)."""
+SPARSE_START_ROOM = 1 * GiB
+"""What a sparse disk image (the default) needs free to start: it grows as the guest writes, and Setup's first
+steps alone write more than this. Smaller disks need only their own size."""
 RAM_RESERVE = 1 * GiB
 """What ``--ram max`` leaves to the host and to QEMU itself."""
 
@@ -52,6 +55,7 @@ ENV_NAMES: dict[str, tuple[str, ...]] = {
     "disk_size": ("DISK_SIZE",),
     "disk_format": ("DISK_FMT",),
     "disk_bus": ("DISK_TYPE",),
+    "allocate": ("ALLOCATE",),
     "storage": ("STORAGE",),
     "timeout": ("TIMEOUT",),
     "iso": ("BOOT", "ISO"),
@@ -82,6 +86,7 @@ DEFAULTS: dict[str, Any] = {
     "disk_size": "64G",
     "disk_format": "qcow2",
     "disk_bus": "virtio-blk",
+    "allocate": False,
     "timeout": "105",
     "accel": "auto",
     "tpm": True,
@@ -154,6 +159,9 @@ class Config:
     share: ShareSettings | None = None
     metrics_port: int | None = None
     metrics_address: str = "127.0.0.1"
+    allocate: bool = False
+    notes: tuple[str, ...] = field(default=(), compare=False)
+    """Things the user should know that are not mistakes (one line each), printed by ``winarm up``."""
 
     @property
     def state_dir(self) -> Path:
@@ -282,27 +290,10 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
     if disk_bus is None:
         raise UserError(f"disk bus {bus_text!r} is not known: use virtio-blk (blk), virtio-scsi (scsi) or nvme")
 
-    image = storage / name / f"disk.{disk_format}"
-    existing = _existing_image_size(image)
-    # room for the image (a new one may fill its whole size) and, for a new VM, the firmware's variable store
-    free = free_disk(storage) + (image.stat().st_size if existing is not None else 0)
-    new_vars = not (storage / name / "efivars.fd").exists()
-    if new_vars:
-        free = max(0, free - UEFI_VARS_SIZE)
+    allocate_value = _pick("allocate", flags, env)
+    allocate = parse_bool(allocate_value, "ALLOCATE")
     disk_text = str(_pick("disk_size", flags, env))
-    disk_size = parse_size(disk_text, "disk size", relative_to=free)
-    if disk_size < MIN_DISK:
-        raise UserError(f"disk size {disk_text!r} is too small: use at least {format_size(MIN_DISK)}")
-    if existing is not None and disk_size < existing:
-        raise UserError(
-            f"disk size {disk_text!r} is smaller than the existing disk {image} ({format_size(existing)}): "
-            f"a disk is never shrunk, use --disk-size {format_size(existing)} or more"
-        )
-    if disk_size > free:
-        raise UserError(
-            f"disk size {disk_text!r} needs more room than {storage} has free ({format_size(free // MiB * MiB)}"
-            f"{' beside the UEFI variables' if new_vars else ''}): use a smaller --disk-size or free some space"
-        )
+    disk_size, disk_notes = _disk_size(storage / name, disk_format, disk_text, allocate)
 
     iso_value = _pick("iso", flags, env)
     if not iso_value and flags.get("discover_iso", True):
@@ -399,7 +390,53 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
         share=share,
         metrics_port=metrics_port,
         metrics_address=metrics_address,
+        allocate=allocate,
+        notes=disk_notes,
     )
+
+
+def _disk_size(state_dir: Path, disk_format: str, disk_text: str, allocate: bool) -> tuple[int, tuple[str, ...]]:
+    """The disk size asked for, checked against the image already there and the room on the storage's disk.
+
+    A preallocated image (``allocate``) must fit whole. A sparse one (the default, as with every thin-provisioned
+    hypervisor disk) grows as the guest writes: it must have room to start (:data:`SPARSE_START_ROOM`, or its
+    own size when smaller), and one that could outgrow the free space starts with a note saying what happens
+    then (the VM is paused until there is room; nothing is lost). A new VM's UEFI variable store is counted.
+    Returns the size in bytes and the notes. Raises :class:`UserError`.
+    """
+    storage = state_dir.parent
+    image = state_dir / f"disk.{disk_format}"
+    existing = _existing_image_size(image)
+    allocated = image.stat().st_blocks * 512 if existing is not None else 0
+    new_vars = not (state_dir / "efivars.fd").exists()
+    free = free_disk(storage) - (UEFI_VARS_SIZE if new_vars else 0)
+    free = max(0, free)
+    disk_size = parse_size(disk_text, "disk size", relative_to=free + allocated)
+    if disk_size < MIN_DISK:
+        raise UserError(f"disk size {disk_text!r} is too small: use at least {format_size(MIN_DISK)}")
+    if existing is not None and disk_size < existing:
+        raise UserError(
+            f"disk size {disk_text!r} is smaller than the existing disk {image} ({format_size(existing)}): "
+            f"a disk is never shrunk, use --disk-size {format_size(existing)} or more"
+        )
+    growth = max(0, disk_size - allocated)  # what the image may still take from the storage's disk
+    needed = growth if allocate else min(growth, SPARSE_START_ROOM)
+    if needed > free:
+        beside = " beside the UEFI variables" if new_vars else ""
+        how = "the whole disk, preallocated" if allocate else "room for the sparse image's first writes"
+        raise UserError(
+            f"disk size {disk_text!r} needs more room than {storage} has free ({format_size(free // MiB * MiB)}"
+            f"{beside}; it needs {format_size(-(-needed // MiB) * MiB)}, {how}): use a smaller --disk-size or free "
+            "some space"
+        )
+    notes: tuple[str, ...] = ()
+    if growth > free:
+        notes = (
+            f"the {format_size(disk_size)} disk may outgrow the {format_size(free // MiB * MiB)} free on {storage}: "
+            "the image grows as the guest writes; should the storage fill up, the VM is paused (nothing lost) "
+            "until there is room again. --allocate (ALLOCATE=Y) reserves the whole disk now",
+        )
+    return disk_size, notes
 
 
 def _check_writable(storage: Path) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import console
-from .errors import RuntimeFailure
+from .errors import RuntimeFailure, WinarmError
+from .full_storage import ConsoleLog, io_error_summary, wait_for_room
 
 if TYPE_CHECKING:
     from .metrics import MetricsServer
@@ -69,6 +70,9 @@ class Daemon:
         self._output_this_boot = False
         self._markers_this_boot: set[str] = set()
         self._vnc: str | None = None
+        self._paused_for_room: asyncio.Future[None] | None = None
+        self._io_errors = 0
+        self._facts_unsaved = False
 
     # -- output -------------------------------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -87,13 +91,13 @@ class Daemon:
     # -- the console --------------------------------------------------------------------------------------
     async def _read_console(self, reader: asyncio.StreamReader) -> None:
         splitter = console.LineSplitter()
-        with self.paths.serial_log.open("ab") as raw_log:
+        raw_log = ConsoleLog(self.paths.serial_log)
+        try:
             while True:
                 data = await reader.read(4096)
                 if not data:
                     return
                 raw_log.write(data)
-                raw_log.flush()
                 if self.echo_console:
                     os.write(2, data)
                 if not self._output_this_boot:
@@ -103,6 +107,18 @@ class Daemon:
                     await self._on_line(line)
                 if console.CD_PROMPT in splitter.pending():
                     await self._on_prompt()
+        finally:
+            raw_log.close()
+
+    def _save_facts(self) -> None:
+        """Write the remembered facts; when the storage refuses (full), keep them and try again later."""
+        try:
+            write_facts(self.paths, self.facts)
+            self._facts_unsaved = False
+        except WinarmError as error:
+            if not self._facts_unsaved:
+                self.record("facts-unsaved", error=str(error))
+            self._facts_unsaved = True
 
     async def _on_line(self, line: str) -> None:
         entry = console.parse_boot_entry(line)
@@ -115,7 +131,7 @@ class Daemon:
                 self.facts["disk_boots"] = int(self.facts.get("disk_boots", 0)) + 1
                 if self.facts["disk_boots"] >= INSTALL_DONE_AFTER_DISK_BOOTS and self._answer_medium is not None:
                     self.facts["install_complete"] = True
-                write_facts(self.paths, self.facts)
+                self._save_facts()
             return
         marker = console.parse_marker(line)
         if marker is not None:
@@ -187,7 +203,7 @@ class Daemon:
             return
         self._answer_medium = None
         self.facts["install_complete"] = True
-        write_facts(self.paths, self.facts)
+        self._save_facts()
         try:
             await self.machine.execute("device_del", {"id": ANSWER_DEVICE})
             detached = True
@@ -209,6 +225,39 @@ class Daemon:
             self.record("powerdown")
         elif name in ("STOP", "RESUME", "GUEST_PANICKED"):
             self.record(name.lower())
+        elif name == "BLOCK_IO_ERROR":
+            self._on_io_error(data)
+
+    def _on_io_error(self, data: dict[str, Any]) -> None:
+        """A disk request failed. Out of room (``nospace``, the VM paused by QEMU): say so once, and continue
+        the VM when the storage has room again. Another error (reported to the guest): said once a run."""
+        self._io_errors += 1
+        if data.get("nospace") and data.get("action") == "stop":
+            if self._paused_for_room is not None or self._stop_requested.is_set():
+                return
+            self.state = "paused"
+            self.record("storage-full", error=io_error_summary(data))
+            self.say(f"the storage {self.cfg.storage} is full: the VM is paused, nothing is lost; it goes on by "
+                     "itself once there is room again (free some space), or 'winarm down' stops it")
+            self._paused_for_room = asyncio.ensure_future(self._resume_when_room())
+        elif self._io_errors == 1:
+            self.record("io-error", error=io_error_summary(data), action=data.get("action"))
+            self.say(f"disk error ({io_error_summary(data)}): the guest was told; see {self.paths.qemu_log}")
+
+    async def _resume_when_room(self) -> None:
+        free = await wait_for_room(self.cfg.storage)
+        self.events.flush()
+        if self._facts_unsaved:
+            self._save_facts()
+        try:
+            await self.machine.execute("cont")
+        except Exception as error:  # QEMU went away meanwhile: the supervisor reports that
+            self.record("resume-failed", error=str(error))
+            return
+        self._paused_for_room = None
+        self.state = "running"
+        self.record("storage-resumed", free=free)
+        self.say(f"the storage has room again ({free // (1024 * 1024)} MiB free): the VM goes on")
 
     def _on_share_event(self, kind: str, **details: Any) -> None:
         self.record(kind, **details)
@@ -242,6 +291,8 @@ class Daemon:
         return {
             "name": self.cfg.name,
             "state": self.state,
+            "paused": "storage full" if self._paused_for_room is not None else None,
+            "log_behind": self.events.write_error is not None,
             "healthy": self.state == "running"
             and self.machine is not None
             and not self.machine.exited
@@ -388,10 +439,18 @@ class Daemon:
                      f"its TPM; see {self.paths.swtpm_log}")
             self._stop_reason = "TPM lost"
         how = "exited"
+        paused = self._paused_for_room is not None
         if not exited.done():
             self.state = "stopping"
-            self.say(f"stopping ({self._stop_reason}): power button, up to {self.cfg.timeout:g} s for the guest")
-            how = await machine.stop(self.cfg.timeout, on_step=self.record)
+            if paused:
+                self.say(f"stopping ({self._stop_reason}): the VM is paused for lack of room and cannot shut down, so "
+                         "QEMU is told to quit (it closes the disk image consistent; the guest checks its file "
+                         "systems at its next boot)")
+            else:
+                self.say(f"stopping ({self._stop_reason}): power button, up to {self.cfg.timeout:g} s for the guest")
+            how = await machine.stop(0 if paused else self.cfg.timeout, on_step=self.record)
+        if self._paused_for_room is not None:
+            self._paused_for_room.cancel()
         stop.cancel()
         if tpm_gone is not None:
             tpm_gone.cancel()
@@ -414,7 +473,7 @@ class Daemon:
             return 1
         if not clean:
             return 1
-        if how == "quit":
+        if how == "quit" and not paused:
             self.say(f"the guest did not shut down within {self.cfg.timeout:g} s: QEMU was told to quit")
         return 1 if tpm_lost else 0
 

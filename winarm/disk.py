@@ -32,8 +32,11 @@ def virtual_size(image: Path, image_format: str) -> int:
     return int.from_bytes(header[24:32], "big")
 
 
-def ensure_image(image: Path, image_format: str, size: int) -> bool:
+def ensure_image(image: Path, image_format: str, size: int, *, allocate: bool = False) -> bool:
     """Make sure ``image`` exists with at least ``size`` bytes; return True when it was created now.
+
+    The image is sparse unless ``allocate``: then its space (new, or added by growing) is reserved on the
+    host's disk now, with fallocate, so the guest can never find the host full.
 
     A new image is written under a temporary name and renamed into place only when complete, so a failure
     (a full disk, say) leaves nothing behind. An existing image smaller than ``size`` is grown; a larger one
@@ -41,11 +44,13 @@ def ensure_image(image: Path, image_format: str, size: int) -> bool:
     """
     if image.exists():
         if virtual_size(image, image_format) < size:
-            _qemu_img("resize", "-q", "-f", image_format, str(image), str(size))
+            prealloc = ["--preallocation=falloc"] if allocate else []
+            _qemu_img("resize", "-q", *prealloc, "-f", image_format, str(image), str(size))
         return False
     partial = image.with_name(image.name + ".partial")
     try:
-        _qemu_img("create", "-q", "-f", image_format, str(partial), str(size))
+        prealloc = ["-o", "preallocation=falloc"] if allocate else []
+        _qemu_img("create", "-q", "-f", image_format, *prealloc, str(partial), str(size))
         os.chmod(partial, 0o600)
         os.replace(partial, image)
     except BaseException:

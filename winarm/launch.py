@@ -168,7 +168,7 @@ def launch(cfg: Config, t0: float) -> Launched:
         rotate_events(paths)
         events = EventLog(paths.events, t0=t0)
         events.record("start", name=cfg.name, accel=cfg.accel, ram=cfg.ram, cpus=cfg.cpus)
-        if disk.ensure_image(paths.disk, cfg.disk_format, cfg.disk_size):
+        if disk.ensure_image(paths.disk, cfg.disk_format, cfg.disk_size, allocate=cfg.allocate):
             facts = {}  # a new disk has never booted
             write_facts(paths, facts)
         ensure_vars(firmware, paths.efivars)

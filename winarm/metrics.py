@@ -13,7 +13,7 @@ from typing import Any
 from .errors import RuntimeFailure
 from .phases import Event, derive_phases
 
-STATES = ("starting", "running", "stopping", "stopped")
+STATES = ("starting", "running", "paused", "stopping", "stopped")
 
 
 class DaemonCollector:

@@ -17,11 +17,12 @@ Phase boundaries (each phase runs from one boundary to the next, so durations ad
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 Event = dict[str, Any]
 
@@ -109,15 +110,20 @@ def total_duration(phases: list[Phase]) -> float | None:
 class EventLog:
     """Appends events to a JSON-lines file, timestamped from a monotonic clock started at construction.
 
-    Each event is flushed as it is written. ``t0`` may be given to count from an earlier moment (the
-    process start), so the first phase includes winarm's own start-up.
+    Each event is written as it is recorded. ``t0`` may be given to count from an earlier moment (the
+    process start), so the first phase includes winarm's own start-up. When the file cannot be written (the
+    storage is full), events are kept in memory, in order, and written at the next :meth:`record` or
+    :meth:`flush` that succeeds: the log is late, never torn or reordered, and the VM is never stopped for it.
     """
 
     def __init__(self, path: Path, *, t0: float | None = None) -> None:
         self.path = path
         self.t0 = time.monotonic() if t0 is None else t0
         self.events: list[Event] = []
-        self._handle: TextIO = path.open("a", encoding="utf-8")
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._pending = b""
+        self.write_error: OSError | None = None
+        """The last write that failed, while events are waiting to be written; None when the file is whole."""
 
     def now(self) -> float:
         return round(time.monotonic() - self.t0, 6)
@@ -126,12 +132,25 @@ class EventLog:
         """Append one event (timestamped now, or ``at``) to memory and to the file; returns it."""
         event: Event = {"t": self.now() if at is None else at, "kind": kind, **details}
         self.events.append(event)
-        self._handle.write(json.dumps(event, sort_keys=False) + "\n")
-        self._handle.flush()
+        self._pending += (json.dumps(event, sort_keys=False) + "\n").encode()
+        self.flush()
         return event
 
+    def flush(self) -> bool:
+        """Write what is waiting; True when the file holds every event. Never raises for a failed write."""
+        while self._pending:
+            try:
+                written = os.write(self._fd, self._pending)
+            except OSError as error:
+                self.write_error = error
+                return False
+            self._pending = self._pending[written:]
+        self.write_error = None
+        return True
+
     def close(self) -> None:
-        self._handle.close()
+        self.flush()
+        os.close(self._fd)
 
 
 def read_events(path: Path) -> list[Event]:

@@ -50,12 +50,15 @@ def cpu_args(accel: str, model: str | None = None) -> list[str]:
     return ["-accel", "tcg,thread=multi", "-cpu", model or "max,pauth-impdef=on"]
 
 
-def disk_args(bus: str, image: Path, image_format: str) -> list[str]:
-    """The system disk on ``bus`` (virtio-blk, virtio-scsi or nvme), first in the boot order."""
-    drive = [
-        "-drive",
-        f"if=none,id=disk0,file={opt(image)},format={image_format},cache=writeback,discard=unmap,detect-zeroes=unmap",
-    ]
+def disk_args(bus: str, image: Path, image_format: str, *, allocate: bool = False) -> list[str]:
+    """The system disk on ``bus`` (virtio-blk, virtio-scsi or nvme), first in the boot order.
+
+    A sparse image gives back what the guest trims (``discard=unmap``); a preallocated one (``allocate``) keeps
+    its reserved space. QEMU's default ``werror=enospc`` pauses the VM when the storage is full (see
+    :mod:`winarm.full_storage`).
+    """
+    space = "discard=ignore,detect-zeroes=on" if allocate else "discard=unmap,detect-zeroes=unmap"
+    drive = ["-drive", f"if=none,id=disk0,file={opt(image)},format={image_format},cache=writeback,{space}"]
     if bus == "nvme":
         return [*drive, "-device", "nvme,drive=disk0,serial=winarm0,bootindex=0"]
     if bus == "virtio-scsi":
@@ -135,7 +138,7 @@ def build_argv(
         "usb-kbd,bus=xhci.0",
         "-device",
         "usb-tablet,bus=xhci.0",
-        *disk_args(cfg.disk_bus, paths.disk, cfg.disk_format),
+        *disk_args(cfg.disk_bus, paths.disk, cfg.disk_format, allocate=cfg.allocate),
         *media_args(media),
         "-netdev",
         netdev_user(share_port),
