@@ -8,7 +8,6 @@ and after. No case boots a VM: each is refused before QEMU would start.
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import os
 import shutil
@@ -28,7 +27,7 @@ from winarm.errors import RuntimeFailure
 from winarm.firmware import ensure_vars, find_firmware
 from winarm.testbed.wim_image import build_bridge_iso
 
-from .vmtools import tree_digest
+from .vmtools import fill, mounted_tmpfs, tree_digest
 
 REPO = Path(__file__).resolve().parent.parent
 CLI_BASE = ["--no-tpm", "--no-secure-boot", "--disk-size", "1G", "--disk-bus", "nvme", "--ram", "1G", "--cpus", "1"]
@@ -269,20 +268,6 @@ def test_there_are_at_least_forty_cases_both_ways() -> None:
     assert sum(c.args is not None for c in CASES) >= 40 and sum(c.env is not None for c in CASES) >= 20
 
 
-@contextlib.contextmanager
-def mounted_tmpfs(where: Path, options: str) -> Iterator[Path]:
-    """A real small tmpfs at ``where`` (root only), unmounted after."""
-    where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True,
-                          text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root and mount rights): {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def test_a_read_only_storage_is_refused_before_anything_is_written(world: World, tmp_path: Path) -> None:
     with mounted_tmpfs(tmp_path / "ro", "size=16M,mode=0755") as storage:
         (storage / "keep.txt").write_text("mine\n")
@@ -349,18 +334,6 @@ def test_an_allocated_image_that_does_not_fit_leaves_nothing(tmp_path: Path) -> 
         with pytest.raises(RuntimeFailure, match="qemu-img create failed"):
             disk.ensure_image(image, "raw", 64 * MiB, allocate=True)
         assert list(storage.iterdir()) == []
-
-
-def fill(folder: Path) -> None:
-    """Write until the filesystem holding ``folder`` is full."""
-    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\xff" * 65536)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def test_a_disk_image_that_cannot_be_created_leaves_nothing(tmp_path: Path) -> None:

@@ -34,8 +34,11 @@ MIN_DISK = 64 * MiB
 UEFI_VARS_SIZE = 64 * MiB
 """What a new VM's copy of the AAVMF variable store takes on disk (the Debian template is 64 MiB)."""
 SPARSE_START_ROOM = 1 * GiB
-"""What a sparse disk image (the default) needs free to start: it grows as the guest writes, and Setup's first
-steps alone write more than this. Smaller disks need only their own size."""
+"""What a new sparse disk image (the default) needs free to start: it grows as the guest writes, and Setup's
+first steps alone write more than this. Smaller disks need only their own size."""
+SPARSE_RUN_ROOM = 64 * MiB
+"""What an existing sparse image needs free to start, and what a VM paused on a full storage waits for before
+it goes on (:mod:`winarm.full_storage`): with less it would pause again at once."""
 RAM_RESERVE = 1 * GiB
 """What ``--ram max`` leaves to the host and to QEMU itself."""
 
@@ -399,10 +402,11 @@ def _disk_size(state_dir: Path, disk_format: str, disk_text: str, allocate: bool
     """The disk size asked for, checked against the image already there and the room on the storage's disk.
 
     A preallocated image (``allocate``) must fit whole. A sparse one (the default, as with every thin-provisioned
-    hypervisor disk) grows as the guest writes: it must have room to start (:data:`SPARSE_START_ROOM`, or its
-    own size when smaller), and one that could outgrow the free space starts with a note saying what happens
-    then (the VM is paused until there is room; nothing is lost). A new VM's UEFI variable store is counted.
-    Returns the size in bytes and the notes. Raises :class:`UserError`.
+    hypervisor disk) grows as the guest writes: it must have room to start (:data:`SPARSE_START_ROOM` for a new
+    image, :data:`SPARSE_RUN_ROOM` for an existing one, less when that fills it). One that could outgrow the free
+    space starts with a note saying what happens then (the VM is paused until there is room; nothing is lost).
+    A new VM's UEFI variable store is counted. Returns the size in bytes and the notes. Raises
+    :class:`UserError`.
     """
     storage = state_dir.parent
     image = state_dir / f"disk.{disk_format}"
@@ -420,7 +424,7 @@ def _disk_size(state_dir: Path, disk_format: str, disk_text: str, allocate: bool
             f"a disk is never shrunk, use --disk-size {format_size(existing)} or more"
         )
     growth = max(0, disk_size - allocated)  # what the image may still take from the storage's disk
-    needed = growth if allocate else min(growth, SPARSE_START_ROOM)
+    needed = growth if allocate else min(growth, SPARSE_RUN_ROOM if existing is not None else SPARSE_START_ROOM)
     if needed > free:
         beside = " beside the UEFI variables" if new_vars else ""
         how = "the whole disk, preallocated" if allocate else "room for the sparse image's first writes"

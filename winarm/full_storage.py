@@ -16,9 +16,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .config import SPARSE_RUN_ROOM
 from .host import free_disk
 
-RESUME_ROOM = 64 * 1024 * 1024
+RESUME_ROOM = SPARSE_RUN_ROOM
 """Free bytes the storage needs before a VM paused for lack of room is continued: enough for QEMU's pending
 writes and a while of the guest's, so the VM does not pause again at once."""
 POLL_SECONDS = 1.0
