@@ -143,6 +143,12 @@ def test_a_full_storage_pauses_the_vm_and_it_goes_on_when_there_is_room(
         assert any(e["kind"] == "marker" and e["name"] == "poweroff" for e in events), \
             "the guest heard the power button after going on"
         assert events[-1]["kind"] == "exit" and events[-1]["clean"] is True and events[-1]["stop"] == "guest"
+        timeline = winarm("phases", "--name", "t", "--storage", str(storage), "--json", env=vm.env)
+        paused_in = [p for p in json.loads(timeline.stdout)["phases"] if p["paused"] > 0]
+        pause = events[kinds.index("storage-resumed")]["t"] - full["t"]
+        assert paused_in and abs(sum(p["paused"] for p in paused_in) - pause) < 1e-3, paused_in
+        table = winarm("phases", "--name", "t", "--storage", str(storage), env=vm.env).stdout
+        assert "paused: storage full" in table, table
 
         check = subprocess.run(["qemu-img", "check", str(disk)], capture_output=True, text=True, check=False)
         assert check.returncode == 0 and "No errors" in check.stdout, check.stdout + check.stderr

@@ -13,7 +13,15 @@ from winarm.console import (
     parse_marker,
     strip_ansi,
 )
-from winarm.phases import EventLog, derive_phases, format_table, read_events, timeline_json, total_duration
+from winarm.phases import (
+    EventLog,
+    derive_phases,
+    format_phase_line,
+    format_table,
+    read_events,
+    timeline_json,
+    total_duration,
+)
 
 BOOT = [
     {"t": 0.0, "kind": "start"},
@@ -97,8 +105,30 @@ def test_event_log_appends_json_lines_as_they_happen(tmp_path: Path) -> None:
 def test_timeline_json_shape() -> None:
     doc = timeline_json(BOOT)
     assert set(doc) == {"events", "phases", "total"}
-    assert set(doc["phases"][0]) == {"name", "boot", "start", "end", "duration"}
+    assert set(doc["phases"][0]) == {"name", "boot", "start", "end", "duration", "paused"}
     json.dumps(doc)
+
+
+def test_time_paused_for_a_full_storage_is_shown_inside_the_phases_it_fell_in() -> None:
+    events = [
+        {"t": 0.5, "kind": "running"},
+        {"t": 2.0, "kind": "marker", "name": "ready"},
+        {"t": 3.0, "kind": "storage-full"},
+        {"t": 7.5, "kind": "storage-resumed"},
+        {"t": 9.0, "kind": "storage-full"},
+        {"t": 10.0, "kind": "stop-requested"},
+        {"t": 10.5, "kind": "exit"},
+    ]
+    phases = {p.name: p for p in derive_phases(events)}
+    assert phases["firmware"].paused == 0.0
+    assert phases["ready"].paused == 4.5 + 1.0, "the first pause whole, the second up to the stop request"
+    assert phases["shutdown"].paused == 0.5, "a pause still going on at the exit ends there"
+    assert sum(p.duration or 0 for p in phases.values()) == 10.5, "pauses are inside durations, not beside them"
+    table = list(format_table(list(phases.values())))
+    assert any(" ready " in row and row.endswith("of which 5.50 s paused: storage full") for row in table), table
+    assert "5.50 s of it paused" in format_phase_line(phases["ready"])
+    going_on = derive_phases(events[:4])[-1]
+    assert going_on.name == "ready" and going_on.end is None and going_on.paused == 4.5, "an ended pause counts"
 
 
 FIRMWARE = (

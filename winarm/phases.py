@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class Phase:
     boot: int
     start: float
     end: float | None
+    paused: float = 0.0
+    """Seconds of this phase the VM spent paused because the storage was full (part of ``duration``)."""
 
     @property
     def duration(self) -> float | None:
@@ -54,6 +56,7 @@ def derive_phases(events: Iterable[Event]) -> list[Phase]:
     Events other than the boundary kinds (key presses, firmware output, QMP ready) are ignored here.
     The last phase is open (``end`` None) unless an ``exit`` event closed the stream.
     """
+    events_list = list(events)
     phases: list[Phase] = []
     said: set[int] = set()  # indexes of phases the guest announced: kept even when zero-length
     name, boot, start = "launch", 0, 0.0
@@ -64,7 +67,7 @@ def derive_phases(events: Iterable[Event]) -> list[Phase]:
             said.add(len(phases))
         phases.append(Phase(name, boot, start, round(at, 6)))
 
-    for event in events:
+    for event in events_list:
         kind, t = event.get("kind"), float(event.get("t", 0.0))
         if closed or kind not in BOUNDARY_KINDS:
             continue
@@ -98,7 +101,41 @@ def derive_phases(events: Iterable[Event]) -> list[Phase]:
         phases.append(Phase(name, boot, start, None))
     # a zero-length phase of winarm's own making says nothing (two boundaries in the same instant); one the
     # guest announced is kept: its markers can arrive in one read, and the phase still happened
-    return [p for i, p in enumerate(phases) if p.end is None or p.end > p.start or p.name == "launch" or i in said]
+    kept = [p for i, p in enumerate(phases) if p.end is None or p.end > p.start or p.name == "launch" or i in said]
+    return _with_pauses(kept, events_list)
+
+
+def pause_spans(events: Iterable[Event]) -> list[tuple[float, float | None]]:
+    """When the VM was paused for a full storage: from each ``storage-full`` to the next ``storage-resumed``
+    or ``exit`` (None: still paused)."""
+    spans: list[tuple[float, float | None]] = []
+    since: float | None = None
+    for event in events:
+        kind, t = event.get("kind"), float(event.get("t", 0.0))
+        if kind == "storage-full" and since is None:
+            since = t
+        elif kind in ("storage-resumed", "exit") and since is not None:
+            spans.append((since, t))
+            since = None
+    if since is not None:
+        spans.append((since, None))
+    return spans
+
+
+def _with_pauses(phases: list[Phase], events: list[Event]) -> list[Phase]:
+    """The phases with the paused seconds that fall inside each (an open span counts up to the phase's end)."""
+    spans = pause_spans(events)
+    if not spans:
+        return phases
+    out = []
+    for phase in phases:
+        paused = 0.0
+        for start, end in spans:
+            stop = phase.end if end is None else end if phase.end is None else min(end, phase.end)
+            if stop is not None:
+                paused += max(0.0, stop - max(start, phase.start))
+        out.append(replace(phase, paused=round(paused, 6)) if paused else phase)
+    return out
 
 
 def total_duration(phases: list[Phase]) -> float | None:
@@ -182,7 +219,9 @@ def timeline_json(events: list[Event]) -> dict[str, Any]:
 
 def format_phase_line(phase: Phase) -> str:
     """One live line for a phase that just ended."""
-    return f"phase {phase.name:<18} {phase.duration or 0:8.2f} s   (boot {phase.boot}, ends at {phase.end:.2f} s)"
+    paused = f", {phase.paused:.2f} s of it paused: storage full" if phase.paused else ""
+    ends = f"ends at {phase.end:.2f} s{paused}"
+    return f"phase {phase.name:<18} {phase.duration or 0:8.2f} s   (boot {phase.boot}, {ends})"
 
 
 def format_table(phases: list[Phase], *, now: float | None = None) -> Iterator[str]:
@@ -194,7 +233,8 @@ def format_table(phases: list[Phase], *, now: float | None = None) -> Iterator[s
             running = f"{(now - phase.start):.2f}+" if now is not None else "running"
             yield f"{lead} {'-':>9} {running:>11}"
         else:
-            yield f"{lead} {phase.end:>9.2f} {phase.duration or 0.0:>11.2f}"
+            paused = f"   of which {phase.paused:.2f} s paused: storage full" if phase.paused else ""
+            yield f"{lead} {phase.end:>9.2f} {phase.duration or 0.0:>11.2f}{paused}"
     total = total_duration(phases)
     if total is not None:
         yield f"{'':>2}  {'total':<20} {'':>4} {'':>9} {'':>9} {total:>11.2f}"
