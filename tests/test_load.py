@@ -33,7 +33,7 @@ import pytest
 
 from winarm.launch import HISTORY_KEEP
 
-from .vmtools import FIRMWARE_ONLY, WINARM, Up, family, winarm
+from .vmtools import FIRMWARE_ONLY, WINARM, Up, family, live_names, winarm
 
 pytestmark = [
     pytest.mark.qemu,
@@ -166,7 +166,7 @@ def test_four_vms_at_once_share_nothing_and_stop_clean(tmp_path: Path, run_base:
         # the processes of each VM, taken now (before the stop) to check afterwards that none is left
         processes = {name: family(vms[name].proc.pid) for name in names}
         for name, procs in processes.items():
-            kinds = {p.name() for p in procs}
+            kinds = live_names(procs)
             assert {"qemu-system-aarch64", "smbd"} <= kinds, kinds
             assert ("swtpm" in kinds) is (name == "ld"), kinds
         # every TCP listener is on loopback; each VM listens on its VNC and smbd ports, no port in two VMs

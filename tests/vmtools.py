@@ -132,6 +132,16 @@ def family(pid: int) -> list[psutil.Process]:
     return [parent, *parent.children(recursive=True)]
 
 
+def live_names(processes: list[psutil.Process]) -> set[str]:
+    """The names of those processes still alive: smbd forks a short-lived child per connection (the health
+    check's), which may end between listing and naming."""
+    names = set()
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            names.add(process.name())
+    return names
+
+
 @contextlib.contextmanager
 def mounted_tmpfs(where: Path, options: str) -> Iterator[Path]:
     """A real small tmpfs at ``where`` (root only), unmounted after."""

@@ -71,7 +71,7 @@ class Daemon:
         self._markers_this_boot: set[str] = set()
         self._vnc: str | None = None
         self._paused_for_room: asyncio.Future[None] | None = None
-        self._io_errors = 0
+        self._io_error_said = False
         self._facts_unsaved = False
 
     # -- output -------------------------------------------------------------------------------------------
@@ -231,7 +231,6 @@ class Daemon:
     def _on_io_error(self, data: dict[str, Any]) -> None:
         """A disk request failed. Out of room (``nospace``, the VM paused by QEMU): say so once, and continue
         the VM when the storage has room again. Another error (reported to the guest): said once a run."""
-        self._io_errors += 1
         if data.get("nospace") and data.get("action") == "stop":
             if self._paused_for_room is not None or self._stop_requested.is_set():
                 return
@@ -240,7 +239,8 @@ class Daemon:
             self.say(f"the storage {self.cfg.storage} is full: the VM is paused, nothing is lost; it goes on by "
                      "itself once there is room again (free some space), or 'winarm down' stops it")
             self._paused_for_room = asyncio.ensure_future(self._resume_when_room())
-        elif self._io_errors == 1:
+        elif not self._io_error_said:
+            self._io_error_said = True
             self.record("io-error", error=io_error_summary(data), action=data.get("action"))
             self.say(f"disk error ({io_error_summary(data)}): the guest was told; see {self.paths.qemu_log}")
 
@@ -389,6 +389,8 @@ class Daemon:
                 loop.remove_signal_handler(signum)
             await self.machine.kill()
             await self.machine.close()
+            if self._facts_unsaved:  # the storage was full when they changed: a last try
+                self._save_facts()
             if self.swtpm is not None:
                 await self.swtpm.stop()
             if self.smbd is not None:
