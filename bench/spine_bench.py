@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import contextlib
 import json
 import os
@@ -126,6 +127,9 @@ def main() -> int:
     parser.add_argument("--skip-guest", action="store_true")
     args = parser.parse_args()
 
+    # an installed winarm runs from bytecode (pip compiles it); a source tree under PYTHONDONTWRITEBYTECODE
+    # would compile every module at every start, which no user pays
+    compileall.compile_dir(str(Path(__file__).resolve().parent.parent / "winarm"), quiet=1)
     work = Path(tempfile.mkdtemp(prefix="winarm-bench-"))
     run_base = Path(tempfile.mkdtemp(prefix="wab-", dir="/tmp"))
     env = {**os.environ, "WINARM_RUN_DIR": str(run_base)}

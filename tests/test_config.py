@@ -190,3 +190,23 @@ def test_vnc_address_from_the_environment(tmp_path: Path, host: HostFacts) -> No
     assert load_config(base, {"VNC": "0.0.0.0"}, host).vnc == "0.0.0.0"
     with pytest.raises(UserError, match="VNC address 'localhost,to=1' is not an IP address"):
         load_config(base, {"VNC": "localhost,to=1"}, host)
+
+
+def test_host_memory_is_meminfo_capped_by_the_container_s_cgroup_limit(tmp_path: Path) -> None:
+    """The host probe reads /proc/meminfo and the cgroup v2 limit itself (not psutil, which shows the host's
+    memory inside a container with ``--memory``): a limit below the host's RAM caps total and available."""
+    from winarm.host import memory
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16384000 kB\nMemFree:  100 kB\nMemAvailable:   12288000 kB\n")
+    cgroup = tmp_path / "cgroup"
+    (cgroup / "box").mkdir(parents=True)
+    (cgroup / "box" / "memory.max").write_text(f"{4 * GiB}\n")
+    (cgroup / "box" / "memory.current").write_text(f"{1 * GiB}\n")
+    membership = tmp_path / "self-cgroup"
+    membership.write_text("0::/box\n")
+    assert memory(meminfo, cgroup, membership) == (4 * GiB, 3 * GiB)
+    (cgroup / "box" / "memory.max").write_text("max\n")
+    assert memory(meminfo, cgroup, membership) == (16384000 * 1024, 12288000 * 1024), "no limit: the host's"
+    assert memory(meminfo, cgroup, tmp_path / "no-such-file") == (16384000 * 1024, 12288000 * 1024)
+
