@@ -11,9 +11,7 @@ import asyncio
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,20 +24,6 @@ from .vmtools import Up, fill, mounted_tmpfs, winarm
 
 VM = ["--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--no-secure-boot", "--timeout", "60", "--no-tpm",
       "--no-share"]
-
-
-def wait_event(vm: Up, kind: str, name: str | None, timeout: float) -> dict[str, Any]:
-    """The first event of ``kind`` (and guest event ``name``) in the VM's phase log, waited for as it is
-    written; fails with what winarm printed if it does not come or winarm ends first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for event in vm.events():
-            if event.get("kind") == kind and (name is None or event.get("name") == name):
-                return event
-        if vm.proc.poll() is not None:
-            break
-        vm._read(min(deadline, time.monotonic() + 0.5))  # wait on winarm's output, at most half a second
-    raise AssertionError(f"no {kind} {name or ''} event within {timeout} s:\n" + "\n".join(vm.lines))
 
 
 def test_the_phase_log_keeps_events_while_the_storage_is_full_and_writes_them_in_order_after(tmp_path: Path) -> None:
@@ -113,7 +97,7 @@ def test_a_full_storage_pauses_the_vm_and_it_goes_on_when_there_is_room(
         disk = storage / "t" / "disk.qcow2"
         vm = Up(storage, run_base, *VM)
         try:
-            wait_event(vm, "guest-event", "guest-writing", 300)
+            vm.wait_event("guest-event", "guest-writing", 300)
             fill(storage)  # the guest's next new cluster finds no room
             vm.wait_line("is full: the VM is paused, nothing is lost", 300)
             paused = vm.status()

@@ -101,6 +101,19 @@ class Up:
 
         return read_events(self.storage / self.name / "events.jsonl")
 
+    def wait_event(self, kind: str, name: str | None, timeout: float) -> dict[str, Any]:
+        """The first event of ``kind`` (and ``name``, for markers and guest events) in the phase log, waited for
+        as it is written; fails with what winarm printed if it does not come or winarm ends first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.events():
+                if event.get("kind") == kind and (name is None or event.get("name") == name):
+                    return event
+            if self.proc.poll() is not None:
+                break
+            self._read(min(deadline, time.monotonic() + 0.5))  # what winarm prints meanwhile, half a second at most
+        raise AssertionError(f"no {kind} {name or ''} event within {timeout} s:\n" + "\n".join(self.lines))
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)

@@ -413,8 +413,7 @@ def _disk_size(state_dir: Path, disk_format: str, disk_text: str, allocate: bool
     existing = _existing_image_size(image)
     allocated = image.stat().st_blocks * 512 if existing is not None else 0
     new_vars = not (state_dir / "efivars.fd").exists()
-    free = free_disk(storage) - (UEFI_VARS_SIZE if new_vars else 0)
-    free = max(0, free)
+    free = max(0, free_disk(storage) - (UEFI_VARS_SIZE if new_vars else 0))
     disk_size = parse_size(disk_text, "disk size", relative_to=free + allocated)
     if disk_size < MIN_DISK:
         raise UserError(f"disk size {disk_text!r} is too small: use at least {format_size(MIN_DISK)}")

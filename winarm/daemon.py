@@ -245,8 +245,7 @@ class Daemon:
             self.say(f"disk error ({io_error_summary(data)}): the guest was told; see {self.paths.qemu_log}")
 
     async def _resume_when_room(self) -> None:
-        free = await wait_for_room(self.cfg.storage)
-        self.events.flush()
+        free = await wait_for_room(self.cfg.storage)  # the events kept meanwhile go out with the next record
         if self._facts_unsaved:
             self._save_facts()
         try:

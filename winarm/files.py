@@ -1,4 +1,5 @@
-"""Writing a file the user named so that it is either wholly there or not changed at all."""
+"""Writing files safely: a file the user named either wholly there or not changed at all, and appends to a log
+that never raise when the storage is full."""
 
 from __future__ import annotations
 
@@ -34,3 +35,15 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, what: str = "fil
     except OSError as error:
         Path(temp).unlink(missing_ok=True)
         raise UserError(f"cannot write {str(path)!r}: {error.strerror}") from None
+
+
+def append_some(fd: int, data: bytes) -> tuple[int, OSError | None]:
+    """Write ``data`` to ``fd`` (opened for appending) until done or a write fails (a full storage); return
+    how many bytes were written and the error, if any. Never raises for a failed write."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except OSError as error:
+            return len(data) - len(view), error
+    return len(data), None

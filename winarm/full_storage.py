@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import SPARSE_RUN_ROOM
+from .files import append_some
 from .host import free_disk
 
 RESUME_ROOM = SPARSE_RUN_ROOM
@@ -56,22 +57,12 @@ class ConsoleLog:
     def write(self, data: bytes) -> None:
         """Append ``data``, or count what could not be written as lost; never raises for a failed write."""
         if self.lost:
-            note = f"\n[winarm: {self.lost} bytes of console output not logged: the storage was full]\n"
-            if self._write_all(note.encode()):
+            note = f"\n[winarm: {self.lost} bytes of console output not logged: the storage was full]\n".encode()
+            if append_some(self._fd, note)[1] is not None:
                 self.lost += len(data)
                 return
             self.lost = 0
-        self.lost += self._write_all(data)
-
-    def _write_all(self, data: bytes) -> int:
-        """Write ``data``; return how many of its bytes could not be written (0: all were)."""
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(self._fd, view):]
-            except OSError:
-                break
-        return len(view)
+        self.lost += len(data) - append_some(self._fd, data)[0]
 
     def close(self) -> None:
         os.close(self._fd)

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .files import append_some
+
 Event = dict[str, Any]
 
 BOUNDARY_KINDS = ("running", "boot-device", "marker", "reset", "stop-requested", "powerdown-requested", "exit")
@@ -131,9 +133,9 @@ def _with_pauses(phases: list[Phase], events: list[Event]) -> list[Phase]:
     for phase in phases:
         paused = 0.0
         for start, end in spans:
-            stop = phase.end if end is None else end if phase.end is None else min(end, phase.end)
-            if stop is not None:
-                paused += max(0.0, stop - max(start, phase.start))
+            ends = [t for t in (end, phase.end) if t is not None]  # an open span or phase ends with the other
+            if ends:
+                paused += max(0.0, min(ends) - max(start, phase.start))
         out.append(replace(phase, paused=round(paused, 6)) if paused else phase)
     return out
 
@@ -175,15 +177,9 @@ class EventLog:
 
     def flush(self) -> bool:
         """Write what is waiting; True when the file holds every event. Never raises for a failed write."""
-        while self._pending:
-            try:
-                written = os.write(self._fd, self._pending)
-            except OSError as error:
-                self.write_error = error
-                return False
-            self._pending = self._pending[written:]
-        self.write_error = None
-        return True
+        written, self.write_error = append_some(self._fd, self._pending)
+        self._pending = self._pending[written:]
+        return self.write_error is None
 
     def close(self) -> None:
         self.flush()
