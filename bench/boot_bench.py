@@ -26,7 +26,7 @@ def winarm_output(*args: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from winarm.cli import main as winarm_main
+    from winarm.cli.main import main as winarm_main
 
     args = list(argv)
     if not any(a == "--iso" or a.startswith("--iso=") for a in args) and not os.environ.get("BOOT"):

@@ -27,7 +27,7 @@ owns, FAT copies that differ, a file size that disagrees with its cluster chain 
 cluster was not written. That is the file system's nature, not damage to the image: the image is judged by
 ``qemu-img check``, and the guest's check must see what the host's fsck sees in the image. The file system is
 judged by what fsck.fat finds: every finding after a kill must be of those kinds
-(``winarm.testbed.disk_image.classify``), the guest's repair at boot (``fsck.fat -a``, as Windows runs chkdsk
+(``winarm_testbed.disk_image.classify``), the guest's repair at boot (``fsck.fat -a``, as Windows runs chkdsk
 on a dirty volume) must leave it clean, a kill before ``ready`` (nothing mounted read-write) must leave a clean
 file system when the boot's own check had left it clean, and a graceful stop must leave it clean.
 
@@ -57,9 +57,9 @@ from typing import Any
 
 import psutil
 
-from winarm.testbed.disk_image import classify, fsck_image
-from winarm.testbed.write_load import set_write_load
-from winarm.watch import IN_CLOSE_WRITE, IN_CREATE, IN_MODIFY, IN_MOVED_TO, Watch
+from winarm.vm.watch import IN_CLOSE_WRITE, IN_CREATE, IN_MODIFY, IN_MOVED_TO, Watch
+from winarm_testbed.disk_image import classify, fsck_image
+from winarm_testbed.write_load import set_write_load
 
 WINARM = [sys.executable, "-m", "winarm"]
 NAME = "crash"
@@ -312,7 +312,7 @@ class Round:
     host_fsck: dict[str, list[str]] = field(default_factory=dict)
     """The host's fsck.fat -n of the image after the kill: findings by partition (clean ones left out)."""
     kinds: dict[str, int] = field(default_factory=dict)
-    """Those findings by kind (winarm.testbed.disk_image.classify)."""
+    """Those findings by kind (winarm_testbed.disk_image.classify)."""
     clean_at_kill: bool = False
     """The file systems were clean and not mounted read-write at the kill: the next check must say clean."""
     next_fsck: list[str] = field(default_factory=list)
@@ -576,11 +576,11 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     cache = Path(os.environ.get("WINARM_CACHE") or Path.home() / ".cache" / "winarm")
     if args.iso is None:
-        from winarm.testbed.windows_iso import build_windows_testbed
+        from winarm_testbed.windows_iso import build_windows_testbed
 
         args.iso = build_windows_testbed(cache, log=lambda line: None)
     if args.drivers is None:
-        from winarm.testbed.virtio_tree import make_fake_virtio_tree
+        from winarm_testbed.virtio_tree import make_fake_virtio_tree
 
         args.drivers = make_fake_virtio_tree(work / "virtio-win")
     runner = Rounds(args, work, args.iso, args.drivers)

@@ -12,7 +12,7 @@ it with ``winarm down`` (``--timeout 1``: the firmware ignores the power button,
 - run entries: entries under the run-directory base (should be 0: the run dir is removed at stop);
 - storage entries: files and directories below the VM's state directory, except the event-log history;
 - history logs: the earlier starts' event logs in ``history/`` (one more per start until the cap of
-  ``winarm.launch.HISTORY_KEEP``, then the same);
+  ``winarm.vm.launch.HISTORY_KEEP``, then the same);
 - logs KiB: the size of the state directory's ``*.log`` (qemu.log and serial.log are appended to at each start);
 - daemon MiB / daemon fds: the ``winarm up`` process's RSS and open fds while running;
 - seconds: the whole cycle, from spawning ``winarm up`` to its exit.
@@ -44,7 +44,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from winarm.launch import HISTORY_KEEP  # noqa: E402
+from winarm.vm.launch import HISTORY_KEEP  # noqa: E402
 
 WINARM = [sys.executable, "-m", "winarm"]
 FIRMWARE_ONLY = ["--ram", "256M", "--cpus", "1", "--disk-size", "64M", "--no-tpm", "--no-secure-boot",

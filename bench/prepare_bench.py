@@ -47,12 +47,12 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from winarm import host  # noqa: E402
-from winarm.answer_media import build_answer_medium, medium_files  # noqa: E402
-from winarm.config import ENV_NAMES, load_config  # noqa: E402
-from winarm.install import InstallPlan, plan_install  # noqa: E402
-from winarm.testbed.virtio_tree import make_fake_virtio_tree  # noqa: E402
-from winarm.testbed.wim_image import build_bridge_iso  # noqa: E402
+from winarm.answer.medium import build_answer_medium, medium_files  # noqa: E402
+from winarm.answer.plan import InstallPlan, plan_install  # noqa: E402
+from winarm.config import host  # noqa: E402
+from winarm.config.vm import ENV_NAMES, load_config  # noqa: E402
+from winarm_testbed.virtio_tree import make_fake_virtio_tree  # noqa: E402
+from winarm_testbed.wim_image import build_bridge_iso  # noqa: E402
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -352,7 +352,7 @@ def main() -> int:
                         slow.add(f"remaster-{step}-{size}", seconds)
                     if index == 0:  # the rebuilt ISO must still be what it claims: editions, answer file
                         out = scratch / "remastered.iso"
-                        from winarm.isoread import inspect_iso
+                        from winarm.media.iso import inspect_iso
 
                         info = inspect_iso(out)
                         listing = run(["7z", "l", str(out), "Autounattend.xml"]).stdout.decode(errors="replace")

@@ -3,7 +3,7 @@
 the same data, smbd's start to accepting, and a guest's SMB session setup, side by side in one run.
 
 winarm's smbd is started exactly as ``winarm up`` starts it (``Smbd.write_files``, ``Smbd.start``,
-``Smbd.wait_ready``: the config, nss_wrapper identity files and guest login of :mod:`winarm.samba`), sharing a
+``Smbd.wait_ready``: the config, nss_wrapper identity files and guest login of :mod:`winarm.services.smbd`), sharing a
 folder owned by ``--uid``:``--gid`` (default: the invoking user behind sudo, else 1000) under a 0755 directory in
 /tmp. The client is smbprotocol's ``smbclient`` as a guest (NTLM, unsigned, no encryption), on 127.0.0.1 at smbd's
 own port: no QEMU, no socat relay, no guest network, so this is the ceiling the share itself allows.
@@ -68,8 +68,8 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from winarm.samba import Smbd, check_available, free_port  # noqa: E402
-from winarm.share_config import Share, ShareSettings  # noqa: E402
+from winarm.config.share import Share, ShareSettings  # noqa: E402
+from winarm.services.smbd import Smbd, check_available, free_port  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from winarm.config import GiB
-from winarm.host import HostFacts
+from winarm.config.host import HostFacts
+from winarm.config.vm import GiB
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ def cache_dir() -> Path:
 def guest_iso() -> Path:
     """The plain test guest ISO (built from Debian packages, cached). Missing prerequisites fail loudly here:
     `make test` builds the guest first, so a failure means the build itself is broken."""
-    from winarm.testbed.guest import build_guest
+    from winarm_testbed.guest import build_guest
 
     return build_guest(cache_dir(), log=lambda line: None)
 
@@ -65,7 +65,7 @@ def guest_iso() -> Path:
 @pytest.fixture(scope="session")
 def testbed_iso() -> Path:
     """The Windows-shaped test ISO: UDF bridge, install.wim, the guest that plays Windows Setup."""
-    from winarm.testbed.windows_iso import build_windows_testbed
+    from winarm_testbed.windows_iso import build_windows_testbed
 
     return build_windows_testbed(cache_dir(), log=lambda line: None)
 
@@ -74,7 +74,7 @@ def testbed_iso() -> Path:
 def placeholder_drivers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtio-win tree with the real layout and names but placeholder files (the real drivers cannot be
     downloaded here)."""
-    from winarm.testbed.virtio_tree import make_fake_virtio_tree
+    from winarm_testbed.virtio_tree import make_fake_virtio_tree
 
     return make_fake_virtio_tree(tmp_path_factory.mktemp("virtio") / "virtio-win")
 

@@ -1,7 +1,7 @@
 """The driver catalog, picking drivers from a virtio-win tree, and the answer medium read back by other tools.
 
 The virtio-win drivers cannot be downloaded here: the tree is a stand-in with the real layout and names
-(winarm.testbed.virtio_tree), which is all winarm reads of it.
+(winarm_testbed.virtio_tree), which is all winarm reads of it.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from pathlib import Path
 import pycdlib
 import pytest
 
-from winarm.answer_media import build_answer_medium, medium_files
-from winarm.drivers import load_catalog, pick_drivers, storage_driver_for
+from winarm.answer.medium import build_answer_medium, medium_files
+from winarm.answer.render import AnswerSettings, decode_password, validate
 from winarm.errors import UserError
-from winarm.testbed.virtio_tree import make_fake_virtio_tree
-from winarm.unattend import AnswerSettings, decode_password, validate
+from winarm.media.drivers import load_catalog, pick_drivers, storage_driver_for
+from winarm_testbed.virtio_tree import make_fake_virtio_tree
 
 
 @pytest.fixture

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from winarm import disk
-from winarm.config import GiB, MiB
+from winarm.config.vm import GiB, MiB
 from winarm.errors import RuntimeFailure
-from winarm.firmware import ensure_vars, find_firmware
-from winarm.testbed.wim_image import build_bridge_iso
+from winarm.qemu import disk
+from winarm.qemu.firmware import ensure_vars, find_firmware
+from winarm_testbed.wim_image import build_bridge_iso
 
 from .vmtools import fill, mounted_tmpfs, tree_digest
 

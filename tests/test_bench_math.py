@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from winarm.bench import (
+from winarm.bench.runs import (
     Variant,
     by_phase,
     format_table,

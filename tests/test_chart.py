@@ -15,8 +15,8 @@ from xml.etree.ElementTree import Element
 import pytest
 from defusedxml.ElementTree import fromstring
 
-from winarm.chart import FALLBACK_COLORS, PHASE_COLORS, benchmark_chart, chart_paths, phase_color, phases_chart
 from winarm.errors import RuntimeFailure, UserError
+from winarm.timeline.chart import FALLBACK_COLORS, PHASE_COLORS, benchmark_chart, chart_paths, phase_color, phases_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -226,7 +226,7 @@ def test_phases_chart_one_row_per_phase(tmp_path: Path) -> None:
 def test_unknown_phase_colour_is_stable_across_processes() -> None:
     """No salted hash() and no eager matplotlib import: two interpreters, two hash seeds, one answer."""
     code = (
-        "import sys, winarm.chart as c;"
+        "import sys, winarm.timeline.chart as c;"
         "print(c.phase_color('boot-net'), c.phase_color('my-marker'), 'matplotlib' in sys.modules)"
     )
     answers = set()
@@ -236,7 +236,7 @@ def test_unknown_phase_colour_is_stable_across_processes() -> None:
         answers.add(done.stdout.strip())
     assert len(answers) == 1
     net, marker, imported = answers.pop().split()
-    assert imported == "False", "import winarm.chart pulled in matplotlib"
+    assert imported == "False", "import winarm.timeline.chart pulled in matplotlib"
     assert net in FALLBACK_COLORS and marker in FALLBACK_COLORS
     assert net == phase_color("boot-net")
     assert phase_color("firmware") == PHASE_COLORS["firmware"]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from winarm.config import GiB, MiB, format_size, load_config, parse_cpus, parse_size
+from winarm.config.host import HostFacts, choose_accel
+from winarm.config.vm import GiB, MiB, format_size, load_config, parse_cpus, parse_size
 from winarm.errors import UserError
-from winarm.host import HostFacts, choose_accel
 
 
 @pytest.mark.parametrize(
@@ -195,7 +195,7 @@ def test_vnc_address_from_the_environment(tmp_path: Path, host: HostFacts) -> No
 def test_host_memory_is_meminfo_capped_by_the_container_s_cgroup_limit(tmp_path: Path) -> None:
     """The host probe reads /proc/meminfo and the cgroup v2 limit itself (not psutil, which shows the host's
     memory inside a container with ``--memory``): a limit below the host's RAM caps total and available."""
-    from winarm.host import memory
+    from winarm.config.host import memory
 
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:       16384000 kB\nMemFree:  100 kB\nMemAvailable:   12288000 kB\n")

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kv
 
-from winarm.config import ENV_NAMES
-from winarm.share_config import ENV_NAMES as SHARE_ENV_NAMES
+from winarm.config.share import ENV_NAMES as SHARE_ENV_NAMES
+from winarm.config.vm import ENV_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 KNOWN_ENV = {name for names in [*ENV_NAMES.values(), *SHARE_ENV_NAMES.values()] for name in names} | {"KVM"}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from winarm.download import fetch, file_name, is_url
 from winarm.errors import RuntimeFailure, UserError
+from winarm.media.download import fetch, file_name, is_url
 
 from .vmtools import winarm
 

@@ -8,7 +8,7 @@ import queue
 import threading
 from pathlib import Path
 
-from winarm.follow import follow_phases
+from winarm.timeline.follow import follow_phases
 
 
 def append(log: Path, event: dict[str, object]) -> None:

@@ -1,7 +1,7 @@
 """The storage fills up under a running VM: QEMU pauses it, winarm says so, nothing is lost, and it goes on.
 
 Real parts throughout: the Windows-shaped testbed installed by winarm, its disk moved onto a real small tmpfs,
-the guest's write load (``winarm.testbed.write_load``) growing the sparse qcow2, and the tmpfs then filled to
+the guest's write load (``winarm_testbed.write_load``) growing the sparse qcow2, and the tmpfs then filled to
 the last byte from the host, as a container's /storage volume fills.
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from winarm.full_storage import ConsoleLog, wait_for_room
-from winarm.phases import EventLog, read_events
-from winarm.testbed.disk_image import fsck_image
-from winarm.testbed.write_load import set_write_load
+from winarm.timeline.phases import EventLog, read_events
+from winarm.vm.full_storage import ConsoleLog, wait_for_room
+from winarm_testbed.disk_image import fsck_image
+from winarm_testbed.write_load import set_write_load
 
 from .vmtools import Up, fill, mounted_tmpfs, winarm
 

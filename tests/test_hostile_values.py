@@ -20,16 +20,16 @@ from defusedxml import ElementTree
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from winarm.answer_media import medium_files, write_iso
-from winarm.config import load_config
-from winarm.drivers import DRIVER_FILE_RE, pick_drivers
+from winarm.answer.medium import medium_files, write_iso
+from winarm.answer.render import AnswerSettings, check_settings, decode_password, render, validate
+from winarm.config.host import HostFacts
+from winarm.config.paths import VmPaths
+from winarm.config.vm import load_config
 from winarm.errors import UserError
-from winarm.firmware import Firmware
-from winarm.host import HostFacts
-from winarm.paths import VmPaths
-from winarm.qemu_argv import Endpoints, build_argv
-from winarm.testbed.virtio_tree import make_fake_virtio_tree
-from winarm.unattend import AnswerSettings, check_settings, decode_password, render, validate
+from winarm.media.drivers import DRIVER_FILE_RE, pick_drivers
+from winarm.qemu.argv import Endpoints, build_argv
+from winarm.qemu.firmware import Firmware
+from winarm_testbed.virtio_tree import make_fake_virtio_tree
 
 from .vmtools import Up, winarm
 

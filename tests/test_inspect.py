@@ -1,6 +1,6 @@
-"""Reading a Windows install ISO's editions without reading its image: winarm.wim, winarm.isoread, inspect.
+"""Reading a Windows install ISO's editions without reading its image: winarm.media.wim, winarm.media.iso, inspect.
 
-All fast (no QEMU): the ISOs are built by winarm.testbed.wim_image with pycdlib, padded images are sparse.
+All fast (no QEMU): the ISOs are built by winarm_testbed.wim_image with pycdlib, padded images are sparse.
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from winarm import isoread
-from winarm.cli import main
+from winarm.cli.main import main
 from winarm.errors import UserError
-from winarm.isoread import Edition, IsoInfo, inspect_iso
-from winarm.testbed.wim_image import build_bridge_iso
-from winarm.wim import (
+from winarm.media import iso as isoread
+from winarm.media.iso import Edition, IsoInfo, inspect_iso
+from winarm.media.wim import (
     HEADER_SIZE,
     MAX_XML_SIZE,
     ResourceHeader,
@@ -40,6 +39,7 @@ from winarm.wim import (
     wim_bytes,
     write_wim,
 )
+from winarm_testbed.wim_image import build_bridge_iso
 
 GiB = 1024**3
 EDITIONS = ("Windows 11 Home", "Windows 11 Pro")

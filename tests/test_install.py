@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from winarm.unattend import encode_password
+from winarm.answer.render import encode_password
 
 from .vmtools import Up, family, tree_digest, winarm
 

@@ -31,7 +31,7 @@ from typing import Any
 import psutil
 import pytest
 
-from winarm.launch import HISTORY_KEEP
+from winarm.vm.launch import HISTORY_KEEP
 
 from .vmtools import FIRMWARE_ONLY, WINARM, Up, family, live_names, winarm
 

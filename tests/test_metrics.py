@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from winarm.metrics import DaemonCollector
+from winarm.services.metrics import DaemonCollector
 
 from .vmtools import FIRMWARE_ONLY, Up, winarm
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from winarm.console import (
+from winarm.qemu.console import (
     LineSplitter,
     classify_device_path,
     parse_boot_entry,
@@ -13,7 +13,7 @@ from winarm.console import (
     parse_marker,
     strip_ansi,
 )
-from winarm.phases import (
+from winarm.timeline.phases import (
     EventLog,
     derive_phases,
     format_phase_line,

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from winarm.config import GiB, load_config
+from winarm.config.host import HostFacts
+from winarm.config.paths import VmPaths
+from winarm.config.vm import GiB, load_config
 from winarm.errors import RuntimeFailure, UserError
-from winarm.firmware import Firmware, ensure_vars, find_firmware
-from winarm.host import HostFacts
-from winarm.paths import VmPaths
-from winarm.qemu_argv import Endpoints, build_argv, opt
+from winarm.qemu.argv import Endpoints, build_argv, opt
+from winarm.qemu.firmware import Firmware, ensure_vars, find_firmware
 
 FW = Firmware("test", Path("/fw/CODE.fd"), Path("/fw/VARS.fd"), False, Path("/fw/x.json"))
 

@@ -18,9 +18,9 @@ import pytest
 import smbclient
 from smbprotocol.exceptions import LogonFailure, SMBException, SMBOSError
 
+from winarm.config.share import Share, ShareSettings
 from winarm.errors import RuntimeFailure
-from winarm.samba import Smbd
-from winarm.share_config import Share, ShareSettings
+from winarm.services.smbd import Smbd
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: smbd gives files another owner only as root")
 
@@ -257,8 +257,8 @@ def test_works_when_winarm_is_not_root(tmp_path: Path) -> None:
 import asyncio, os, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
 import smbclient
-from winarm.samba import Smbd
-from winarm.share_config import load_share_settings
+from winarm.services.smbd import Smbd
+from winarm.config.share import load_share_settings
 settings = load_share_settings({{"shared": ({str(shared)!r},)}}, {{}})
 smbd = Smbd(settings, __import__("pathlib").Path({str(base / "samba")!r}))
 smbd.write_files(); smbd.start()

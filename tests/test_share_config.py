@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from winarm.config.share import Share as ShareEntry
+from winarm.config.share import ShareSettings, check_path, load_share_settings, parse_mode
 from winarm.errors import UserError
-from winarm.samba import render_conf
-from winarm.share_config import Share as ShareEntry
-from winarm.share_config import ShareSettings, check_path, load_share_settings, parse_mode
+from winarm.services.smbd import render_conf
 
 
 def load(flags: dict[str, object] | None = None, env: dict[str, str] | None = None, *, euid: int = 0,
@@ -175,7 +175,7 @@ def test_an_empty_root_owned_folder_is_adopted_for_the_owner(share_root: Path, t
     os.chmod(share_root, 0o755)
     s = load({"shared": (str(share_root),), "uid": "1000", "gid": "1000"})
     assert s is not None and s.shares[0].adopt
-    from winarm.samba import Smbd
+    from winarm.services.smbd import Smbd
 
     Smbd(s, tmp_path / "samba").write_files()
     st = share_root.stat()

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from winarm.console import LineSplitter
+from winarm.qemu.console import LineSplitter
 
 from .conftest import cache_dir
 from .vmtools import winarm
@@ -34,7 +34,7 @@ EDITIONS = ["Windows 11 Home", "Windows 11 Pro"]
 
 @pytest.fixture(scope="session")
 def windows_iso() -> Path:
-    from winarm.testbed.windows_iso import build_windows_testbed
+    from winarm_testbed.windows_iso import build_windows_testbed
 
     return build_windows_testbed(cache_dir(), log=lambda line: None)
 
@@ -73,7 +73,7 @@ def test_testbed_is_a_udf_bridge_with_el_torito_and_editions(windows_iso: Path) 
     boot = re.search(r"El Torito boot img :\s+1\s+(\S+)\s+y\s+none", torito.stdout)
     assert boot and boot.group(1) == "UEFI", torito.stdout
 
-    from winarm.isoread import inspect_iso
+    from winarm.media.iso import inspect_iso
 
     info = inspect_iso(windows_iso)
     assert info.arch == "arm64" and info.image == "sources/install.wim"
@@ -82,14 +82,14 @@ def test_testbed_is_a_udf_bridge_with_el_torito_and_editions(windows_iso: Path) 
 
 
 def test_testbed_is_cached_and_keyed_by_padding(windows_iso: Path) -> None:
-    from winarm.testbed.windows_iso import build_windows_testbed
+    from winarm_testbed.windows_iso import build_windows_testbed
 
     started = time.monotonic()
     again = build_windows_testbed(cache_dir(), log=lambda line: None)
     assert again == windows_iso and time.monotonic() - started < 1.0
     padded = build_windows_testbed(cache_dir(), log=lambda line: None, wim_padding=3 << 30)
     assert padded != windows_iso
-    from winarm.isoread import inspect_iso
+    from winarm.media.iso import inspect_iso
 
     assert len(inspect_iso(padded).editions) == 2
     assert padded.stat().st_size > 3 << 30 and padded.stat().st_blocks * 512 < 1 << 30, "written sparsely"
@@ -270,7 +270,7 @@ def boot_with_answer(tmp_path: Path, run_base: Path, windows_iso: Path, answer: 
     run_dir = run_base / "t"
     vm_dir.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    from winarm.firmware import find_firmware
+    from winarm.qemu.firmware import find_firmware
 
     shutil.copyfile(find_firmware(False).vars_template, vm_dir / "efivars.fd")
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(vm_dir / "disk.qcow2"), "1G"], check=True)

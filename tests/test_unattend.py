@@ -20,9 +20,7 @@ from defusedxml import ElementTree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from winarm.cli_unattend import unattend
-from winarm.errors import RuntimeFailure, UserError
-from winarm.unattend import (
+from winarm.answer.render import (
     DRIVERS_PASSES,
     MEDIUM_DRIVERS_DIR,
     MEDIUM_MARKER,
@@ -37,6 +35,8 @@ from winarm.unattend import (
     render_driver_script,
     validate,
 )
+from winarm.cli.unattend import unattend
+from winarm.errors import RuntimeFailure, UserError
 
 NS = {"u": "urn:schemas-microsoft-com:unattend"}
 WCM = "{http://schemas.microsoft.com/WMIConfig/2002/State}"
@@ -419,7 +419,7 @@ def test_both_edition_forms_refused() -> None:
 
 
 def test_render_refuses_its_own_invalid_output(monkeypatch: pytest.MonkeyPatch) -> None:
-    import winarm.unattend as module
+    import winarm.answer.render as module
 
     monkeypatch.setattr(module, "DESKTOP_READY_COMMAND", "x" * 1100)
     with pytest.raises(RuntimeFailure, match=r"\[max-length\]"):
@@ -746,7 +746,7 @@ def test_cli_validate(runner: CliRunner, tmp_path: Path, base: str) -> None:
 
 
 def test_cli_registered_on_main(runner: CliRunner) -> None:
-    from winarm.cli import main
+    from winarm.cli.main import main
 
     result = runner.invoke(main, ["unattend", "render", "--computer-name", "BOX-1"])
     assert result.exit_code == 0, result.output

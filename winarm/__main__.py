@@ -1,5 +1,5 @@
 """``python -m winarm``: the same as the ``winarm`` command."""
 
-from .cli import main
+from winarm.cli.main import main
 
 main()

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import UserError
+from winarm.errors import UserError
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o600, what: str = "file") -> None:

@@ -1,0 +1,100 @@
+"""From a configuration and a Windows ISO to what an unattended install needs: the answer settings and drivers.
+
+Everything here reads and checks; nothing is written, so a refused install leaves no trace. The answer medium
+itself is written by :mod:`winarm.answer.medium` once the VM is locked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from winarm.answer.render import AnswerSettings, check_settings
+from winarm.config.vm import Config
+from winarm.errors import UserError
+from winarm.media.drivers import DriverSelection, pick_drivers, resolve_tree
+from winarm.media.iso import Edition, IsoInfo, inspect_iso
+
+WINDOWS_11_FIRST_BUILD = 22000
+
+
+@dataclass(frozen=True)
+class InstallPlan:
+    """The ISO's facts, the answer-file settings and the drivers for one install."""
+
+    info: IsoInfo
+    edition: Edition
+    settings: AnswerSettings
+    selection: DriverSelection
+
+
+def choose_edition(info: IsoInfo, wanted: str | None) -> Edition:
+    """The edition by index (``2``) or name (``Windows 11 Pro``, any case), or the ISO's default (the first
+    Pro edition). Raises :class:`UserError` listing what the ISO offers."""
+    if wanted is None:
+        return info.default_edition()
+    offered = ", ".join(f"{e.index} ({e.name})" for e in info.editions)
+    if wanted.strip().isdigit():
+        match = [e for e in info.editions if e.index == int(wanted)]
+    else:
+        match = [e for e in info.editions if e.name.lower() == wanted.strip().lower()]
+    if not match:
+        raise UserError(f"edition {wanted!r} is not on this ISO: choose one of {offered}")
+    return match[0]
+
+
+def windows_version(edition: Edition) -> str:
+    """``11`` from build 22000 on, else ``10``."""
+    digits = "".join(ch for ch in edition.build.split(".")[0] if ch.isdigit())
+    return "11" if digits and int(digits) >= WINDOWS_11_FIRST_BUILD else "10"
+
+
+def answer_settings(cfg: Config, *, edition: Edition, has_drivers: bool) -> AnswerSettings:
+    """The answer-file settings a configuration asks for. Raises :class:`UserError` for values Windows
+    refuses (username, computer name, language...)."""
+    settings = AnswerSettings(
+        windows=windows_version(edition),
+        username=cfg.username,
+        password=cfg.password,
+        computer_name=cfg.computer_name,
+        language=cfg.language,
+        keyboard=cfg.keyboard,
+        edition_index=edition.index,
+        product_key=cfg.product_key,
+        tpm=cfg.tpm,
+        secure_boot=cfg.secure_boot,
+        drivers_pass=cfg.drivers_pass,
+        has_drivers=has_drivers,
+        shares=tuple(share.name for share in cfg.share.shares) if cfg.share else (),
+        share_user=cfg.share.user if cfg.share else None,
+        share_password=cfg.share.password if cfg.share else None,
+    )
+    check_settings(settings)
+    return settings
+
+
+def select_drivers(cfg: Config, windows: str, scratch: Path | None = None) -> DriverSelection:
+    """The drivers from ``--drivers``; without it, only an NVMe disk can be installed to (Windows has its
+    NVMe driver; a virtio disk is invisible to Setup). Raises :class:`UserError`."""
+    if cfg.drivers is None:
+        if cfg.disk_bus != "nvme":
+            raise UserError(
+                f"no virtio drivers given: Setup cannot see a {cfg.disk_bus} disk without them; pass --drivers "
+                "(the virtio-win ISO or its extracted folder, env DRIVERS) or use --disk-bus nvme"
+            )
+        return DriverSelection()
+    tree = resolve_tree(cfg.drivers, scratch)
+    return pick_drivers(tree, windows=windows, disk_bus=cfg.disk_bus, drivers_pass=cfg.drivers_pass)
+
+
+def plan_install(cfg: Config, facts: dict[str, Any], scratch: Path | None = None) -> InstallPlan | None:
+    """What the install needs, or None when there is nothing to install (no ISO, or the install already
+    completed on this disk). Raises :class:`UserError` for a bad ISO, edition, setting or driver tree."""
+    if cfg.iso is None or facts.get("install_complete"):
+        return None
+    info = inspect_iso(cfg.iso)
+    edition = choose_edition(info, cfg.edition)
+    selection = select_drivers(cfg, windows_version(edition), scratch)
+    settings = answer_settings(cfg, edition=edition, has_drivers=bool(selection.others))
+    return InstallPlan(info, edition, settings, selection)

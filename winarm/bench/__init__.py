@@ -1,0 +1,1 @@
+"""The boot benchmark behind 'winarm bench': variants, runs and their statistics."""

@@ -1,0 +1,1 @@
+"""The 'winarm' command: thin commands over the rest, with one error handler."""

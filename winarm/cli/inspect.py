@@ -1,0 +1,45 @@
+"""``winarm inspect ISO [--json]``: what an install ISO holds, read in milliseconds without reading the image.
+
+Exit status: 0 the ISO is usable (or, with ``--json``, was read at all: an x64 ISO is printed with its arch);
+2 with one line ``winarm: ...`` on stderr for a file that is not usable Windows for ARM64 media.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from winarm.errors import UserError
+
+__all__ = ["inspect"]
+
+
+@click.command("inspect")
+@click.argument("iso", type=click.Path(path_type=Path, dir_okay=True, exists=False))
+@click.option("--json", "as_json", is_flag=True, help='Print {"arch", "image", "editions": [...]} as JSON.')
+def inspect(iso: Path, as_json: bool) -> None:
+    """Show an install ISO's architecture, install image and editions (index, name, build, arch)."""
+    from winarm.media.iso import inspect_iso
+
+    try:
+        info = inspect_iso(iso, require_arm64=not as_json)
+    except UserError as error:
+        click.echo(f"winarm: {error}", err=True)
+        sys.exit(error.exit_code)
+    if as_json:
+        click.echo(json.dumps(info.as_json(), indent=2, ensure_ascii=False))
+        return
+    default = info.default_edition()
+    click.echo(f"ISO:      {iso}")
+    click.echo(f"arch:     {info.arch}")
+    click.echo(f"image:    {info.image}")
+    click.echo(f"editions: {len(info.editions)} (default: {default.index} {default.name})")
+    rows = [("index", "name", "build", "arch")]
+    rows += [(str(e.index), e.name, e.build or "-", e.arch) for e in info.editions]
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for row in rows:
+        cells = [row[0].rjust(widths[0])] + [cell.ljust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        click.echo("  ".join(cells).rstrip())

@@ -1,0 +1,109 @@
+"""Where one VM's files live: lasting state under the storage directory, sockets under the run directory."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from winarm.errors import UserError
+
+ANSWER_PREFIX = "answer-"
+
+SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
+
+
+@dataclass(frozen=True)
+class VmPaths:
+    """Every path of a VM, derived from its state and run directories."""
+
+    state_dir: Path
+    run_dir: Path
+    disk_format: str = "qcow2"
+
+    @property
+    def disk(self) -> Path:
+        return self.state_dir / f"disk.{self.disk_format}"
+
+    @property
+    def efivars(self) -> Path:
+        return self.state_dir / "efivars.fd"
+
+    @property
+    def tpm_state(self) -> Path:
+        return self.state_dir / "tpm"
+
+    @property
+    def events(self) -> Path:
+        """The phase clock's JSON-lines log of the running or last boot."""
+        return self.state_dir / "events.jsonl"
+
+    @property
+    def history(self) -> Path:
+        """Earlier boots' event logs, one file each."""
+        return self.state_dir / "history"
+
+    @property
+    def serial_log(self) -> Path:
+        return self.state_dir / "serial.log"
+
+    @property
+    def qemu_log(self) -> Path:
+        return self.state_dir / "qemu.log"
+
+    @property
+    def swtpm_log(self) -> Path:
+        return self.state_dir / "swtpm.log"
+
+    @property
+    def facts(self) -> Path:
+        """What winarm remembers about the VM between runs (for example: the disk has booted)."""
+        return self.state_dir / "vm.json"
+
+    @property
+    def lock(self) -> Path:
+        """Held (flock) by the daemon for as long as it runs this VM."""
+        return self.state_dir / ".lock"
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self.run_dir / "qmp.sock"
+
+    @property
+    def serial_socket(self) -> Path:
+        return self.run_dir / "serial.sock"
+
+    @property
+    def control_socket(self) -> Path:
+        """The daemon's own socket, which ``winarm status`` and ``winarm down`` talk to."""
+        return self.run_dir / "control.sock"
+
+    @property
+    def tpm_socket(self) -> Path:
+        return self.run_dir / "swtpm.sock"
+
+    @property
+    def daemon_pid(self) -> Path:
+        return self.run_dir / "winarm.pid"
+
+    def check_socket_lengths(self) -> None:
+        """Raise :class:`UserError` when a socket path would not fit in a unix socket address."""
+        longest = max(
+            (self.qmp_socket, self.serial_socket, self.control_socket, self.tpm_socket),
+            key=lambda p: len(os.fsencode(p)),
+        )
+        if len(os.fsencode(longest)) > SOCKET_PATH_MAX:
+            raise UserError(
+                f"run directory {str(self.run_dir)!r} is too long for unix sockets: "
+                "set WINARM_RUN_DIR to a shorter path"
+            )
+
+
+def remove_answer_media(directory: Path, keep: Path | None = None) -> list[Path]:
+    """Delete every answer medium in ``directory`` except ``keep``; returns what was deleted."""
+    removed = []
+    for stale in directory.glob(f"{ANSWER_PREFIX}*.iso"):
+        if stale != keep:
+            stale.unlink(missing_ok=True)
+            removed.append(stale)
+    return removed

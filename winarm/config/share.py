@@ -1,0 +1,333 @@
+"""The shared folders' settings: which host directories, under which names, owned by whom, with which modes.
+
+Parsed from flags, then environment variables (the anchor's ``SHARED``/``SAMBA``, ``UID``/``GID`` and the
+``PUID``/``PGID`` convention), then defaults, and checked against the host before anything starts. Every bad
+value raises :class:`~winarm.errors.UserError` with one line naming it and the fix; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from winarm.config.values import bind_error, parse_bool, pick
+from winarm.errors import UserError
+
+CONTAINER_SHARE = Path("/shared")
+"""Shared by default when it exists (the container's volume)."""
+DEFAULT_SHARE_NAME = "Data"
+GUEST_ADDRESS = "10.0.2.4"
+"""Where the guest reaches the share (``\\\\10.0.2.4\\Data``, also ``\\\\host.lan\\Data``), on TCP 445."""
+GUEST_HOSTNAME = "host.lan"
+GUEST_PORT = 445
+DESKTOP_READY_FILE = ".winarm-desktop-ready"
+"""Written to the first share at each logon; winarm takes it as the ``desktop-ready`` marker and deletes it."""
+SHARE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+RESERVED_SHARE_NAMES = {"global", "homes", "printers", "print$", "ipc$"}
+SHARE_USER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
+RESERVED_SHARE_USERS = {"guest", "nobody", "root", "administrator"}
+SHELL_SPECIAL = '"&<>|^%'
+"""Characters a password on a Windows command line could not carry safely (quotes, cmd.exe's operators)."""
+MAX_ID = 2**32 - 2
+MAX_SHARES = 8
+"""Drive letters Z: down to S: in the guest."""
+
+ENV_NAMES: dict[str, tuple[str, ...]] = {
+    "shared": ("SHARED",),
+    "share": ("SAMBA",),
+    "share_readonly": ("SAMBA_READONLY",),
+    "uid": ("UID", "PUID"),
+    "gid": ("GID", "PGID"),
+    "file_mode": ("SHARE_FILE_MODE",),
+    "dir_mode": ("SHARE_DIR_MODE",),
+    "share_user": ("SHARE_USER",),
+    "share_password": ("SHARE_PASSWORD",),
+    "share_port": ("SHARE_PORT",),
+}
+
+
+@dataclass(frozen=True)
+class Share:
+    """One host directory shared with the guest under ``name``."""
+
+    name: str
+    path: Path
+    readonly: bool = False
+    adopt: bool = False
+    """The folder is empty and the owner cannot write to it (a container runtime made it, root-owned): winarm,
+    as root, gives it to the owner before smbd starts."""
+
+    @property
+    def guest_unc(self) -> str:
+        return f"\\\\{GUEST_HOSTNAME}\\{self.name}"
+
+
+@dataclass(frozen=True)
+class ShareSettings:
+    """Everything the share's smbd needs. Files the guest creates belong to ``uid``:``gid`` with ``file_mode``,
+    folders with ``dir_mode``. Without ``user``, the guest logs in as a guest (no password)."""
+
+    shares: tuple[Share, ...]
+    uid: int
+    gid: int
+    file_mode: int = 0o664
+    dir_mode: int = 0o775
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    port: int | None = None
+    """The host port smbd listens on (loopback); None picks a free one at start."""
+
+    @property
+    def guest_login(self) -> bool:
+        return self.user is None
+
+
+def relay_command(port: int) -> str:
+    """What QEMU runs for each guest connection to ``10.0.2.4:445``: a byte relay to smbd's loopback port."""
+    return f"socat STDIO TCP4:127.0.0.1:{port}"
+
+
+def _pick(key: str, flags: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    return pick(key, flags, env, ENV_NAMES)
+
+
+def parse_mode(text: Any, what: str) -> int:
+    """An octal permission mode like ``0664``, ``664`` or ``0o664``, at most ``0777``. Raises :class:`UserError`."""
+    value = str(text).strip().lower().removeprefix("0o")
+    if not re.fullmatch(r"[0-7]{1,4}", value) or int(value, 8) > 0o777:
+        raise UserError(f"{what} {str(text)!r} is not a permission mode: use octal digits like 0664 or 0775")
+    return int(value, 8)
+
+
+def parse_id(text: Any, what: str) -> int:
+    """A numeric uid or gid. Raises :class:`UserError`."""
+    value = str(text).strip()
+    if not value.isdigit() or int(value) > MAX_ID:
+        raise UserError(f"{what} {value!r} is not a numeric id: use a number like 1000 (see 'id -u' and 'id -g')")
+    return int(value)
+
+
+def check_path(path: Path, what: str = "shared folder") -> None:
+    """Refuse a path smb.conf cannot hold: unprintable characters (a new line would start a new setting), ``%``
+    (Samba substitutes it), a trailing backslash (a line continuation) or trailing space (Samba trims it)."""
+    text = str(path)
+    if not text.isprintable():  # control characters, line and paragraph separators, undecodable bytes
+        raise UserError(f"{what} {ascii(text)} contains control characters: rename it or share another folder")
+    if "%" in text:
+        raise UserError(
+            f"{what} {text!r} contains '%', which Samba would substitute: rename it or share another folder"
+        )
+    if text.endswith(("\\", " ")):
+        raise UserError(f"{what} {text!r} ends with a backslash or a space: rename it or share another folder")
+
+
+def _parse_spec(spec: str, index: int) -> tuple[str | None, Path]:
+    """``DIR`` or ``NAME=DIR``; the name is taken only when what precedes ``=`` is a valid share name."""
+    head, sep, tail = spec.partition("=")
+    if sep and SHARE_NAME_RE.fullmatch(head) and "/" not in head:
+        return head, Path(tail)
+    if sep and "/" not in head:
+        raise UserError(
+            f"share name {ascii(head)} is not allowed: use 1-64 letters, digits, '.', '_' or '-' (like Data=/srv/data)"
+        )
+    return None, Path(spec)
+
+
+def _can_write(st: os.stat_result, uid: int, gid: int) -> bool:
+    """Whether ``uid``:``gid`` (no other groups) may create entries in a directory with this stat, as the
+    kernel decides for smbd working as that owner."""
+    if uid == 0:
+        return True
+    if st.st_uid == uid:
+        bits = stat.S_IWUSR | stat.S_IXUSR
+    elif st.st_gid == gid:
+        bits = stat.S_IWGRP | stat.S_IXGRP
+    else:
+        bits = stat.S_IWOTH | stat.S_IXOTH
+    return st.st_mode & bits == bits
+
+
+def _can_search(st: os.stat_result, uid: int, gid: int) -> bool:
+    if uid == 0:
+        return True
+    if st.st_uid == uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    if st.st_gid == gid:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
+
+
+def check_reachable(path: Path, uid: int, gid: int) -> None:
+    """Raise :class:`UserError` when ``uid``:``gid`` cannot walk down to ``path`` (a parent not searchable)."""
+    for parent in reversed(path.parents):
+        if not _can_search(parent.stat(), uid, gid):
+            raise UserError(
+                f"shared folder {str(path)!r} cannot be reached by uid {uid} gid {gid}: {str(parent)!r} has mode "
+                f"{parent.stat().st_mode & 0o7777:04o}; share a folder outside it or use --uid/--gid that may enter it"
+            )
+
+
+def check_share_login(user: str, password: str | None) -> None:
+    """Raise :class:`UserError` for a share user or password the guest's command lines cannot carry: a user that
+    is not 1-32 letters, digits, '.', '_' or '-' (or is guest, nobody, root, administrator), a missing password,
+    or one with spaces, control characters, non-ASCII, any of :data:`SHELL_SPECIAL` or over 127 characters."""
+    if not SHARE_USER_RE.fullmatch(user) or user.lower() in RESERVED_SHARE_USERS:
+        raise UserError(
+            f"share user {ascii(user)} is not allowed: use 1-32 letters, digits, '.', '_' or '-', starting with "
+            "a letter, not guest, nobody, root or administrator"
+        )
+    if not password:
+        raise UserError(f"share user {user!r} has no password: add --share-password (env SHARE_PASSWORD)")
+    if not password.isascii() or any(ord(c) < 33 or ord(c) == 127 or c in SHELL_SPECIAL for c in password):
+        raise UserError(
+            f"the share password must be printable ASCII without spaces or any of {SHELL_SPECIAL} (it goes on "
+            "'net use' and 'cmdkey' command lines in the guest): choose another"
+        )
+    if len(password) > 127:
+        raise UserError("the share password is longer than 127 characters: choose a shorter one")
+
+
+def check_port_free(port: int) -> None:
+    """Raise :class:`UserError` when something already listens on loopback ``port``."""
+    if bind_error("127.0.0.1", port) is not None:
+        raise UserError(
+            f"share port {port} on 127.0.0.1 is in use: choose another --share-port or leave it out (a free "
+            "port is picked)"
+        )
+
+
+def load_share_settings(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    *,
+    euid: int | None = None,
+    egid: int | None = None,
+) -> ShareSettings | None:
+    """The shares a ``winarm up`` asks for, checked; None when sharing is off (``--no-share``, ``SAMBA=N``, or no
+    ``--shared`` and no ``/shared`` directory).
+
+    Raises :class:`UserError` for a missing or non-directory folder, a folder the owner cannot write to (unless
+    read-only), a bad name, id, mode, user or port, two shares with one name, or (when winarm is not root) an
+    owner other than winarm's own user, which a non-root smbd cannot give files.
+    """
+    euid = os.geteuid() if euid is None else euid
+    egid = os.getegid() if egid is None else egid
+    enabled = _pick("share", flags, env)
+    if enabled is not None and not parse_bool(enabled, "SAMBA"):
+        return None
+    specs = flags.get("shared") or ()
+    if isinstance(specs, str):
+        specs = (specs,)
+    if not specs and env.get("SHARED", "").strip():
+        specs = (env["SHARED"],)
+    explicit = bool(specs)
+    if not specs:
+        if not CONTAINER_SHARE.is_dir():
+            return None
+        specs = (str(CONTAINER_SHARE),)
+    if len(specs) > MAX_SHARES:
+        raise UserError(f"{len(specs)} shared folders given: at most {MAX_SHARES} can be shared")
+
+    readonly = flags.get("share_readonly") is True or parse_bool(env.get("SAMBA_READONLY", "").strip() or False,
+                                                           "SAMBA_READONLY")
+    parsed: list[tuple[str, Path]] = []
+    unnamed = 0
+    for index, spec in enumerate(specs):
+        name, path = _parse_spec(str(spec), index)
+        if name is None:
+            unnamed += 1
+            if unnamed > 1:
+                raise UserError(
+                    f"shared folder {str(spec)!r} has no name and another one has none either: write NAME=DIR, "
+                    "like --shared Music=/srv/music"
+                )
+            name = DEFAULT_SHARE_NAME
+        if name.lower() in RESERVED_SHARE_NAMES:
+            raise UserError(f"share name {name!r} is reserved by Samba: choose another name")
+        if any(name.lower() == other.lower() for other, _ in parsed):
+            raise UserError(f"share name {name!r} is given twice: give each shared folder its own name")
+        path = path.expanduser()
+        check_path(path)
+        if not path.exists():
+            hint = "create it, or pass --no-share" if explicit else "create it"
+            raise UserError(f"shared folder {str(path)!r} does not exist: {hint}")
+        if not path.is_dir():
+            raise UserError(f"shared folder {str(path)!r} is not a directory: share a directory")
+        parsed.append((name, path.absolute()))
+
+    first = parsed[0][1].stat()
+    uid_value = _pick("uid", flags, env)
+    gid_value = _pick("gid", flags, env)
+    if euid == 0:
+        uid = parse_id(uid_value, "uid") if uid_value is not None else first.st_uid
+        gid = parse_id(gid_value, "gid") if gid_value is not None else first.st_gid
+    else:
+        uid = parse_id(uid_value, "uid") if uid_value is not None else euid
+        gid = parse_id(gid_value, "gid") if gid_value is not None else egid
+        if uid != euid:
+            raise UserError(
+                f"uid {uid}: winarm runs as uid {euid} and cannot give the share's files another owner: run winarm "
+                "as root, or leave out --uid/UID"
+            )
+        if gid != egid:
+            raise UserError(
+                f"gid {gid}: winarm runs with gid {egid} and cannot give the share's files another group: run "
+                "winarm as root, or leave out --gid/GID"
+            )
+
+    for _name, path in parsed:
+        check_reachable(path, uid, gid)
+    adopt: set[Path] = set()
+    if not readonly:
+        for _name, path in parsed:
+            if not _can_write(path.stat(), uid, gid):
+                if euid == 0 and not any(path.iterdir()):
+                    adopt.add(path)
+                    continue
+                raise UserError(
+                    f"shared folder {str(path)!r} is not writable by uid {uid} gid {gid}: chown it to {uid}:{gid}, "
+                    "choose --uid/--gid that may write there, or pass --share-readonly"
+                )
+
+    file_mode = parse_mode(_pick("file_mode", flags, env) or "0664", "file mode")
+    dir_mode = parse_mode(_pick("dir_mode", flags, env) or "0775", "directory mode")
+    if dir_mode & 0o700 != 0o700:
+        raise UserError(
+            f"directory mode {dir_mode:04o} does not let the owner enter and write its folders: use one like 0775"
+        )
+
+    user_value = _pick("share_user", flags, env)
+    password_value = _pick("share_password", flags, env)
+    user = str(user_value) if user_value is not None else None
+    password = str(password_value) if password_value is not None else None
+    if user is None and password is not None:
+        raise UserError("a share password was given without a share user: add --share-user NAME")
+    if user is not None:
+        check_share_login(user, password)
+
+    port_value = _pick("share_port", flags, env)
+    port: int | None = None
+    if port_value is not None:
+        text = str(port_value).strip()
+        if not text.isdigit() or not 1 <= int(text) <= 65535:
+            raise UserError(f"share port {text!r} is not a TCP port: use 1024-65535, or leave it out")
+        port = int(text)
+        if port < 1024 and euid != 0:
+            raise UserError(f"share port {port} needs root: use a port from 1024, or leave it out")
+        check_port_free(port)
+
+    return ShareSettings(
+        shares=tuple(Share(name, path, readonly, path in adopt) for name, path in parsed),
+        uid=uid,
+        gid=gid,
+        file_mode=file_mode,
+        dir_mode=dir_mode,
+        user=user,
+        password=password,
+        port=port,
+    )

@@ -1,0 +1,1 @@
+"""Reading install media: the ISO's UDF tree, WIM metadata, downloads, the virtio driver catalog."""

@@ -1,0 +1,1 @@
+"""QEMU itself: the command line, firmware, disk images, the QMP machine and the serial console."""

@@ -1,0 +1,165 @@
+"""The QEMU command line of a VM, built as a pure function of its configuration (no QEMU needed to test it).
+
+Layout choices, each for a reason recorded in NOTES.md:
+- install media on ``usb-storage`` behind ``qemu-xhci``: Windows PE reads USB mass storage without drivers;
+- the system disk before the CD in the boot order, and the NIC without a boot ROM, so the firmware never
+  spends minutes in PXE;
+- TCG with ``-cpu max,pauth-impdef=on``: pointer authentication emulated the cheap way (3-4x faster boots);
+- sockets handed over as already-listening file descriptors, so winarm can connect the moment QEMU starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from winarm.config.paths import VmPaths
+from winarm.config.share import GUEST_ADDRESS, GUEST_PORT, relay_command
+from winarm.config.vm import Config, MiB
+from winarm.qemu.firmware import Firmware
+
+Endpoint = int | Path
+"""A socket QEMU serves: an inherited listening file descriptor, or a path QEMU creates itself."""
+
+
+def opt(value: str | Path) -> str:
+    """Escape a value for QEMU's ``key=value,...`` option syntax: a comma is written twice."""
+    return str(value).replace(",", ",,")
+
+
+def _server(endpoint: Endpoint) -> str:
+    if isinstance(endpoint, int):
+        return f"fd={endpoint},server=on,wait=off"
+    return f"path={opt(endpoint)},server=on,wait=off"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """The sockets of one QEMU process."""
+
+    qmp: Endpoint
+    serial: Endpoint
+
+
+def cpu_args(accel: str, model: str | None = None) -> list[str]:
+    """Accelerator and CPU model: ``-cpu host`` under KVM; under TCG the ``max`` model with the
+    implementation-defined (cheap) pointer-authentication algorithm. ``model`` overrides the CPU model."""
+    if accel == "kvm":
+        return ["-accel", "kvm", "-cpu", model or "host"]
+    return ["-accel", "tcg,thread=multi", "-cpu", model or "max,pauth-impdef=on"]
+
+
+def disk_args(bus: str, image: Path, image_format: str, *, allocate: bool = False) -> list[str]:
+    """The system disk on ``bus`` (virtio-blk, virtio-scsi or nvme), first in the boot order.
+
+    A sparse image gives back what the guest trims (``discard=unmap``); a preallocated one (``allocate``) keeps
+    its reserved space. QEMU's default ``werror=enospc`` pauses the VM when the storage is full (see
+    :mod:`winarm.vm.full_storage`).
+    """
+    space = "discard=ignore,detect-zeroes=on" if allocate else "discard=unmap,detect-zeroes=unmap"
+    drive = ["-drive", f"if=none,id=disk0,file={opt(image)},format={image_format},cache=writeback,{space}"]
+    if bus == "nvme":
+        return [*drive, "-device", "nvme,drive=disk0,serial=winarm0,bootindex=0"]
+    if bus == "virtio-scsi":
+        return [*drive, "-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-hd,bus=scsi0.0,drive=disk0,bootindex=0"]
+    return [*drive, "-device", "virtio-blk-pci,drive=disk0,bootindex=0"]
+
+
+def media_args(media: Sequence[Path]) -> list[str]:
+    """Each install medium as a read-only CD on its own ``usb-storage`` device, after the disk in boot order."""
+    args: list[str] = []
+    for index, image in enumerate(media):
+        args += [
+            "-drive",
+            f"if=none,id=cd{index},file={opt(image)},format=raw,media=cdrom,readonly=on",
+            "-device",
+            f"usb-storage,id=media{index},bus=xhci.0,drive=cd{index},bootindex={index + 1}",
+        ]
+    return args
+
+
+def vnc_option(address: str, *, password: bool) -> str:
+    """VNC on ``address`` (IPv6 in brackets), the first free display from 5900. With ``password`` QEMU asks
+    for one; winarm sets it through QMP (``set_password``), so it never appears on the command line."""
+    host = f"[{address}]" if ":" in address else address
+    return f"{host}:0,to=99" + (",password=on" if password else "")
+
+
+def netdev_user(share_port: int | None) -> str:
+    """QEMU's user network; with a share, the guest's ``10.0.2.4:445`` is relayed to smbd's loopback port
+    (one relay process per guest connection, started by QEMU, ended with the connection)."""
+    if share_port is None:
+        return "user,id=net0"
+    return f"user,id=net0,guestfwd=tcp:{GUEST_ADDRESS}:{GUEST_PORT}-cmd:{opt(relay_command(share_port))}"
+
+
+def build_argv(
+    cfg: Config,
+    fw: Firmware,
+    paths: VmPaths,
+    endpoints: Endpoints,
+    *,
+    media: Sequence[Path] = (),
+    tpm_socket: Path | None = None,
+    share_port: int | None = None,
+) -> list[str]:
+    """The full argv (program first) of the VM described by ``cfg``. QEMU starts paused (``-S``): the caller
+    connects to QMP and the serial console, then continues it, so no output is ever missed."""
+    argv = [
+        cfg.qemu_binary,
+        "-name",
+        f"{cfg.name},debug-threads=on",
+        "-nodefaults",
+        "-no-user-config",
+        "-S",
+        "-machine",
+        "virt,gic-version=max",
+        *cpu_args(cfg.accel, cfg.cpu_model),
+        "-smp",
+        f"{cfg.cpus},sockets=1,cores={cfg.cpus},threads=1",
+        "-m",
+        f"{cfg.ram // MiB}M",
+        "-drive",
+        f"if=pflash,format=raw,unit=0,readonly=on,file={opt(fw.code)}",
+        "-drive",
+        f"if=pflash,format=raw,unit=1,file={opt(paths.efivars)}",
+        "-boot",
+        "menu=on,splash-time=0",
+        "-device",
+        "ramfb",
+        "-display",
+        "none",
+        "-vnc",
+        vnc_option(cfg.vnc, password=cfg.vnc_password is not None),
+        "-device",
+        "qemu-xhci,id=xhci",
+        "-device",
+        "usb-kbd,bus=xhci.0",
+        "-device",
+        "usb-tablet,bus=xhci.0",
+        *disk_args(cfg.disk_bus, paths.disk, cfg.disk_format, allocate=cfg.allocate),
+        *media_args(media),
+        "-netdev",
+        netdev_user(share_port),
+        "-device",
+        "virtio-net-pci,netdev=net0,romfile=",
+        "-chardev",
+        f"socket,id=serial0,{_server(endpoints.serial)}",
+        "-serial",
+        "chardev:serial0",
+        "-chardev",
+        f"socket,id=qmp0,{_server(endpoints.qmp)}",
+        "-mon",
+        "chardev=qmp0,mode=control",
+    ]
+    if tpm_socket is not None:
+        argv += [
+            "-chardev",
+            f"socket,id=chrtpm,path={opt(tpm_socket)}",
+            "-tpmdev",
+            "emulator,id=tpm0,chardev=chrtpm",
+            "-device",
+            "tpm-tis-device,tpmdev=tpm0",
+        ]
+    return argv

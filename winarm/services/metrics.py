@@ -1,0 +1,112 @@
+"""Prometheus metrics of a running VM (``winarm up --metrics-port``): phase durations, state, share health.
+
+Values are read from the daemon when Prometheus scrapes (a custom collector), so nothing has to be kept in
+step with the event loop; the HTTP server runs in prometheus-client's own thread, on loopback unless
+``--metrics-address`` says otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from winarm.errors import RuntimeFailure
+from winarm.timeline.phases import Event, derive_phases
+
+STATES = ("starting", "running", "paused", "stopping", "stopped")
+
+
+class DaemonCollector:
+    """Turns the daemon's status and phase log into metric families at each scrape."""
+
+    def __init__(self, name: str, status: Callable[[], dict[str, Any]], events: Callable[[], list[Event]]) -> None:
+        self.name = name
+        self.status = status
+        self.events = events
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        status = self.status()
+        phases = derive_phases(self.events())
+        vm = self.name
+
+        state = GaugeMetricFamily("winarm_vm_state", "1 for the state the VM is in, 0 for the others",
+                                  labels=["vm", "state"])
+        for name in STATES:
+            state.add_metric([vm, name], 1.0 if status.get("state") == name else 0.0)
+        yield state
+
+        healthy = GaugeMetricFamily("winarm_vm_healthy", "1 when the VM runs and is healthy", labels=["vm"])
+        healthy.add_metric([vm], 1.0 if status.get("healthy") else 0.0)
+        yield healthy
+
+        durations = GaugeMetricFamily(
+            "winarm_phase_duration_seconds", "Duration of each completed boot phase of this run",
+            labels=["vm", "boot", "index", "phase"],
+        )
+        for index, phase in enumerate(phases, 1):
+            if phase.duration is not None:
+                durations.add_metric([vm, str(phase.boot), str(index), phase.name], phase.duration)
+        yield durations
+
+        current = GaugeMetricFamily("winarm_phase_current", "1 for the phase under way, with the seconds it has "
+                                    "run in winarm_phase_current_seconds", labels=["vm", "boot", "phase"])
+        running = GaugeMetricFamily("winarm_phase_current_seconds", "Seconds the phase under way has run",
+                                    labels=["vm", "boot", "phase"])
+        if phases and phases[-1].end is None:
+            last = phases[-1]
+            current.add_metric([vm, str(last.boot), last.name], 1.0)
+            running.add_metric([vm, str(last.boot), last.name], max(0.0, float(status.get("uptime") or 0) - last.start))
+        yield current
+        yield running
+
+        boots = GaugeMetricFamily("winarm_boots", "Boots of the VM in this run (resets included)", labels=["vm"])
+        boots.add_metric([vm], float(max((p.boot for p in phases), default=0)))
+        yield boots
+
+        uptime = GaugeMetricFamily("winarm_uptime_seconds", "Seconds since winarm up started", labels=["vm"])
+        uptime.add_metric([vm], float(status.get("uptime") or 0.0))
+        yield uptime
+
+        share = status.get("share")
+        if isinstance(share, dict):
+            share_healthy = GaugeMetricFamily("winarm_share_healthy", "1 when an SMB session reaches the share",
+                                              labels=["vm"])
+            share_healthy.add_metric([vm], 1.0 if share.get("healthy") else 0.0)
+            yield share_healthy
+            restarts = GaugeMetricFamily("winarm_smbd_restarts", "Times smbd was restarted in this run",
+                                         labels=["vm"])
+            restarts.add_metric([vm], float(share.get("restarts") or 0))
+            yield restarts
+
+
+class MetricsServer:
+    """The HTTP endpoint. :meth:`start` raises :class:`RuntimeFailure` when the port cannot be bound."""
+
+    def __init__(self, collector: DaemonCollector, address: str, port: int) -> None:
+        self.collector = collector
+        self.address = address
+        self.port = port
+        self._server: Any = None
+
+    def start(self) -> None:
+        try:
+            from prometheus_client import CollectorRegistry, start_http_server
+        except ImportError:
+            raise RuntimeFailure("prometheus-client is not installed: pip install prometheus-client") from None
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self.collector)
+        try:
+            self._server, _thread = start_http_server(self.port, addr=self.address, registry=registry)
+        except OSError as error:
+            raise RuntimeFailure(
+                f"metrics port {self.port} on {self.address} cannot be used ({error.strerror}): choose another "
+                "--metrics-port"
+            ) from None
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

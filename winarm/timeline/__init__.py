@@ -1,0 +1,1 @@
+"""The phase clock: the event log, phases derived from it, following and charting them."""

@@ -1,0 +1,129 @@
+"""The Windows-shaped test ISO: the test guest dressed as Windows 11 for ARM64 install media.
+
+Laid out like Microsoft's media (a "UDF bridge"): the ISO 9660 tree holds only ``README.TXT``, the real
+tree is UDF:
+```
+efi/boot/bootaa64.efi              the guest's standalone GRUB (kernel and initramfs in its memdisk)
+efi/microsoft/boot/efisys.bin      the El Torito EFI boot image (the guest's FAT image, same bytes)
+boot/bcd                           a placeholder
+sources/install.wim                a valid WIM header and XML: ARM64, build 26100, two editions
+sources/winarm-seed.img            what the guest "applies": a GPT disk image, ESP + a FAT "Windows" partition
+```
+The El Torito entry (platform EFI, no emulation) boots the guest's FAT image, as on the plain guest ISO, so
+AAVMF boots it from a USB CD the same way. The image (about 40 MiB: the kernel is stored uncompressed) is
+larger than the 32 MiB an El Torito entry can count: like xorriso, the entry then records a load size of 0,
+which EDK2 reads as "to the end of the medium"; the FAT file system knows its own size.
+
+With an answer medium (``Autounattend.xml``) attached, the guest plays Windows Setup's passes; see
+``init.sh``. Nothing here needs root: pycdlib writes the ISO, mtools reads the FAT image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from winarm_testbed.guest import GuestBuildError, _locked, _run, build_guest_efi_image, make_seed
+from winarm_testbed.wim_image import build_bridge_iso
+
+__all__ = ["BUILD", "EDITIONS", "ISO_NAME", "SEED_PATH", "build_windows_testbed"]
+
+ISO_NAME = "winarm-windows-testbed.iso"
+EDITIONS = ("Windows 11 Home", "Windows 11 Pro")
+BUILD = "26100"
+SEED_PATH = "sources/winarm-seed.img"
+"""Where the guest finds the image it applies (read from the UDF tree; init.sh knows this path)."""
+DATA_MIB = 128
+"""Size of the seed's "Windows" partition; the system disk must be at least this plus about 42 MiB."""
+VOLUME_ID = "CCCOMA_A64FRE_EN-US_DV9"
+README = (
+    b"This disc contains a \"UDF\" file system and requires an operating system\r\n"
+    b"that supports the ISO-13346 \"UDF\" file system specification.\r\n"
+    b"(winarm test media: the winarm test guest dressed as Windows 11 for ARM64.)\r\n"
+)
+
+
+def build_windows_testbed(
+    cache_dir: Path,
+    *,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+    wim_padding: int = 0,
+) -> Path:
+    """Build (or reuse from cache) the Windows-shaped test ISO and return its path.
+
+    Built from the test guest (``build_guest_efi_image``, itself cached), into
+    ``cache_dir/windows-<key>/winarm-windows-testbed.iso`` where the key hashes the guest build, this module,
+    the WIM writer and ``wim_padding`` (zero bytes before the WIM's XML, to give ``install.wim`` a realistic
+    size; the ISO is written sparsely, so the padding costs no disk). Idempotent and fast on a cache hit;
+    ``force`` rebuilds the ISO (not the guest). Written atomically (temp file + rename) under a lock.
+
+    Raises GuestBuildError (one line) when the guest cannot be built, a host tool fails, ``wim_padding``
+    is negative, or the cache directory cannot be written.
+    """
+    if wim_padding < 0:
+        raise GuestBuildError(f"wim_padding {wim_padding} is negative")
+    cache_dir = Path(cache_dir)
+    efi_image = build_guest_efi_image(cache_dir, log=log)
+    try:
+        iso = cache_dir / f"windows-{_cache_key(efi_image, wim_padding)}" / ISO_NAME
+        if iso.is_file() and not force:
+            return iso
+        with _locked(cache_dir / ".lock-windows"):
+            if iso.is_file() and not force:
+                return iso
+            started = time.monotonic()
+            log(f"testbed: building {iso}")
+            _build(efi_image, iso, wim_padding)
+            log(f"testbed: built {iso.name} in {time.monotonic() - started:.1f} s")
+            return iso
+    except (OSError, ValueError) as exc:
+        raise GuestBuildError(f"cannot build the Windows test ISO in {cache_dir}: {exc}") from exc
+
+
+def _cache_key(efi_image: Path, wim_padding: int) -> str:
+    """Short hash of the guest build (its cache directory is named by its own key), of this module and
+    the WIM writer, and of the padding."""
+    from importlib.metadata import version
+
+    from winarm.media import wim
+
+    digest = hashlib.sha256()
+    digest.update(f"{efi_image.parent.name}\npadding={wim_padding}\npycdlib={version('pycdlib')}\n".encode())
+    for module_file in (Path(__file__), Path(wim.__file__), Path(__file__).with_name("guest.py"),
+                        Path(__file__).with_name("wim_image.py")):
+        digest.update(module_file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _build(efi_image: Path, iso: Path, wim_padding: int) -> None:
+    """Write the ISO to ISO from the guest's EFI image (through a temp file and a rename).
+
+    Raises GuestBuildError when mtools or sfdisk fail, OSError from the file system.
+    """
+    iso.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".build-", dir=iso.parent) as tmp:
+        work = Path(tmp)
+        loader = work / "bootaa64.efi"
+        _run(["mcopy", "-n", "-i", str(efi_image), "::/EFI/BOOT/BOOTAA64.EFI", str(loader)],
+             env={"MTOOLS_SKIP_CHECK": "1"})
+        seed = work / "seed.img"
+        make_seed(efi_image, seed, data_mib=DATA_MIB)
+        tmp_iso = work / ISO_NAME
+        build_bridge_iso(
+            tmp_iso,
+            editions=EDITIONS,
+            build=BUILD,
+            arch="arm64",
+            wim_padding=wim_padding,
+            extra_files={"efi/boot/bootaa64.efi": loader, SEED_PATH: seed},
+            efi_boot_image=efi_image,
+            volume_id=VOLUME_ID,
+            readme=README,
+            hide_boot_image=True,
+        )
+        os.replace(tmp_iso, iso)
