@@ -7,7 +7,7 @@ CACHE  ?= $(HOME)/.cache/winarm
 WINARM := $(VENV)/bin/winarm
 export WINARM_CACHE := $(CACHE)
 
-.PHONY: deps venv guest demo test lint bench image clean
+.PHONY: deps venv guest demo check test lint bench image clean
 
 deps:
 	@bash scripts/install-deps
@@ -34,11 +34,18 @@ demo: guest
 	    --ram 1G --cpus 2 --disk-size 2G --no-secure-boot --stop-at ready --timeout 30
 	$(WINARM) phases --name demo --storage $(CACHE)/demo
 
+# The quick tier: every test that needs no QEMU, smbd or podman (tests/unit), plus the linters. Under a minute.
+check: guest
+	$(VENV)/bin/python -m pytest -q tests/unit
+	$(VENV)/bin/ruff check winarm winarm_testbed entrypoint.py tests bench
+	$(VENV)/bin/mypy
+
+# Everything: the quick tier and the system tier (tests/system: real QEMU guests, smbd, podman).
 test: guest
 	$(VENV)/bin/python -m pytest -q
 
 lint: venv
-	$(VENV)/bin/ruff check winarm entrypoint.py tests bench
+	$(VENV)/bin/ruff check winarm winarm_testbed entrypoint.py tests bench
 	$(VENV)/bin/mypy
 
 bench: guest

@@ -179,3 +179,6 @@ def fill(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout: the Dockerfile, compose and Kubernetes files the tests read."""

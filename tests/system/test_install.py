@@ -1,0 +1,98 @@
+"""The unattended install end to end: the Windows-shaped test ISO, the answer medium, the guest playing Setup.
+
+The guest is a real arm64 Linux (no Windows can be had here) that does what Setup does with our files: reads
+Autounattend.xml from the answer medium, loads $WinPEDriver$ in windowsPE, runs the driver step in the pass
+the answer file names, and reports each pass as a phase. The drivers are placeholders with the real layout.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.vmtools import Up, family, winarm
+from winarm.answer.render import encode_password
+
+GUEST = ["--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--no-secure-boot", "--no-tpm", "--timeout", "30"]
+
+
+PASSWORD = "Zebra-Quartz-4711"
+"""A password that cannot appear by chance: found anywhere but in the guest's disk, it leaked."""
+
+
+def assert_no_password(texts: list[str], storage: Path) -> None:
+    """Neither the password nor its answer-file encoding is in ``texts`` (argv, status, output) or in any file
+    of the storage other than the guest's own disk (whose Setup keeps its answer file, as Windows does)."""
+    forms = [PASSWORD, encode_password(PASSWORD, "Password"), encode_password(PASSWORD, "AdministratorPassword")]
+    for text in texts:
+        assert not any(form in text for form in forms), text
+    for path in storage.rglob("*"):
+        if path.is_file() and not path.name.startswith("disk."):
+            data = path.read_bytes()
+            assert not any(form.encode() in data for form in forms), f"the password is in {path}"
+
+
+def markers(events: list[dict[str, object]]) -> list[object]:
+    return [e["name"] for e in events if e["kind"] == "marker"]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("drivers_pass", ["specialize", "firstlogon"])
+def test_unattended_install_through_setup_passes(tmp_path: Path, run_base: Path, testbed_iso: Path,
+                                                 placeholder_drivers: Path, drivers_pass: str) -> None:
+    secret = tmp_path.parent / "password.txt"
+    secret.write_text(f"{PASSWORD}\n")
+    vm = Up(tmp_path, run_base, *GUEST, "--iso", str(testbed_iso), "--drivers", str(placeholder_drivers),
+            "--drivers-pass", drivers_pass, "--stop-at", "ready", "--password-file", str(secret))
+    try:
+        vm.wait_line("phase windowsPE", 300)  # Setup is reading the answer file: every process is up
+        seen_while_running = [" ".join(p.cmdline()) for p in family(vm.proc.pid)]
+        seen_while_running.append(json.dumps(vm.status()))
+        seen_while_running.append(winarm("phases", "--name", "t", "--storage", str(tmp_path), "--json",
+                                         env=vm.env).stdout)
+        assert vm.wait(300) == 0, "\n".join(vm.lines)
+    finally:
+        vm.kill()
+    assert any("qemu-system" in line for line in seen_while_running)
+    assert_no_password([*seen_while_running, *vm.lines], tmp_path)
+    events = vm.events()
+    kinds = [e["kind"] for e in events]
+    answer = next(e for e in events if e["kind"] == "answer-medium")
+    assert answer["winpe"] == ["viostor"] and answer["drivers"][0] == "NetKVM"
+    seen = markers(events)
+    for earlier, later in [("windowsPE", "specialize"), ("specialize", "oobeSystem"), ("oobeSystem", "ready")]:
+        assert seen.index(earlier) < seen.index(later), seen
+    assert kinds.count("reset") == 2
+    assert [e["device"] for e in events if e["kind"] == "boot-device"] == ["cd", "disk", "disk"]
+    winpe_drivers = [e["detail"] for e in events if e["kind"] == "guest-event" and e["name"] == "winpe-driver"]
+    assert winpe_drivers == ["viostor"]
+    installed = [(e["t"], e["detail"]) for e in events
+                 if e["kind"] == "guest-event" and e["name"] == "driver-installed"]
+    assert [name for _, name in installed] == [f"{d:02d}-{n}" for d, n in [
+        (20, "NetKVM"), (30, "vioserial"), (40, "Balloon"), (50, "viorng"), (60, "vioinput"), (70, "pvpanic"),
+        (80, "viomem"), (90, "viofs"), (99, "viogpudo")]]
+    phase_of = {e["name"]: e["t"] for e in events if e["kind"] == "marker"}
+    if drivers_pass == "specialize":
+        assert all(phase_of["specialize"] < t < phase_of["oobeSystem"] for t, _ in installed)
+    else:
+        assert all(t > phase_of["oobeSystem"] for t, _ in installed)
+    # the install is complete: the answer medium (it holds the password) is gone
+    assert "answer-medium-removed" in kinds
+    assert not Path(str(answer["path"])).exists()
+    facts = json.loads((tmp_path / "t" / "vm.json").read_text())
+    assert facts["install_complete"] is True
+
+    again = Up(tmp_path, run_base, *GUEST, "--iso", str(testbed_iso), "--drivers", str(placeholder_drivers),
+               "--stop-at", "ready")
+    try:
+        assert again.wait(240) == 0, "\n".join(again.lines)
+    finally:
+        again.kill()
+    events = again.events()
+    assert "answer-medium" not in [e["kind"] for e in events], "an installed disk gets no answer medium"
+    assert markers(events)[-2:] == ["ready", "poweroff"]
+    assert not list((tmp_path / "t").glob("answer-*.iso"))
+
+
