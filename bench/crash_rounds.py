@@ -237,7 +237,7 @@ def _rank(label: str) -> str:
     return label.split(" ", 1)[0] if label.startswith("fsck") else label if label in PROGRESS else "init"
 
 
-def step_of(event: dict[str, Any]) -> str | None:
+def step_of(event: dict[str, Any]) -> str | None:  # noqa: PLR0911
     """The step an event marks ("fsck errors" for the guest's check that found something), or None."""
     kind, name = event.get("kind"), event.get("name")
     if kind == "running":
@@ -551,7 +551,7 @@ def summary(rounds: list[Round], final: list[str], final_problems: list[str], se
     return lines
 
 
-def main() -> int:
+def main() -> int:  # noqa: C901, PLR0912, PLR0915
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--seed", type=int, default=None, help="the RNG's seed [default: a random one, printed]")

@@ -159,7 +159,7 @@ def cycle(storage: Path, run_base: Path, env: dict[str, str], folder: Path, me: 
     }
 
 
-def verdict(rule: str, values: list[float]) -> str:
+def verdict(rule: str, values: list[float]) -> str:  # noqa: PLR0911
     """Whether a column stayed flat: from the second cycle on (the first start creates files), or as noted."""
     steady = values[1:]
     if rule == "zero":

@@ -226,7 +226,7 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def main() -> int:
+def main() -> int:  # noqa: C901, PLR0912, PLR0915
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs of winarm's measurements [5]")
     parser.add_argument("--slow-runs", type=int, default=2, help="runs of the remaster and the FAT overlay [2]")
@@ -377,7 +377,7 @@ def main() -> int:
         print()
         print(f"{f'(1) winarm prepare, medians of {args.runs}, ms':<52}{heads}{ratio_head}   target")
 
-        def row(label: str, key: str, target: str = "", samples: Samples = fast, scale: float = 1000,
+        def row(label: str, key: str, target: str = "", samples: Samples = fast, scale: float = 1000,  # noqa: PLR0917
                 fmt: str = "{:>11.1f}") -> None:
             values = [samples.med(f"{key}-{s}") * scale for s in sizes]
             ratio = f"{values[-1] / values[0]:>8.2f}x" if len(sizes) > 1 and values[0] else ""

@@ -210,7 +210,7 @@ def session_setup(port: int) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------------------- main
 
 
-def main() -> int:
+def main() -> int:  # noqa: C901, PLR0915
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="throughput runs [5]")
     parser.add_argument("--size-mib", type=int, default=256, help="bytes written and read per run, MiB [256]")
@@ -346,7 +346,7 @@ def main() -> int:
         mib = args.size_mib
 
         def rate(key: str) -> float:
-            return mib / med(secs[key])
+            return float(mib / med(secs[key]))
 
         print()
         print(f"(1) smbd start to accepting (spawn + wait_ready), {args.starts} starts, ms"

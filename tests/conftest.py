@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def host() -> HostFacts:
 
 
 @pytest.fixture
-def run_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A short run-directory base (unix socket paths must stay under 108 bytes)."""
     base = Path(f"/tmp/wa-{os.getpid()}-{len(os.listdir('/tmp')) % 1000}")
     base.mkdir(mode=0o700, exist_ok=True)
@@ -31,7 +32,7 @@ def run_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def share_root() -> Path:
+def share_root() -> Iterator[Path]:
     """A directory other users may enter, for shared folders (pytest's temporary directories are 0700 root)."""
     root = Path(tempfile.mkdtemp(prefix="winarm-share-", dir="/tmp"))
     os.chmod(root, 0o755)

@@ -136,7 +136,7 @@ def findings(output: str) -> list[str]:
     return out
 
 
-def classify(finding: str) -> str:
+def classify(finding: str) -> str:  # noqa: PLR0911
     """The kind of one fsck.fat finding, as far as a crash of a FAT file system explains it:
 
     - ``dirty-bit``: the volume was mounted read-write (Linux sets the bit at mount, clears it at unmount);

@@ -62,7 +62,7 @@ def _iso9660_name(name: str, is_dir: bool) -> str:
     return f"{clean}.{re.sub(r'[^A-Z0-9_]', '_', ext)[:30]};1" if dot else f"{clean}.;1"
 
 
-def build_bridge_iso(
+def build_bridge_iso(  # noqa: C901, PLR0912, PLR0913, PLR0915
     out: Path,
     *,
     editions: Sequence[str] = DEFAULT_EDITIONS,

@@ -79,7 +79,7 @@ def _exists(image: Path) -> bool:
     return any(line.rstrip().lower().endswith("/" + name.lower()) for line in listing.stdout.splitlines())
 
 
-def _write_back(disk: Path, image_format: str, before: Path, after: Path, start: int, work: Path) -> None:
+def _write_back(disk: Path, image_format: str, before: Path, after: Path, start: int, work: Path) -> None:  # noqa: PLR0917
     """Write the 64 KiB blocks in which AFTER differs from BEFORE to DISK at byte START + their offset."""
     commands: list[str] = []
     with before.open("rb") as old, after.open("rb") as new:

@@ -33,6 +33,7 @@ def is_subsequence(part: list[str], whole: list[str]) -> bool:
 
 def svg_texts(path: Path) -> list[str]:
     root = ElementTree.parse(path).getroot()
+    assert root is not None
     return ["".join(el.itertext()).strip() for el in root.iter("{http://www.w3.org/2000/svg}text")]
 
 

@@ -26,9 +26,9 @@ FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthChe
                                                                        HealthCheck.function_scoped_fixture])
 FW = Firmware("test", Path("/fw/CODE.fd"), Path("/fw/VARS.fd"), False, Path("/fw/x.json"))
 # a file name of any characters a Linux file name can hold (no '/', no NUL), "." and ".." excluded
-file_names = st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)), min_size=1,
+file_names = st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=["Cs"]), min_size=1,
                      max_size=40).filter(lambda n: n not in (".", "..") and len(n.encode()) <= 200)
-anything = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+anything = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40)
 
 
 printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)

@@ -100,7 +100,7 @@ def pairwise_distinct(what: str, values: list[Any]) -> None:
     assert len(set(values)) == len(values), f"two VMs share a {what}: {values}"
 
 
-def test_four_vms_at_once_share_nothing_and_stop_clean(tmp_path: Path, run_base: Path, share_root: Path) -> None:
+def test_four_vms_at_once_share_nothing_and_stop_clean(tmp_path: Path, run_base: Path, share_root: Path) -> None:  # noqa: C901, PLR0912, PLR0915
     names = ["la", "lb", "lc", "ld"]
     folders = {name: shared_folder(share_root, name) for name in names}
     vms: dict[str, Up] = {}

@@ -202,7 +202,7 @@ class Qmp:
                     self.events.append(message)
 
 
-def boot_with_answer(tmp_path: Path, run_base: Path, windows_iso: Path, answer: Path, *,
+def boot_with_answer(tmp_path: Path, run_base: Path, windows_iso: Path, answer: Path, *,  # noqa: C901, PLR0915
                      timeout: float = 150) -> Run:
     """Boot the testbed ISO with ANSWER as a second USB CD on a fresh 1 GiB disk until QEMU exits.
 

@@ -22,9 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from winarm.answer.render import MEDIUM_MARKER, AnswerSettings, render, render_driver_script
+from winarm.answer.render import AnswerSettings, render, render_driver_script
 from winarm.config.paths import ANSWER_PREFIX as PREFIX
 from winarm.config.paths import remove_answer_media
+from winarm.guest import MEDIUM_MARKER
 from winarm.media.drivers import DriverSelection, PickedDriver
 
 WINPE_DRIVERS = "$WinPEDriver$"

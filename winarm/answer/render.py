@@ -20,9 +20,7 @@ from xml.parsers import expat
 
 import jinja2
 
-from winarm.config.share import DESKTOP_READY_FILE, SHARE_NAME_RE, check_share_login
-from winarm.config.share import GUEST_ADDRESS as SHARE_ADDRESS
-from winarm.config.share import GUEST_HOSTNAME as SHARE_HOST
+from winarm.config.share import SHARE_NAME_RE, check_share_login
 from winarm.config.windows import (
     TEMPLATE_DIR,
     check_account,
@@ -30,16 +28,23 @@ from winarm.config.windows import (
     language_tag,
 )
 from winarm.errors import RuntimeFailure, UserError
+from winarm.guest import (
+    DESKTOP_READY,
+    DESKTOP_READY_FILE,
+    MARKER_PREFIX,
+    MEDIUM_DRIVERS_DIR,
+    MEDIUM_MARKER,
+    MEDIUM_SCRIPT,
+    SHARE_ADDRESS,
+)
+from winarm.guest import SHARE_HOSTNAME as SHARE_HOST
 
 DRIVERS_PASSES = ("windowsPE", "specialize", "firstlogon")
-MEDIUM_MARKER = "winarm.marker"
-MEDIUM_SCRIPT = r"winarm\install-drivers.cmd"
-MEDIUM_DRIVERS_DIR = r"winarm\drivers"
 
 PASSWORD_KINDS = ("Password", "AdministratorPassword")
 PNPUTIL_SUCCESS = (0, 259, 3010, 1641)
 DRIVE_LETTERS = "CDEFGHIJKLMNOPQRSTUVWXYZ"
-DESKTOP_READY_COMMAND = "cmd.exe /c echo WINARM-PHASE desktop-ready > COM1"
+DESKTOP_READY_COMMAND = f"cmd.exe /c echo {MARKER_PREFIX} {DESKTOP_READY} > COM1"
 RUN_KEY = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run"
 
 
@@ -50,7 +55,7 @@ def run_key_command(value: str, command: str) -> str:
 
 def share_marker_command(share: str) -> str:
     """A command that writes the desktop-ready marker file to ``share``."""
-    return rf"cmd.exe /c echo WINARM-PHASE desktop-ready>\\{SHARE_HOST}\{share}\{DESKTOP_READY_FILE}"
+    return rf"cmd.exe /c echo {MARKER_PREFIX} {DESKTOP_READY}>\\{SHARE_HOST}\{share}\{DESKTOP_READY_FILE}"
 
 BYPASS_NRO_COMMAND = (
     r"reg add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\OOBE /v BypassNRO /t REG_DWORD /d 1 /f"
@@ -184,7 +189,7 @@ def decode_password(value: str, kind: str = "Password") -> str:
 # --- settings ---------------------------------------------------------------------------------------------------
 
 
-def check_settings(s: AnswerSettings) -> None:
+def check_settings(s: AnswerSettings) -> None:  # noqa: C901
     """Check every value of ``s`` before anything is rendered.
 
     Raises :class:`UserError` with one line naming the first bad value and what would be accepted: a username
@@ -232,7 +237,7 @@ def driver_command() -> str:
     )
 
 
-def _context(s: AnswerSettings) -> dict[str, Any]:
+def _context(s: AnswerSettings) -> dict[str, Any]:  # noqa: C901, PLR0912
     drivers = s.has_drivers and s.drivers_pass != "windowsPE"
     specialize = []
     if s.bypass_nro:
@@ -263,7 +268,7 @@ def _context(s: AnswerSettings) -> dict[str, Any]:
                                    share_marker_command(s.shares[0])))
     firstlogon.append(_Command(
         "At every later logon, tell winarm the desktop is ready",
-        run_key_command("WinarmDesktopReady", "cmd.exe /c echo WINARM-PHASE desktop-ready>COM1"),
+        run_key_command("WinarmDesktopReady", f"cmd.exe /c echo {MARKER_PREFIX} {DESKTOP_READY}>COM1"),
     ))
     if s.shares:
         firstlogon.append(_Command("At every later logon, tell winarm through the share too",
@@ -370,7 +375,7 @@ class _DtdForbidden(Exception):
         self.line = line
 
 
-def _parse(data: str | bytes, findings: list[Finding]) -> _Element | None:
+def _parse(data: str | bytes, findings: list[Finding]) -> _Element | None:  # noqa: C901
     """Parse with expat, refusing any DTD (so no entity can be declared). None (and a finding) when not parseable."""
     parser = expat.ParserCreate(namespace_separator=" ")
     root: list[_Element] = []

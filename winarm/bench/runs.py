@@ -288,7 +288,7 @@ def _not_run(error: str, log_path: Path) -> dict[str, Any]:
             "log": str(log_path), "events": None, "exit_code": None, "wall": 0.0}
 
 
-def _counted_run(plan: BenchPlan, storage: Path, variant: Variant, install: Mapping[str, Any] | None, base: Path,
+def _counted_run(plan: BenchPlan, storage: Path, variant: Variant, install: Mapping[str, Any] | None, base: Path,  # noqa: PLR0917
                  name: str, log_path: Path) -> dict[str, Any]:
     """One counted run: a cold boot of a copy of the variant's installed VM (``install`` given) or a whole
     install; its disk image is removed afterwards unless ``--keep``."""

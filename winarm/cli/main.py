@@ -12,7 +12,6 @@ T0 = time.monotonic()  # the phase clock counts from here: as close to "winarm u
 
 import json  # noqa: E402
 import os  # noqa: E402
-import shutil  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -421,7 +420,7 @@ def phases(name: str | None, storage: Path | None, as_json: bool, follow: bool, 
 @click.option("--workdir", type=click.Path(path_type=Path), default=None,
               help="Where the runs' VMs and logs go [default STORAGE/bench/<time>].")
 @click.option("--keep", is_flag=True, help="Keep the runs' disk images.")
-def bench_command(variants: tuple[str, ...], common: tuple[str, ...], iso: str | None, drivers: str | None,
+def bench_command(variants: tuple[str, ...], common: tuple[str, ...], iso: str | None, drivers: str | None,  # noqa: C901, PLR0913, PLR0917
                   runs: int, from_scratch: bool, until: str, run_timeout: float, json_out: Path | None,
                   chart: Path | None, workdir: Path | None, keep: bool) -> None:
     """Boot the VM RUNS times per variant, alternating variants, and compare the phases: median, min, max and
@@ -476,55 +475,6 @@ def bench_command(variants: tuple[str, ...], common: tuple[str, ...], iso: str |
     sys.exit(1 if failed else 0)
 
 
-@main.group()
-def testbed() -> None:
-    """The test guest: a real arm64 Linux that boots through winarm like an installer."""
-
-
-def _cache_dir(cache: Path | None) -> Path:
-    return cache or Path(os.environ.get("WINARM_CACHE") or Path.home() / ".cache" / "winarm")
-
-
-@testbed.command("build")
-@click.option("--cache", type=click.Path(path_type=Path), default=None,
-              help="Cache directory [env WINARM_CACHE; default ~/.cache/winarm].")
-@click.option("--force", is_flag=True, help="Rebuild even when a cached build matches.")
-@click.option("--plain", is_flag=True, help="The plain guest ISO (no Windows shape, no Setup play) instead.")
-def testbed_build(cache: Path | None, force: bool, plain: bool) -> None:
-    """Build (or reuse) the Windows-shaped test ISO from Debian packages; print its path last."""
-    from winarm_testbed.guest import GuestBuildError, build_guest
-    from winarm_testbed.windows_iso import build_windows_testbed
-
-    def log(line: str) -> None:
-        click.echo(line, err=True)
-
-    try:
-        if plain:
-            iso = build_guest(_cache_dir(cache), force=force, log=log)
-        else:
-            iso = build_windows_testbed(_cache_dir(cache), force=force, log=log)
-    except GuestBuildError as error:
-        click.echo(f"winarm: {error}", err=True)
-        sys.exit(1)
-    click.echo(str(iso))
-
-
-@testbed.command("drivers")
-@click.option("--cache", type=click.Path(path_type=Path), default=None,
-              help="Cache directory [env WINARM_CACHE; default ~/.cache/winarm].")
-def testbed_drivers(cache: Path | None) -> None:
-    """Write a placeholder virtio-win tree (real layout and names, not real drivers); print its path."""
-    from winarm_testbed.virtio_tree import make_fake_virtio_tree
-
-    target = _cache_dir(cache) / "virtio-win-placeholder"
-    if not target.is_dir():
-        partial = target.with_name(target.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        make_fake_virtio_tree(partial)
-        partial.rename(target)
-    click.echo(str(target))
-
-
 @main.command("env")
 def env_table() -> None:
     """List the environment variables winarm reads and the settings they map to."""
@@ -540,6 +490,9 @@ def env_table() -> None:
 
 
 from winarm.cli.inspect import inspect  # noqa: E402 - registered last; it imports its ISO reader only when run
+from winarm.cli.testbed import testbed  # noqa: E402
+
+main.add_command(testbed)
 
 main.add_command(inspect)
 

@@ -102,7 +102,7 @@ def unattend() -> None:
     default=None,
     help="Write the answer file here (atomically, mode 0600: it holds the password) instead of to stdout.",
 )
-def render_command(
+def render_command(  # noqa: PLR0913
     *,
     windows: str,
     username: str | None,

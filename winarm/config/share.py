@@ -17,16 +17,11 @@ from typing import Any
 
 from winarm.config.values import bind_error, parse_bool, pick
 from winarm.errors import UserError
+from winarm.guest import SHARE_HOSTNAME
 
 CONTAINER_SHARE = Path("/shared")
 """Shared by default when it exists (the container's volume)."""
 DEFAULT_SHARE_NAME = "Data"
-GUEST_ADDRESS = "10.0.2.4"
-"""Where the guest reaches the share (``\\\\10.0.2.4\\Data``, also ``\\\\host.lan\\Data``), on TCP 445."""
-GUEST_HOSTNAME = "host.lan"
-GUEST_PORT = 445
-DESKTOP_READY_FILE = ".winarm-desktop-ready"
-"""Written to the first share at each logon; winarm takes it as the ``desktop-ready`` marker and deletes it."""
 SHARE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 RESERVED_SHARE_NAMES = {"global", "homes", "printers", "print$", "ipc$"}
 SHARE_USER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,31}$")
@@ -64,7 +59,7 @@ class Share:
 
     @property
     def guest_unc(self) -> str:
-        return f"\\\\{GUEST_HOSTNAME}\\{self.name}"
+        return f"\\\\{SHARE_HOSTNAME}\\{self.name}"
 
 
 @dataclass(frozen=True)
@@ -201,7 +196,7 @@ def check_port_free(port: int) -> None:
         )
 
 
-def load_share_settings(
+def load_share_settings(  # noqa: C901, PLR0912, PLR0915
     flags: Mapping[str, Any],
     env: Mapping[str, str],
     *,

@@ -257,7 +257,7 @@ def _existing_image_size(path: Path) -> int | None:
     return path.stat().st_size
 
 
-def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFacts) -> Config:
+def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFacts) -> Config:  # noqa: C901, PLR0912, PLR0915
     """Build and check the configuration. Flags win over the environment, which wins over defaults.
 
     ``flags`` holds the ``winarm up`` options by setting name, None where not given. Raises

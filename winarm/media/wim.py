@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
-from defusedxml.ElementTree import fromstring as _safe_fromstring  # type: ignore[import-untyped]
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as _safe_fromstring
 
 __all__ = [
     "ARCH_NAMES",
@@ -241,7 +241,7 @@ def _number(text: str, what: str) -> int:
     return int(text)
 
 
-def parse_xml(data: bytes, image_count: int) -> tuple[WimEdition, ...]:
+def parse_xml(data: bytes, image_count: int) -> tuple[WimEdition, ...]:  # noqa: C901, PLR0912
     """Decode the XML metadata resource into editions, sorted by index.
 
     ``data`` is the raw resource: UTF-16LE, normally with a byte-order mark. DTDs and entities are refused

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from winarm.config.paths import VmPaths
-from winarm.config.share import GUEST_ADDRESS, GUEST_PORT, relay_command
+from winarm.config.share import relay_command
 from winarm.config.vm import Config, MiB
+from winarm.guest import SHARE_ADDRESS, SHARE_PORT
 from winarm.qemu.firmware import Firmware
 
 Endpoint = int | Path
@@ -91,7 +92,7 @@ def netdev_user(share_port: int | None) -> str:
     (one relay process per guest connection, started by QEMU, ended with the connection)."""
     if share_port is None:
         return "user,id=net0"
-    return f"user,id=net0,guestfwd=tcp:{GUEST_ADDRESS}:{GUEST_PORT}-cmd:{opt(relay_command(share_port))}"
+    return f"user,id=net0,guestfwd=tcp:{SHARE_ADDRESS}:{SHARE_PORT}-cmd:{opt(relay_command(share_port))}"
 
 
 def build_argv(

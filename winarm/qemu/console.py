@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from winarm.guest import EVENT_PREFIX, MARKER_PREFIX
+
 _ANSI = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
-_MARKER = re.compile(r"WINARM-(PHASE|EVENT)\s+([A-Za-z0-9][A-Za-z0-9_.:-]{0,63})(?:\s+(.*))?$")
+_MARKER = re.compile(rf"({MARKER_PREFIX}|{EVENT_PREFIX})\s+([A-Za-z0-9][A-Za-z0-9_.:-]{{0,63}})(?:\s+(.*))?$")
 _BOOT = re.compile(r'BdsDxe: starting (Boot[0-9A-Fa-f]{4}) "(.*)" from (\S+)')
-CD_PROMPT = "Press any key to boot from CD or DVD"
 
 
 def strip_ansi(data: bytes) -> bytes:
@@ -80,17 +81,17 @@ def parse_boot_entry(line: str) -> BootEntry | None:
 def parse_marker(line: str) -> tuple[str, str] | None:
     """``(name, rest)`` of a ``WINARM-PHASE <name> [rest]`` line (a phase boundary), or None."""
     found = _parse_guest_line(line)
-    return (found[1], found[2]) if found and found[0] == "PHASE" else None
+    return (found[1], found[2]) if found and found[0] == MARKER_PREFIX else None
 
 
 def parse_guest_event(line: str) -> tuple[str, str] | None:
     """``(name, rest)`` of a ``WINARM-EVENT <name> [rest]`` line (a detail, not a phase boundary), or None."""
     found = _parse_guest_line(line)
-    return (found[1], found[2]) if found and found[0] == "EVENT" else None
+    return (found[1], found[2]) if found and found[0] == EVENT_PREFIX else None
 
 
 def _parse_guest_line(line: str) -> tuple[str, str, str] | None:
-    index = line.find("WINARM-")
+    index = min((i for i in (line.find(MARKER_PREFIX), line.find(EVENT_PREFIX)) if i >= 0), default=-1)
     if index < 0:
         return None
     match = _MARKER.match(line[index:])

@@ -37,7 +37,7 @@ class Firmware:
     source: Path
 
 
-def _load(path: Path) -> Firmware | None:
+def _load(path: Path) -> Firmware | None:  # noqa: PLR0911
     """The firmware a descriptor names, if it is aarch64 UEFI on flash for the virt machine; else None."""
     try:
         data = json.loads(path.read_text())

@@ -194,7 +194,7 @@ def _run_end(run: dict[str, Any]) -> float:
     return max(ends, default=0.0)
 
 
-def _draw_benchmark(result: dict[str, Any]) -> Figure:
+def _draw_benchmark(result: dict[str, Any]) -> Figure:  # noqa: PLR0915
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -274,7 +274,7 @@ def _draw_benchmark(result: dict[str, Any]) -> Figure:
     return figure
 
 
-def _draw_run(ax: Axes, run: dict[str, Any], y: float, v_index: int, run_index: Any, pad: float) -> None:
+def _draw_run(ax: Axes, run: dict[str, Any], y: float, v_index: int, run_index: Any, pad: float) -> None:  # noqa: PLR0917
     """One run's bar: its closed phases in time order, faded and hatched unless the run is ok."""
     status = str(run.get("status", "ok"))
     ok = status == "ok"

@@ -52,7 +52,7 @@ class Phase:
         return out
 
 
-def derive_phases(events: Iterable[Event]) -> list[Phase]:
+def derive_phases(events: Iterable[Event]) -> list[Phase]:  # noqa: C901, PLR0912
     """Turn an ordered event stream into contiguous phases (see the module docstring for the rules).
 
     Events other than the boundary kinds (key presses, firmware output, QMP ready) are ignored here.

@@ -141,7 +141,7 @@ def _prepare_run_dir(paths: VmPaths) -> None:
     paths.daemon_pid.write_text(f"{os.getpid()}\n")
 
 
-def launch(cfg: Config, t0: float) -> Launched:
+def launch(cfg: Config, t0: float) -> Launched:  # noqa: C901, PLR0915
     """Lock the VM, create what is missing (disk, UEFI variables, run dir), start swtpm and spawn QEMU paused.
 
     Raises :class:`UserError` (the VM already runs) or :class:`RuntimeFailure` (a program is missing, QEMU

@@ -21,20 +21,20 @@ from winarm.vm.full_storage import ConsoleLog, io_error_summary, wait_for_room
 
 if TYPE_CHECKING:
     from winarm.services.metrics import MetricsServer
-from winarm.config.share import DESKTOP_READY_FILE
+from winarm.guest import (
+    CD_PROMPT,
+    DESKTOP_READY,
+    DESKTOP_READY_FILE,
+    INSTALL_DONE_AFTER_DISK_BOOTS,
+    INSTALL_DONE_MARKERS,
+    KEY_FOR_CD_PROMPT,
+)
 from winarm.procs import wait_exit
 from winarm.qemu.machine import Machine, tail
 from winarm.timeline.phases import Phase, derive_phases, format_phase_line, format_table
 from winarm.vm.launch import Launched, write_facts
 from winarm.vm.watch import IN_CLOSE_WRITE, IN_MOVED_TO, Watch
 
-KEY_FOR_CD_PROMPT = "spc"
-"""The key pressed at "Press any key to boot from CD or DVD": harmless anywhere else."""
-INSTALL_DONE_MARKERS = ("ready", "desktop-ready")
-"""Guest markers that say the unattended install has finished (its passes need the answer medium no more)."""
-INSTALL_DONE_AFTER_DISK_BOOTS = 2
-"""Without markers (real Windows): specialize runs in the first boot from the disk, oobeSystem and the first
-logon in the second, so from the second disk boot on the next start needs no answer medium."""
 ANSWER_DEVICE = "media1"
 
 
@@ -105,7 +105,7 @@ class Daemon:
                     self.record("firmware-output")
                 for line in splitter.feed(data):
                     await self._on_line(line)
-                if console.CD_PROMPT in splitter.pending():
+                if CD_PROMPT in splitter.pending():
                     await self._on_prompt()
         finally:
             raw_log.close()
@@ -142,7 +142,7 @@ class Daemon:
             name, rest = guest_event
             self.record("guest-event", name=name, detail=rest)
             return
-        if console.CD_PROMPT in line:
+        if CD_PROMPT in line:
             await self._on_prompt()
 
     async def _on_marker(self, name: str, rest: str, *, source: str) -> None:
@@ -165,7 +165,7 @@ class Daemon:
 
     def _watch_desktop_ready(self) -> Watch | None:
         """Watch the first share for the desktop-ready file the guest writes at each logon (see
-        :data:`winarm.answer.render.DESKTOP_READY_FILE`); None without a share or when it cannot be watched."""
+        :data:`winarm.guest.DESKTOP_READY_FILE`); None without a share or when it cannot be watched."""
         if self.smbd is None:
             return None
         folder = self.smbd.settings.shares[0].path
@@ -180,7 +180,7 @@ class Daemon:
         def on_readable() -> None:
             if DESKTOP_READY_FILE in watch.drain() and marker_file.exists():
                 marker_file.unlink(missing_ok=True)
-                asyncio.ensure_future(self._on_marker("desktop-ready", "", source="share"))
+                asyncio.ensure_future(self._on_marker(DESKTOP_READY, "", source="share"))
 
         asyncio.get_running_loop().add_reader(watch.fd, on_readable)
         return watch
@@ -330,7 +330,7 @@ class Daemon:
             writer.close()
 
     # -- the whole run ----------------------------------------------------------------------------------------
-    async def run(self) -> int:
+    async def run(self) -> int:  # noqa: C901, PLR0912, PLR0915
         """Connect, continue and supervise the VM until it stops; always leaves QEMU and swtpm gone and the
         run directory removed. Returns 0 after a clean stop or a guest power-off, 1 when QEMU died, could not
         be reached, or had to be killed."""
@@ -422,7 +422,7 @@ class Daemon:
                 self._vnc = f"{info.get('host')}:{info.get('service')}"
                 self.say(f"display: VNC on {self._vnc}")
 
-    async def _supervise(self, pump: asyncio.Future[None], reader_task: asyncio.Future[None]) -> int:
+    async def _supervise(self, pump: asyncio.Future[None], reader_task: asyncio.Future[None]) -> int:  # noqa: C901
         machine = self.machine
         exited = asyncio.ensure_future(machine.wait())
         stop = asyncio.ensure_future(self._stop_requested.wait())

@@ -13,6 +13,7 @@ import re
 import stat
 import string
 from pathlib import Path
+from xml.etree.ElementTree import Element
 
 import pytest
 from click.testing import CliRunner
@@ -22,9 +23,6 @@ from hypothesis import strategies as st
 
 from winarm.answer.render import (
     DRIVERS_PASSES,
-    MEDIUM_DRIVERS_DIR,
-    MEDIUM_MARKER,
-    MEDIUM_SCRIPT,
     AnswerSettings,
     Finding,
     check_settings,
@@ -37,13 +35,14 @@ from winarm.answer.render import (
 )
 from winarm.cli.unattend import unattend
 from winarm.errors import RuntimeFailure, UserError
+from winarm.guest import MEDIUM_DRIVERS_DIR, MEDIUM_MARKER, MEDIUM_SCRIPT
 
 NS = {"u": "urn:schemas-microsoft-com:unattend"}
 WCM = "{http://schemas.microsoft.com/WMIConfig/2002/State}"
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def parse(text: str) -> ElementTree.Element:
+def parse(text: str) -> Element:
     return ElementTree.fromstring(text.encode("ascii"))
 
 
@@ -66,7 +65,7 @@ def rules_and_lines(findings: list[Finding]) -> list[tuple[str, int]]:
     return [(f.rule, f.line) for f in findings]
 
 
-def component(root: ElementTree.Element, pass_name: str, name: str) -> ElementTree.Element:
+def component(root: Element, pass_name: str, name: str) -> Element:
     found = root.findall(f"u:settings[@pass='{pass_name}']/u:component[@name='{name}']", NS)
     assert len(found) == 1, (pass_name, name)
     return found[0]
@@ -137,7 +136,7 @@ MATRIX = list(
 
 
 @pytest.mark.parametrize(("windows", "drivers_pass", "tpm", "secure_boot", "edition", "has_drivers"), MATRIX)
-def test_render_matrix(
+def test_render_matrix(  # noqa: PLR0917
     windows: str, drivers_pass: str, tpm: bool, secure_boot: bool, edition: str, has_drivers: bool
 ) -> None:
     s = AnswerSettings(
@@ -770,7 +769,7 @@ def test_cli_registered_on_main(runner: CliRunner) -> None:
         assert option in helps
 
 
-def _commands(root: ElementTree.Element, pass_name: str, tag: str) -> list[str]:
+def _commands(root: Element, pass_name: str, tag: str) -> list[str]:
     settings_el = [s for s in root.findall("u:settings", NS) if s.get("pass") == pass_name][0]
     return [el.text or "" for el in settings_el.iter(f"{{{NS['u']}}}{tag}")]
 

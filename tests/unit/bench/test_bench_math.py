@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from winarm.bench.runs import (
@@ -50,7 +52,7 @@ def test_phase_order_merges_timelines_in_boot_order() -> None:
 
 
 def test_by_phase_adds_up_repeated_phases_and_skips_open_ones() -> None:
-    phases = [{"name": "firmware", "duration": 2.0}, {"name": "boot-disk", "duration": 1.5},
+    phases: list[dict[str, Any]] = [{"name": "firmware", "duration": 2.0}, {"name": "boot-disk", "duration": 1.5},
               {"name": "firmware", "duration": 2.25}, {"name": "ready", "duration": None}]
     assert by_phase(phases) == {"firmware": 4.25, "boot-disk": 1.5}
 
@@ -81,7 +83,7 @@ def test_a_phase_only_the_second_variant_has_gets_no_ratio() -> None:
 
 
 def test_table_shows_medians_ratios_and_failures() -> None:
-    variants = [
+    variants: list[dict[str, Any]] = [
         {"name": "drivers=windowsPE", "runs": [run("ok", 10.0, firmware=2.0)], "summary": {}},
         {"name": "drivers=specialize", "runs": [run("ok", 8.0, firmware=2.0),
                                                 {**run("timeout", None), "error": "no desktop-ready"}],

@@ -35,9 +35,9 @@ FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthChe
                                                                        HealthCheck.function_scoped_fixture])
 FW = Firmware("test", Path("/fw/CODE.fd"), Path("/fw/VARS.fd"), False, Path("/fw/x.json"))
 # a file name of any characters a Linux file name can hold (no '/', no NUL), "." and ".." excluded
-file_names = st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=("Cs",)), min_size=1,
+file_names = st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=["Cs"]), min_size=1,
                      max_size=40).filter(lambda n: n not in (".", "..") and len(n.encode()) <= 200)
-anything = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+anything = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40)
 
 
 def qemu_options(text: str) -> list[tuple[str, str]]:
@@ -95,7 +95,7 @@ printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size
        key=mostly(st.one_of(st.just(""), st.from_regex(r"\A[A-Z0-9]{5}(-[A-Z0-9]{5}){4}\Z"))),
        share_user=mostly(st.one_of(st.just(""), st.from_regex(r"\A[a-z][a-z0-9]{0,8}\Z"))),
        share_password=mostly(st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=20)))
-def test_any_answer_value_is_refused_or_comes_back_whole(username: str, password: str, computer: str,
+def test_any_answer_value_is_refused_or_comes_back_whole(username: str, password: str, computer: str,  # noqa: PLR0917
                                                          language: str, keyboard: str, key: str, share_user: str,
                                                          share_password: str) -> None:
     values = AnswerSettings(username=username, password=password, computer_name=computer, language=language,

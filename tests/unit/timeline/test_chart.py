@@ -41,7 +41,9 @@ def _boot(scale: float, pe: float) -> list[tuple[str, int, float | None]]:
 
 
 def _run(index: int, spec: list[tuple[str, int, float | None]], status: str = "ok") -> dict[str, Any]:
-    clock, phases, by_phase = 0.0, [], {}
+    clock = 0.0
+    phases: list[dict[str, Any]] = []
+    by_phase: dict[str, float] = {}
     for name, boot, duration in spec:
         end = None if duration is None else round(clock + duration, 3)
         phases.append({"name": name, "boot": boot, "start": round(clock, 3), "end": end, "duration": duration})
