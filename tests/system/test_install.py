@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.vmtools import Up, family, winarm
-from winarm.answer.render import encode_password
+from winarm.answer.settings import encode_password
 
 GUEST = ["--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--no-secure-boot", "--no-tpm", "--timeout", "30"]
 

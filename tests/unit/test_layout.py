@@ -17,7 +17,6 @@ TREES = ("winarm", "winarm_testbed", "bench", "tests")
 DATA_TABLES: set[str] = set()
 """Modules that are data tables, exempt from the module size (none today)."""
 NOT_YET: set[str] = {
-    "module winarm/answer/render.py", "function winarm/answer/render.py:_context",
     "module winarm/bench/runs.py", "module winarm/cli/main.py",
     "function winarm/config/share.py:load_share_settings", "module winarm/config/vm.py",
     "function winarm/config/vm.py:load_config", "function winarm/qemu/argv.py:build_argv",
@@ -27,8 +26,8 @@ NOT_YET: set[str] = {
     "module bench/crash_rounds.py", "function bench/crash_rounds.py:main", "module bench/prepare_bench.py",
     "function bench/prepare_bench.py:main", "module bench/share_bench.py", "function bench/share_bench.py:main",
     "function tests/system/test_load.py:test_four_vms_at_once_share_nothing_and_stop_clean",
-    "function tests/system/test_testbed_windows.py:boot_with_answer", "module tests/unit/answer/test_unattend.py",
-    "function tests/unit/answer/test_unattend.py:test_render_matrix", "module tests/unit/media/test_inspect.py",
+    "function tests/system/test_testbed_windows.py:boot_with_answer",
+    "module tests/unit/media/test_inspect.py",
 }
 """Offenders being split by the restructure; each entry goes as its room is split, and the list ends empty."""
 

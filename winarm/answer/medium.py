@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from winarm.answer.render import AnswerSettings, render, render_driver_script
+from winarm.answer.render import render, render_driver_script
+from winarm.answer.settings import AnswerSettings
 from winarm.config.paths import ANSWER_PREFIX as PREFIX
 from winarm.config.paths import remove_answer_media
 from winarm.guest import MEDIUM_MARKER

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from winarm.answer.render import AnswerSettings, check_settings
+from winarm.answer.settings import AnswerSettings, check_settings
 from winarm.config.vm import Config
 from winarm.errors import UserError
 from winarm.media.drivers import DriverSelection, pick_drivers, resolve_tree

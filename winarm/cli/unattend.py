@@ -119,7 +119,8 @@ def render_command(  # noqa: PLR0913
     out: Path | None,
 ) -> None:
     """Print the answer file for these settings (or write it with --out)."""
-    from winarm.answer.render import AnswerSettings, render
+    from winarm.answer.render import render
+    from winarm.answer.settings import AnswerSettings
 
     try:
         if disk_bus.strip().lower() not in DISK_BUSES:
@@ -153,7 +154,7 @@ def render_command(  # noqa: PLR0913
 @click.option("--arch", default="arm64", show_default=True, help="processorArchitecture every component must carry.")
 def validate_command(file: Path, arch: str) -> None:
     """Check an answer file: print 'valid' (exit 0) or one problem per line (exit 1)."""
-    from winarm.answer.render import validate
+    from winarm.answer.validate import validate
 
     try:
         data = file.read_bytes()

@@ -16,7 +16,8 @@ import pycdlib
 import pytest
 
 from winarm.answer.medium import build_answer_medium, medium_files
-from winarm.answer.render import AnswerSettings, decode_password, validate
+from winarm.answer.settings import AnswerSettings, decode_password
+from winarm.answer.validate import validate
 from winarm.errors import UserError
 from winarm.media.drivers import load_catalog, pick_drivers, storage_driver_for
 from winarm_testbed.virtio_tree import make_fake_virtio_tree

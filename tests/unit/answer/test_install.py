@@ -40,7 +40,7 @@ def test_prepare_builds_once_and_prints_the_path(tmp_path: Path, testbed_iso: Pa
     (["--username", "Admin/istrator"], "username"),
     (["--language", "xx-NOPE"], "xx-NOPE"),
 ])
-def test_bad_install_input_is_refused_and_changes_nothing(tmp_path: Path, run_base: Path, testbed_iso: Path,  # noqa: PLR0917
+def test_bad_install_input_is_refused_and_changes_nothing(tmp_path: Path, run_base: Path, testbed_iso: Path, *,
                                                           placeholder_drivers: Path, extra: list[str],
                                                           fragment: str) -> None:
     storage = tmp_path / "storage"

@@ -20,7 +20,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from winarm.answer.medium import medium_files, write_iso
-from winarm.answer.render import AnswerSettings, check_settings, decode_password, render, validate
+from winarm.answer.render import render
+from winarm.answer.settings import AnswerSettings, check_settings, decode_password
+from winarm.answer.validate import validate
 from winarm.config.host import HostFacts
 from winarm.config.paths import VmPaths
 from winarm.config.vm import load_config

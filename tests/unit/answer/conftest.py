@@ -1,0 +1,14 @@
+"""The rendered answer file the validator and CLI tests break one thing in."""
+
+from __future__ import annotations
+
+import pytest
+
+from winarm.answer.render import render
+from winarm.answer.settings import AnswerSettings
+
+
+@pytest.fixture(scope="module")
+def base() -> str:
+    """Windows 11, drivers in specialize, no TPM and no Secure Boot: every optional part present."""
+    return render(AnswerSettings(tpm=False, secure_boot=False))
