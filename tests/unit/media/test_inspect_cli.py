@@ -1,0 +1,58 @@
+"""``winarm inspect``: the editions as a table or JSON, and one line with exit 2 for media winarm cannot use."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tests.unit.media.isotools import ARM64_MEDIA
+from winarm.cli.main import main
+from winarm.media.iso import inspect_iso
+from winarm_testbed.wim_image import build_bridge_iso
+
+
+def test_cli_json_prints_x64_and_exits_0_while_human_form_exits_2(isos: Path) -> None:
+    iso = build_bridge_iso(isos / "x64-cli.iso", arch="x64")
+    runner = CliRunner()
+    result = runner.invoke(main, ["inspect", str(iso), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["arch"] == "x64"
+    assert data == inspect_iso(iso, require_arm64=False).as_json()
+    human = runner.invoke(main, ["inspect", str(iso)])
+    assert human.exit_code == 2
+    assert human.stdout == ""
+    assert human.stderr == f"winarm: ISO {str(iso)!r} is an x64 ISO: {ARM64_MEDIA}\n"
+
+
+def test_cli_human_table_and_json(good_iso: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["inspect", str(good_iso)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "arch:     arm64" in lines
+    assert "image:    sources/install.wim" in lines
+    table = [line.split() for line in lines[lines.index(next(x for x in lines if x.startswith("index"))) :]]
+    assert table == [
+        ["index", "name", "build", "arch"],
+        ["1", "Windows", "11", "Home", "26100", "arm64"],
+        ["2", "Windows", "11", "Pro", "26100", "arm64"],
+    ]
+    assert any("default: 2 Windows 11 Pro" in line for line in lines)
+    as_json = runner.invoke(main, ["inspect", str(good_iso), "--json"])
+    assert as_json.exit_code == 0
+    assert json.loads(as_json.stdout) == inspect_iso(good_iso).as_json()
+
+
+def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.iso"
+    junk.write_text("hello\n" * 10000)
+    for args in (["inspect", str(junk)], ["inspect", str(junk), "--json"], ["inspect", str(tmp_path / "none.iso")]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2
+        assert result.stdout == ""
+        assert re.fullmatch(r"winarm: [^\n]+\n", result.stderr), result.stderr
+        assert "Traceback" not in result.output
