@@ -95,6 +95,75 @@ def netdev_user(share_port: int | None) -> str:
     return f"user,id=net0,guestfwd=tcp:{SHARE_ADDRESS}:{SHARE_PORT}-cmd:{opt(relay_command(share_port))}"
 
 
+def machine_args(cfg: Config) -> list[str]:
+    """The machine (``virt`` with the newest GIC), accelerator and CPU model, CPU count and memory."""
+    return [
+        "-machine",
+        "virt,gic-version=max",
+        *cpu_args(cfg.accel, cfg.cpu_model),
+        "-smp",
+        f"{cfg.cpus},sockets=1,cores={cfg.cpus},threads=1",
+        "-m",
+        f"{cfg.ram // MiB}M",
+    ]
+
+
+def firmware_args(fw: Firmware, efivars: Path) -> list[str]:
+    """The UEFI code (read-only flash) and the VM's own variable store, and a boot menu that never waits."""
+    return [
+        "-drive",
+        f"if=pflash,format=raw,unit=0,readonly=on,file={opt(fw.code)}",
+        "-drive",
+        f"if=pflash,format=raw,unit=1,file={opt(efivars)}",
+        "-boot",
+        "menu=on,splash-time=0",
+    ]
+
+
+def display_args(cfg: Config) -> list[str]:
+    """A ``ramfb`` framebuffer seen only through VNC (no local window)."""
+    return ["-device", "ramfb", "-display", "none", "-vnc", vnc_option(cfg.vnc, password=cfg.vnc_password is not None)]
+
+
+def input_args() -> list[str]:
+    """The USB controller (``xhci``, which the install media use too), a keyboard and an absolute-pointer tablet."""
+    return ["-device", "qemu-xhci,id=xhci", "-device", "usb-kbd,bus=xhci.0", "-device", "usb-tablet,bus=xhci.0"]
+
+
+def net_args(share_port: int | None) -> list[str]:
+    """The user network (see :func:`netdev_user`) on a virtio NIC without a boot ROM, so the firmware never PXE
+    boots."""
+    return ["-netdev", netdev_user(share_port), "-device", "virtio-net-pci,netdev=net0,romfile="]
+
+
+def console_args(endpoints: Endpoints) -> list[str]:
+    """The serial console and the QMP monitor, each on its socket."""
+    return [
+        "-chardev",
+        f"socket,id=serial0,{_server(endpoints.serial)}",
+        "-serial",
+        "chardev:serial0",
+        "-chardev",
+        f"socket,id=qmp0,{_server(endpoints.qmp)}",
+        "-mon",
+        "chardev=qmp0,mode=control",
+    ]
+
+
+def tpm_args(tpm_socket: Path | None) -> list[str]:
+    """A TPM 2.0 (``tpm-tis-device``) backed by swtpm at ``tpm_socket``; nothing without a socket."""
+    if tpm_socket is None:
+        return []
+    return [
+        "-chardev",
+        f"socket,id=chrtpm,path={opt(tpm_socket)}",
+        "-tpmdev",
+        "emulator,id=tpm0,chardev=chrtpm",
+        "-device",
+        "tpm-tis-device,tpmdev=tpm0",
+    ]
+
+
 def build_argv(
     cfg: Config,
     fw: Firmware,
@@ -107,60 +176,20 @@ def build_argv(
 ) -> list[str]:
     """The full argv (program first) of the VM described by ``cfg``. QEMU starts paused (``-S``): the caller
     connects to QMP and the serial console, then continues it, so no output is ever missed."""
-    argv = [
+    return [
         cfg.qemu_binary,
         "-name",
         f"{cfg.name},debug-threads=on",
         "-nodefaults",
         "-no-user-config",
         "-S",
-        "-machine",
-        "virt,gic-version=max",
-        *cpu_args(cfg.accel, cfg.cpu_model),
-        "-smp",
-        f"{cfg.cpus},sockets=1,cores={cfg.cpus},threads=1",
-        "-m",
-        f"{cfg.ram // MiB}M",
-        "-drive",
-        f"if=pflash,format=raw,unit=0,readonly=on,file={opt(fw.code)}",
-        "-drive",
-        f"if=pflash,format=raw,unit=1,file={opt(paths.efivars)}",
-        "-boot",
-        "menu=on,splash-time=0",
-        "-device",
-        "ramfb",
-        "-display",
-        "none",
-        "-vnc",
-        vnc_option(cfg.vnc, password=cfg.vnc_password is not None),
-        "-device",
-        "qemu-xhci,id=xhci",
-        "-device",
-        "usb-kbd,bus=xhci.0",
-        "-device",
-        "usb-tablet,bus=xhci.0",
+        *machine_args(cfg),
+        *firmware_args(fw, paths.efivars),
+        *display_args(cfg),
+        *input_args(),
         *disk_args(cfg.disk_bus, paths.disk, cfg.disk_format, allocate=cfg.allocate),
         *media_args(media),
-        "-netdev",
-        netdev_user(share_port),
-        "-device",
-        "virtio-net-pci,netdev=net0,romfile=",
-        "-chardev",
-        f"socket,id=serial0,{_server(endpoints.serial)}",
-        "-serial",
-        "chardev:serial0",
-        "-chardev",
-        f"socket,id=qmp0,{_server(endpoints.qmp)}",
-        "-mon",
-        "chardev=qmp0,mode=control",
+        *net_args(share_port),
+        *console_args(endpoints),
+        *tpm_args(tpm_socket),
     ]
-    if tpm_socket is not None:
-        argv += [
-            "-chardev",
-            f"socket,id=chrtpm,path={opt(tpm_socket)}",
-            "-tpmdev",
-            "emulator,id=tpm0,chardev=chrtpm",
-            "-device",
-            "tpm-tis-device,tpmdev=tpm0",
-        ]
-    return argv

@@ -13,6 +13,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from winarm.errors import RuntimeFailure, UserError
 
@@ -37,24 +38,30 @@ class Firmware:
     source: Path
 
 
-def _load(path: Path) -> Firmware | None:  # noqa: PLR0911
-    """The firmware a descriptor names, if it is aarch64 UEFI on flash for the virt machine; else None."""
+def _read(path: Path) -> dict[str, Any] | None:
+    """The descriptor's JSON object, or None when it is unreadable or not an object."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or "uefi" not in data.get("interface-types", []):
-        return None
-    mapping = data.get("mapping", {})
-    if mapping.get("device") != "flash":
-        return None
-    targets = data.get("targets", [])
-    if not any(
+    return data if isinstance(data, dict) else None
+
+
+def _fits_virt(data: dict[str, Any]) -> bool:
+    """Whether the descriptor is UEFI on flash for an aarch64 ``virt`` machine."""
+    if "uefi" not in data.get("interface-types", []):
+        return False
+    if data.get("mapping", {}).get("device") != "flash":
+        return False
+    return any(
         t.get("architecture") == "aarch64"
         and any(fnmatch.fnmatch("virt", m.replace("-*", "*")) for m in t.get("machines", []))
-        for t in targets
-    ):
-        return None
+        for t in data.get("targets", [])
+    )
+
+
+def _flash_files(mapping: dict[str, Any]) -> tuple[Path, Path] | None:
+    """``(code, vars template)`` of a flash mapping, or None when either is missing or the code is not raw."""
     try:
         code = Path(mapping["executable"]["filename"])
         template = Path(mapping["nvram-template"]["filename"])
@@ -62,11 +69,22 @@ def _load(path: Path) -> Firmware | None:  # noqa: PLR0911
         return None
     if mapping["executable"].get("format", "raw") != "raw":
         return None
+    return code, template
+
+
+def _load(path: Path) -> Firmware | None:
+    """The firmware a descriptor names, if it is aarch64 UEFI on flash for the virt machine; else None."""
+    data = _read(path)
+    if data is None or not _fits_virt(data):
+        return None
+    files = _flash_files(data["mapping"])
+    if files is None:
+        return None
     features = data.get("features", [])
     secure = "secure-boot" in features and "enrolled-keys" in features
     if "secure-boot" in features and not secure:
         return None  # secure boot without keys enrolled boots nothing useful
-    return Firmware(str(data.get("description", path.name)), code, template, secure, path)
+    return Firmware(str(data.get("description", path.name)), *files, secure, path)
 
 
 def find_firmware(secure_boot: bool, dirs: list[Path] | None = None) -> Firmware:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -10,9 +9,8 @@ import pytest
 from winarm.config.host import HostFacts
 from winarm.config.paths import VmPaths
 from winarm.config.vm import GiB, load_config
-from winarm.errors import RuntimeFailure, UserError
 from winarm.qemu.argv import Endpoints, build_argv, opt
-from winarm.qemu.firmware import Firmware, ensure_vars, find_firmware
+from winarm.qemu.firmware import Firmware
 
 FW = Firmware("test", Path("/fw/CODE.fd"), Path("/fw/VARS.fd"), False, Path("/fw/x.json"))
 
@@ -112,64 +110,6 @@ def test_vnc_on_ipv6_and_with_a_password_that_stays_off_the_command_line(tmp_pat
     assert not any("pa55word" in a for a in argv)
 
 
-def write_descriptor(directory: Path, name: str, code: Path, template: Path, features: list[str]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / name).write_text(
-        json.dumps(
-            {
-                "description": name,
-                "interface-types": ["uefi"],
-                "mapping": {
-                    "device": "flash",
-                    "executable": {"filename": str(code), "format": "raw"},
-                    "nvram-template": {"filename": str(template), "format": "raw"},
-                },
-                "targets": [{"architecture": "aarch64", "machines": ["virt-*"]}],
-                "features": features,
-            }
-        )
-    )
-
-
-def test_firmware_is_found_through_descriptors(tmp_path: Path) -> None:
-    code, plain_vars, ms_vars = tmp_path / "CODE.fd", tmp_path / "VARS.fd", tmp_path / "VARS.ms.fd"
-    for f in (code, plain_vars, ms_vars):
-        f.write_bytes(b"\0" * 16)
-    system, override = tmp_path / "share", tmp_path / "etc"
-    write_descriptor(system, "40-secure.json", code, ms_vars, ["secure-boot", "enrolled-keys"])
-    write_descriptor(system, "60-plain.json", code, plain_vars, [])
-    write_descriptor(system, "50-x86.json", code, plain_vars, [])
-    (system / "50-x86.json").write_text((system / "50-x86.json").read_text().replace("aarch64", "x86_64"))
-    assert find_firmware(True, [override, system]).vars_template == ms_vars
-    assert find_firmware(False, [override, system]).vars_template == plain_vars
-    # a same-named file earlier in the path hides the later one
-    write_descriptor(override, "60-plain.json", code, ms_vars, [])
-    assert find_firmware(False, [override, system]).vars_template == ms_vars
-
-
-def test_missing_firmware_says_what_to_install(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeFailure, match="qemu-efi-aarch64"):
-        find_firmware(False, [tmp_path])
-    code = tmp_path / "CODE.fd"
-    code.write_bytes(b"")
-    write_descriptor(tmp_path, "60-plain.json", code, code, [])
-    with pytest.raises(UserError, match="--no-secure-boot"):
-        find_firmware(True, [tmp_path])
-
-
-def test_vars_are_copied_once(tmp_path: Path) -> None:
-    template = tmp_path / "VARS.fd"
-    template.write_bytes(b"template")
-    fw = Firmware("t", template, template, False, template)
-    target = tmp_path / "vm" / "efivars.fd"
-    target.parent.mkdir()
-    assert ensure_vars(fw, target) is True
-    target.write_bytes(b"boot entries written by the guest")
-    assert ensure_vars(fw, target) is False
-    assert target.read_bytes() == b"boot entries written by the guest"
-    assert oct(target.stat().st_mode & 0o777) == "0o600"
-
-
 def test_the_share_is_relayed_from_the_guest_s_445_to_smbd_s_loopback_port(tmp_path: Path, host: HostFacts) -> None:
     base: dict[str, object] = {"storage": str(tmp_path / "s"), "run_base": str(tmp_path / "r"), "disk_size": "1G"}
     cfg = load_config(base, {}, host)
@@ -179,3 +119,27 @@ def test_the_share_is_relayed_from_the_guest_s_445_to_smbd_s_loopback_port(tmp_p
         "user,id=net0,guestfwd=tcp:10.0.2.4:445-cmd:socat STDIO TCP4:127.0.0.1:45123"
     ]
     assert value_after(argv_for(tmp_path, host), "-netdev") == ["user,id=net0"], "no share, no relay"
+
+
+def test_the_whole_command_line_in_order(tmp_path: Path, host: HostFacts) -> None:
+    argv = argv_for(tmp_path, host, media=[tmp_path / "a.iso"], tpm=True, ram="2G", cpus="2")
+    run, state = tmp_path / "r" / "windows", tmp_path / "s" / "windows"
+    assert argv == [
+        "qemu-system-aarch64", "-name", "windows,debug-threads=on", "-nodefaults", "-no-user-config", "-S",
+        "-machine", "virt,gic-version=max", "-accel", "tcg,thread=multi", "-cpu", "max,pauth-impdef=on",
+        "-smp", "2,sockets=1,cores=2,threads=1", "-m", "2048M",
+        "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE.fd",
+        "-drive", f"if=pflash,format=raw,unit=1,file={state}/efivars.fd", "-boot", "menu=on,splash-time=0",
+        "-device", "ramfb", "-display", "none", "-vnc", "127.0.0.1:0,to=99",
+        "-device", "qemu-xhci,id=xhci", "-device", "usb-kbd,bus=xhci.0", "-device", "usb-tablet,bus=xhci.0",
+        "-drive", f"if=none,id=disk0,file={state}/disk.qcow2,format=qcow2,cache=writeback,discard=unmap,"
+        "detect-zeroes=unmap",
+        "-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+        "-drive", f"if=none,id=cd0,file={tmp_path}/a.iso,format=raw,media=cdrom,readonly=on",
+        "-device", "usb-storage,id=media0,bus=xhci.0,drive=cd0,bootindex=1",
+        "-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile=",
+        "-chardev", "socket,id=serial0,fd=8,server=on,wait=off", "-serial", "chardev:serial0",
+        "-chardev", "socket,id=qmp0,fd=7,server=on,wait=off", "-mon", "chardev=qmp0,mode=control",
+        "-chardev", f"socket,id=chrtpm,path={run}/swtpm.sock", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+        "-device", "tpm-tis-device,tpmdev=tpm0",
+    ]
