@@ -58,7 +58,7 @@ def test_a_share_login_is_stored_and_used_and_guest_access_is_not_opened() -> No
     assert validate(text, "arm64") == []
 
 
-def test_no_share_no_sharecommands_in() -> None:
+def test_no_share_no_share_commands() -> None:
     text = render(AnswerSettings())
     assert "host.lan" not in text and "net.exe use" not in text
 

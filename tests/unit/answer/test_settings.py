@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given
@@ -183,3 +185,13 @@ def test_every_drivers_pass_choice_is_accepted_and_nothing_else() -> None:
     for other in ("WindowsPE", "oobeSystem", "auditUser", ""):
         with pytest.raises(UserError, match=re.escape(f"use {', '.join(DRIVERS_PASSES)}")):
             check_settings(AnswerSettings(drivers_pass=other))
+
+
+def test_settings_load_no_template_engine() -> None:
+    """The configuration's settings table imports the defaults from here: that must not cost `winarm up` Jinja2."""
+    probe = (
+        "import sys, winarm.answer.settings; "
+        "print(sorted(m for m in ('jinja2', 'winarm.answer.render') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout == "[]\n"
