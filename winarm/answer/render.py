@@ -205,7 +205,7 @@ def check_settings(s: AnswerSettings) -> None:  # noqa: C901
         raise UserError(f"architecture {ascii(s.arch)} is not supported: winarm installs arm64 only")
     if s.drivers_pass not in DRIVERS_PASSES:
         raise UserError(f"drivers pass {ascii(s.drivers_pass)} is not known: use {', '.join(DRIVERS_PASSES)}")
-    check_account(s.username, s.password, s.computer_name, s.language, s.keyboard, s.product_key)
+    check_account(s.username, s.password, s.computer_name, s.language, keyboard=s.keyboard, product_key=s.product_key)
     if s.edition_index is not None and s.edition_name is not None:
         raise UserError("both an edition index and an edition name were given: give one of them")
     if s.edition_index is not None and not 1 <= s.edition_index <= 99:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 T0 = time.monotonic()  # the phase clock counts from here: as close to "winarm up" as Python allows
-TYPE_CHECKING = False  # typing itself is not imported: it would come before T0's users need it
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without an import: nothing but time is imported before T0
 if TYPE_CHECKING:
     from winarm.cli.app import WinarmGroup
 

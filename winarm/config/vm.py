@@ -274,7 +274,7 @@ def _install(values: Values) -> dict[str, Any]:
     keyboard, product_key = values.text("keyboard"), values.text("product_key")
     unattend = values["unattend"] is not False
     if unattend:
-        check_account(username, password, computer_name, language, keyboard, product_key)
+        check_account(username, password, computer_name, language, keyboard=keyboard, product_key=product_key)
     return {"drivers": drivers, "drivers_pass": values["drivers_pass"], "username": username, "password": password,
             "computer_name": computer_name, "language": language, "keyboard": keyboard, "product_key": product_key,
             "unattend": unattend, "edition": values.text("edition")}
