@@ -112,7 +112,7 @@ def check_settings(s: AnswerSettings) -> None:
     Windows version, architecture or drivers pass, more shares than drive letters, a bad share name or login.
     """
     _check_platform(s)
-    check_account(s.username, s.password, s.computer_name, s.language, s.keyboard, s.product_key)
+    check_account(s.username, s.password, s.computer_name, s.language, keyboard=s.keyboard, product_key=s.product_key)
     _check_edition(s.edition_index, s.edition_name)
     if not 0 <= s.disk_id <= MAX_DISK_ID:
         raise UserError(f"disk number {s.disk_id} is out of range: use 0 to {MAX_DISK_ID} (0 is the first disk)")

@@ -7,12 +7,9 @@ Exit status: 0 the ISO is usable (or, with ``--json``, was read at all: an x64 I
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
-
-from winarm.errors import UserError
 
 __all__ = ["inspect"]
 
@@ -24,11 +21,7 @@ def inspect(iso: Path, as_json: bool) -> None:
     """Show an install ISO's architecture, install image and editions (index, name, build, arch)."""
     from winarm.media.iso import inspect_iso
 
-    try:
-        info = inspect_iso(iso, require_arm64=not as_json)
-    except UserError as error:
-        click.echo(f"winarm: {error}", err=True)
-        sys.exit(error.exit_code)
+    info = inspect_iso(iso, require_arm64=not as_json)
     if as_json:
         click.echo(json.dumps(info.as_json(), indent=2, ensure_ascii=False))
         return

@@ -9,30 +9,21 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from winarm.config.vm import DISK_BUSES
-from winarm.errors import EXIT_FAILURE, EXIT_USAGE, UserError, WinarmError
+from winarm.cli.app import WinarmGroup
+from winarm.cli.options import options
+from winarm.config.table import RENDER
+from winarm.config.values import Values
+from winarm.errors import EXIT_FAILURE, UserError
 from winarm.files import write_atomic
 
-# winarm.answer.render (and Jinja2) is imported inside the commands: `winarm up` must not pay for it at start-up.
+if TYPE_CHECKING:
+    from winarm.answer.settings import AnswerSettings
 
-ENV_FALLBACKS = {"username": "USERNAME", "password": "PASSWORD", "language": "LANGUAGE", "keyboard": "KEYBOARD"}
-
-
-def _fail(error: WinarmError) -> NoReturn:
-    click.echo(f"winarm: {error}", err=True)
-    sys.exit(error.exit_code)
-
-
-def _pick(flag: str | None, key: str, default: str | None) -> str | None:
-    """The flag if given, else the environment name for ``key`` when set and not blank, else ``default``."""
-    if flag is not None:
-        return flag
-    value = os.environ.get(ENV_FALLBACKS[key], "")
-    return value if value.strip() else default
+# winarm.answer (and Jinja2) is imported inside the commands: `winarm up` must not pay for it at start-up.
 
 
 def _edition(text: str | None) -> tuple[int | None, str | None]:
@@ -49,104 +40,52 @@ def write_private(path: Path, text: str) -> None:
     write_atomic(path, text.encode("ascii"), what="--out")
 
 
-@click.group("unattend")
+@click.group("unattend", cls=WinarmGroup)
 def unattend() -> None:
     """Render or check the Windows Setup answer file (Autounattend.xml)."""
 
 
 @unattend.command("render")
-@click.option("--windows", "windows", default="11", show_default=True, help="Windows version: 11 or 10.")
-@click.option(
-    "--username", default=None, help="Local administrator account created by Setup [env USERNAME; default Docker]."
-)
-@click.option("--password", default=None, help="Its password, ASCII [env PASSWORD; default admin].")
-@click.option("--computer-name", default="WINARM", show_default=True, help="Computer name: 1-15 letters, digits, '-'.")
-@click.option("--language", default=None, help="Windows language tag for UI and locales [env LANGUAGE; default en-US].")
-@click.option(
-    "--keyboard", default=None, help="Input locale: a language tag or 0407:00000407 [env KEYBOARD; default: language]."
-)
-@click.option(
-    "--edition",
-    default=None,
-    metavar="NAME-OR-INDEX",
-    help="Image to install from install.wim: its index (a number) or its name [default: index 1].",
-)
-@click.option("--product-key", default=None, help="Product key XXXXX-XXXXX-XXXXX-XXXXX-XXXXX [default: none].")
-@click.option(
-    "--disk-bus",
-    default="virtio-blk",
-    show_default=True,
-    help="System disk bus, virtio-blk, virtio-scsi or nvme (checked only: its boot driver goes in $WinPEDriver$, "
-    "not in the XML).",
-)
-@click.option(
-    "--drivers-pass",
-    default="specialize",
-    show_default=True,
-    help="Where the other virtio drivers are installed: windowsPE (all from $WinPEDriver$), specialize or firstlogon.",
-)
-@click.option(
-    "--tpm/--no-tpm",
-    default=True,
-    help="The VM has a TPM 2.0; --no-tpm makes Windows 11 Setup skip its TPM check [default: --tpm].",
-)
-@click.option(
-    "--secure-boot/--no-secure-boot",
-    default=True,
-    help="The VM boots with Secure Boot; --no-secure-boot makes Windows 11 Setup skip that check "
-    "[default: --secure-boot].",
-)
+@options(*RENDER)
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="Write the answer file here (atomically, mode 0600: it holds the password) instead of to stdout.",
 )
-def render_command(  # noqa: PLR0913
-    *,
-    windows: str,
-    username: str | None,
-    password: str | None,
-    computer_name: str,
-    language: str | None,
-    keyboard: str | None,
-    edition: str | None,
-    product_key: str | None,
-    disk_bus: str,
-    drivers_pass: str,
-    tpm: bool,
-    secure_boot: bool,
-    out: Path | None,
-) -> None:
+def render_command(out: Path | None, **flags: Any) -> None:
     """Print the answer file for these settings (or write it with --out)."""
     from winarm.answer.render import render
+
+    text = render(answer_settings(Values(flags, os.environ)))
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        write_private(out, text)
+
+
+def answer_settings(values: Values) -> AnswerSettings:
+    """The answer file's settings from the table's values (flags, environment, defaults). Raises
+    :class:`UserError` for a bad disk bus or drivers pass; the answer's own checks come when it is rendered."""
     from winarm.answer.settings import AnswerSettings
 
-    try:
-        if disk_bus.strip().lower() not in DISK_BUSES:
-            raise UserError(f"disk bus {ascii(disk_bus)} is not known: use virtio-blk, virtio-scsi or nvme")
-        edition_index, edition_name = _edition(edition)
-        settings = AnswerSettings(
-            windows=windows.strip(),
-            username=_pick(username, "username", "Docker") or "",
-            password=_pick(password, "password", "admin") or "",
-            computer_name=computer_name,
-            language=_pick(language, "language", "en-US") or "",
-            keyboard=_pick(keyboard, "keyboard", None),
-            edition_index=edition_index,
-            edition_name=edition_name,
-            product_key=product_key.strip().upper() if product_key else None,
-            tpm=tpm,
-            secure_boot=secure_boot,
-            drivers_pass=drivers_pass,
-        )
-        text = render(settings)
-        if out is None:
-            click.echo(text, nl=False)
-        else:
-            write_private(out, text)
-    except WinarmError as error:
-        _fail(error)
+    values.check("disk_bus")  # its boot driver goes in $WinPEDriver$, not in the XML
+    edition_index, edition_name = _edition(values.text("edition"))
+    product_key = values.text("product_key")
+    return AnswerSettings(
+        windows=str(values["windows"]).strip(),
+        username=str(values["username"]),
+        password=str(values["password"]),
+        computer_name=str(values["computer_name"]),
+        language=str(values["language"]),
+        keyboard=values.text("keyboard"),
+        edition_index=edition_index,
+        edition_name=edition_name,
+        product_key=product_key.strip().upper() if product_key else None,
+        tpm=bool(values["tpm"]),
+        secure_boot=bool(values["secure_boot"]),
+        drivers_pass=values["drivers_pass"],
+    )
 
 
 @unattend.command("validate")
@@ -159,12 +98,8 @@ def validate_command(file: Path, arch: str) -> None:
     try:
         data = file.read_bytes()
     except OSError as error:
-        click.echo(f"winarm: cannot read {str(file)!r}: {error.strerror or error}", err=True)
-        sys.exit(EXIT_USAGE)
-    try:
-        findings = validate(data, arch)
-    except WinarmError as error:
-        _fail(error)
+        raise UserError(f"cannot read {str(file)!r}: {error.strerror or error}") from error
+    findings = validate(data, arch)
     if not findings:
         click.echo("valid")
         return

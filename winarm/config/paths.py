@@ -13,6 +13,28 @@ ANSWER_PREFIX = "answer-"
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the terminating NUL
 
 
+def default_storage() -> Path:
+    """``/storage`` in the container (when it exists), else ``$XDG_DATA_HOME/winarm``."""
+    if Path("/storage").is_dir() and os.access("/storage", os.W_OK):
+        return Path("/storage")
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "winarm"
+
+
+def default_run_base() -> Path:
+    """Where per-VM run directories (sockets, pid files) live: ``$WINARM_RUN_DIR``, ``$XDG_RUNTIME_DIR/winarm``
+    or ``/run/winarm`` for root. Kept short: unix socket paths must stay under 108 bytes."""
+    explicit = os.environ.get("WINARM_RUN_DIR")
+    if explicit:
+        return Path(explicit)
+    if os.geteuid() == 0:
+        return Path("/run/winarm")
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return Path(xdg) / "winarm"
+    return Path("/tmp") / f"winarm-{os.geteuid()}"
+
+
 @dataclass(frozen=True)
 class VmPaths:
     """Every path of a VM, derived from its state and run directories."""

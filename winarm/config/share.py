@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from winarm.config.values import bind_error, parse_bool, pick
+from winarm.config.endpoints import tcp_port
+from winarm.config.table import SHARE, default_of, env_names
+from winarm.config.values import Values, bind_error
 from winarm.errors import UserError
 from winarm.guest import SHARE_HOSTNAME
 
@@ -32,18 +34,8 @@ MAX_ID = 2**32 - 2
 MAX_SHARES = 8
 """Drive letters Z: down to S: in the guest."""
 
-ENV_NAMES: dict[str, tuple[str, ...]] = {
-    "shared": ("SHARED",),
-    "share": ("SAMBA",),
-    "share_readonly": ("SAMBA_READONLY",),
-    "uid": ("UID", "PUID"),
-    "gid": ("GID", "PGID"),
-    "file_mode": ("SHARE_FILE_MODE",),
-    "dir_mode": ("SHARE_DIR_MODE",),
-    "share_user": ("SHARE_USER",),
-    "share_password": ("SHARE_PASSWORD",),
-    "share_port": ("SHARE_PORT",),
-}
+ENV_NAMES: dict[str, tuple[str, ...]] = env_names(SHARE)
+"""Setting -> environment names of the share's settings, from :mod:`winarm.config.table`."""
 
 
 @dataclass(frozen=True)
@@ -85,10 +77,6 @@ class ShareSettings:
 def relay_command(port: int) -> str:
     """What QEMU runs for each guest connection to ``10.0.2.4:445``: a byte relay to smbd's loopback port."""
     return f"socat STDIO TCP4:127.0.0.1:{port}"
-
-
-def _pick(key: str, flags: Mapping[str, Any], env: Mapping[str, str]) -> Any:
-    return pick(key, flags, env, ENV_NAMES)
 
 
 def parse_mode(text: Any, what: str) -> int:
@@ -196,7 +184,7 @@ def check_port_free(port: int) -> None:
         )
 
 
-def load_share_settings(  # noqa: C901, PLR0912, PLR0915
+def load_share_settings(
     flags: Mapping[str, Any],
     env: Mapping[str, str],
     *,
@@ -210,112 +198,18 @@ def load_share_settings(  # noqa: C901, PLR0912, PLR0915
     read-only), a bad name, id, mode, user or port, two shares with one name, or (when winarm is not root) an
     owner other than winarm's own user, which a non-root smbd cannot give files.
     """
+    values = Values(flags, env)
     euid = os.geteuid() if euid is None else euid
     egid = os.getegid() if egid is None else egid
-    enabled = _pick("share", flags, env)
-    if enabled is not None and not parse_bool(enabled, "SAMBA"):
-        return None
-    specs = flags.get("shared") or ()
-    if isinstance(specs, str):
-        specs = (specs,)
-    if not specs and env.get("SHARED", "").strip():
-        specs = (env["SHARED"],)
-    explicit = bool(specs)
+    specs = _specs(values)
     if not specs:
-        if not CONTAINER_SHARE.is_dir():
-            return None
-        specs = (str(CONTAINER_SHARE),)
-    if len(specs) > MAX_SHARES:
-        raise UserError(f"{len(specs)} shared folders given: at most {MAX_SHARES} can be shared")
-
-    readonly = flags.get("share_readonly") is True or parse_bool(env.get("SAMBA_READONLY", "").strip() or False,
-                                                           "SAMBA_READONLY")
-    parsed: list[tuple[str, Path]] = []
-    unnamed = 0
-    for index, spec in enumerate(specs):
-        name, path = _parse_spec(str(spec), index)
-        if name is None:
-            unnamed += 1
-            if unnamed > 1:
-                raise UserError(
-                    f"shared folder {str(spec)!r} has no name and another one has none either: write NAME=DIR, "
-                    "like --shared Music=/srv/music"
-                )
-            name = DEFAULT_SHARE_NAME
-        if name.lower() in RESERVED_SHARE_NAMES:
-            raise UserError(f"share name {name!r} is reserved by Samba: choose another name")
-        if any(name.lower() == other.lower() for other, _ in parsed):
-            raise UserError(f"share name {name!r} is given twice: give each shared folder its own name")
-        path = path.expanduser()
-        check_path(path)
-        if not path.exists():
-            hint = "create it, or pass --no-share" if explicit else "create it"
-            raise UserError(f"shared folder {str(path)!r} does not exist: {hint}")
-        if not path.is_dir():
-            raise UserError(f"shared folder {str(path)!r} is not a directory: share a directory")
-        parsed.append((name, path.absolute()))
-
-    first = parsed[0][1].stat()
-    uid_value = _pick("uid", flags, env)
-    gid_value = _pick("gid", flags, env)
-    if euid == 0:
-        uid = parse_id(uid_value, "uid") if uid_value is not None else first.st_uid
-        gid = parse_id(gid_value, "gid") if gid_value is not None else first.st_gid
-    else:
-        uid = parse_id(uid_value, "uid") if uid_value is not None else euid
-        gid = parse_id(gid_value, "gid") if gid_value is not None else egid
-        if uid != euid:
-            raise UserError(
-                f"uid {uid}: winarm runs as uid {euid} and cannot give the share's files another owner: run winarm "
-                "as root, or leave out --uid/UID"
-            )
-        if gid != egid:
-            raise UserError(
-                f"gid {gid}: winarm runs with gid {egid} and cannot give the share's files another group: run "
-                "winarm as root, or leave out --gid/GID"
-            )
-
-    for _name, path in parsed:
-        check_reachable(path, uid, gid)
-    adopt: set[Path] = set()
-    if not readonly:
-        for _name, path in parsed:
-            if not _can_write(path.stat(), uid, gid):
-                if euid == 0 and not any(path.iterdir()):
-                    adopt.add(path)
-                    continue
-                raise UserError(
-                    f"shared folder {str(path)!r} is not writable by uid {uid} gid {gid}: chown it to {uid}:{gid}, "
-                    "choose --uid/--gid that may write there, or pass --share-readonly"
-                )
-
-    file_mode = parse_mode(_pick("file_mode", flags, env) or "0664", "file mode")
-    dir_mode = parse_mode(_pick("dir_mode", flags, env) or "0775", "directory mode")
-    if dir_mode & 0o700 != 0o700:
-        raise UserError(
-            f"directory mode {dir_mode:04o} does not let the owner enter and write its folders: use one like 0775"
-        )
-
-    user_value = _pick("share_user", flags, env)
-    password_value = _pick("share_password", flags, env)
-    user = str(user_value) if user_value is not None else None
-    password = str(password_value) if password_value is not None else None
-    if user is None and password is not None:
-        raise UserError("a share password was given without a share user: add --share-user NAME")
-    if user is not None:
-        check_share_login(user, password)
-
-    port_value = _pick("share_port", flags, env)
-    port: int | None = None
-    if port_value is not None:
-        text = str(port_value).strip()
-        if not text.isdigit() or not 1 <= int(text) <= 65535:
-            raise UserError(f"share port {text!r} is not a TCP port: use 1024-65535, or leave it out")
-        port = int(text)
-        if port < 1024 and euid != 0:
-            raise UserError(f"share port {port} needs root: use a port from 1024, or leave it out")
-        check_port_free(port)
-
+        return None
+    readonly = bool(values["share_readonly"])
+    parsed = _parse_shares(specs, explicit=values.given("shared") is not None)
+    uid, gid = _owner(values, parsed[0][1].stat(), euid, egid)
+    adopt = _check_access([path for _name, path in parsed], uid, gid, readonly=readonly, root=euid == 0)
+    file_mode, dir_mode = _modes(values)
+    user, password = _login(values)
     return ShareSettings(
         shares=tuple(Share(name, path, readonly, path in adopt) for name, path in parsed),
         uid=uid,
@@ -324,5 +218,128 @@ def load_share_settings(  # noqa: C901, PLR0912, PLR0915
         dir_mode=dir_mode,
         user=user,
         password=password,
-        port=port,
+        port=_port(values, root=euid == 0),
     )
+
+
+def _specs(values: Values) -> tuple[str, ...]:
+    """The ``[NAME=]DIR`` specs asked for: none when sharing is off, ``/shared`` when it exists and none is
+    given. Raises :class:`UserError` for a bad SAMBA or more than :data:`MAX_SHARES`."""
+    if values["share"] is False:
+        return ()
+    given = values["shared"]
+    specs = (given,) if isinstance(given, str) else tuple(given or ())
+    if not specs and CONTAINER_SHARE.is_dir():
+        specs = (str(CONTAINER_SHARE),)
+    if len(specs) > MAX_SHARES:
+        raise UserError(f"{len(specs)} shared folders given: at most {MAX_SHARES} can be shared")
+    return specs
+
+
+def _parse_shares(specs: tuple[str, ...], *, explicit: bool) -> list[tuple[str, Path]]:
+    """(name, absolute path) of each spec, in order: one unnamed share at most (it is named Data), names unique
+    regardless of case and not Samba's own, every path an existing directory smb.conf can hold. Raises
+    :class:`UserError`; the hint for a missing folder mentions --no-share when the share was ``explicit``."""
+    parsed: list[tuple[str, Path]] = []
+    unnamed = 0
+    for index, spec in enumerate(specs):
+        name, path = _parse_spec(str(spec), index)
+        unnamed += name is None
+        if unnamed > 1 and name is None:
+            raise UserError(
+                f"shared folder {str(spec)!r} has no name and another one has none either: write NAME=DIR, "
+                "like --shared Music=/srv/music"
+            )
+        name = name or DEFAULT_SHARE_NAME
+        if name.lower() in RESERVED_SHARE_NAMES:
+            raise UserError(f"share name {name!r} is reserved by Samba: choose another name")
+        if any(name.lower() == other.lower() for other, _ in parsed):
+            raise UserError(f"share name {name!r} is given twice: give each shared folder its own name")
+        parsed.append((name, _existing_folder(path.expanduser(), explicit=explicit)))
+    return parsed
+
+
+def _existing_folder(path: Path, *, explicit: bool) -> Path:
+    """``path`` made absolute, when smb.conf can hold it and it is an existing directory. Raises
+    :class:`UserError`."""
+    check_path(path)
+    if not path.exists():
+        hint = "create it, or pass --no-share" if explicit else "create it"
+        raise UserError(f"shared folder {str(path)!r} does not exist: {hint}")
+    if not path.is_dir():
+        raise UserError(f"shared folder {str(path)!r} is not a directory: share a directory")
+    return path.absolute()
+
+
+def _owner(values: Values, first: os.stat_result, euid: int, egid: int) -> tuple[int, int]:
+    """The uid and gid the guest's files get: as given, else (as root) the first folder's owner, else winarm's
+    own. Raises :class:`UserError` for a bad id, or one a non-root winarm cannot give."""
+    uid_value, gid_value = values["uid"], values["gid"]
+    uid = parse_id(uid_value, "uid") if uid_value is not None else (first.st_uid if euid == 0 else euid)
+    gid = parse_id(gid_value, "gid") if gid_value is not None else (first.st_gid if euid == 0 else egid)
+    if euid not in (0, uid):
+        raise UserError(
+            f"uid {uid}: winarm runs as uid {euid} and cannot give the share's files another owner: run winarm "
+            "as root, or leave out --uid/UID"
+        )
+    if euid != 0 and gid != egid:
+        raise UserError(
+            f"gid {gid}: winarm runs with gid {egid} and cannot give the share's files another group: run "
+            "winarm as root, or leave out --gid/GID"
+        )
+    return uid, gid
+
+
+def _check_access(paths: list[Path], uid: int, gid: int, *, readonly: bool, root: bool) -> set[Path]:
+    """Check ``uid``:``gid`` can reach every folder and (unless ``readonly``) write to it; return the empty
+    folders it cannot write to that winarm, as ``root``, gives it. Raises :class:`UserError`."""
+    for path in paths:
+        check_reachable(path, uid, gid)
+    adopt: set[Path] = set()
+    for path in [] if readonly else paths:
+        if _can_write(path.stat(), uid, gid):
+            continue
+        if root and not any(path.iterdir()):
+            adopt.add(path)
+            continue
+        raise UserError(
+            f"shared folder {str(path)!r} is not writable by uid {uid} gid {gid}: chown it to {uid}:{gid}, "
+            "choose --uid/--gid that may write there, or pass --share-readonly"
+        )
+    return adopt
+
+
+def _modes(values: Values) -> tuple[int, int]:
+    """``file_mode`` and ``dir_mode``; the owner must be able to enter and write its folders. Raises
+    :class:`UserError`."""
+    file_mode = parse_mode(values.text("file_mode") or default_of("file_mode"), "file mode")
+    dir_mode = parse_mode(values.text("dir_mode") or default_of("dir_mode"), "directory mode")
+    if dir_mode & 0o700 != 0o700:
+        raise UserError(
+            f"directory mode {dir_mode:04o} does not let the owner enter and write its folders: use one like 0775"
+        )
+    return file_mode, dir_mode
+
+
+def _login(values: Values) -> tuple[str | None, str | None]:
+    """The share's user and password (None, None: guest access). Raises :class:`UserError`."""
+    user_value, password_value = values["share_user"], values["share_password"]
+    user = str(user_value) if user_value is not None else None
+    password = str(password_value) if password_value is not None else None
+    if user is None and password is not None:
+        raise UserError("a share password was given without a share user: add --share-user NAME")
+    if user is not None:
+        check_share_login(user, password)
+    return user, password
+
+
+def _port(values: Values, *, root: bool) -> int | None:
+    """The host port smbd listens on (None: a free one at start), checked free. Raises :class:`UserError`."""
+    port_value = values["share_port"]
+    port = tcp_port(port_value, "share port", "use 1024-65535, or leave it out") if port_value is not None else None
+    if port is None:
+        return None
+    if port < 1024 and not root:
+        raise UserError(f"share port {port} needs root: use a port from 1024, or leave it out")
+    check_port_free(port)
+    return port

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from winarm.config.endpoints import metrics, vnc_address, vnc_password
 from winarm.config.host import HostFacts, choose_accel, free_disk
 from winarm.config.share import ShareSettings, load_share_settings
-from winarm.config.values import bind_error, parse_bool, pick, read_secret
+from winarm.config.table import DISK, INSTALL, RUN, VM, default_of, env_names
+from winarm.config.values import Values, read_secret
 from winarm.config.windows import check_account
 from winarm.errors import UserError
 
@@ -42,87 +44,8 @@ it goes on (:mod:`winarm.vm.full_storage`): with less it would pause again at on
 RAM_RESERVE = 1 * GiB
 """What ``--ram max`` leaves to the host and to QEMU itself."""
 
-DISK_BUSES = {
-    "virtio-blk": "virtio-blk",
-    "blk": "virtio-blk",
-    "virtio": "virtio-blk",
-    "virtio-scsi": "virtio-scsi",
-    "scsi": "virtio-scsi",
-    "nvme": "nvme",
-}
-
-ENV_NAMES: dict[str, tuple[str, ...]] = {
-    # setting: environment names, the anchor's first
-    "ram": ("RAM_SIZE",),
-    "cpus": ("CPU_CORES",),
-    "disk_size": ("DISK_SIZE",),
-    "disk_format": ("DISK_FMT",),
-    "disk_bus": ("DISK_TYPE",),
-    "allocate": ("ALLOCATE",),
-    "storage": ("STORAGE",),
-    "timeout": ("TIMEOUT",),
-    "iso": ("BOOT", "ISO"),
-    "name": ("NAME",),
-    "tpm": ("TPM",),
-    "accel": ("ACCEL",),
-    "username": ("USERNAME",),
-    "password": ("PASSWORD",),
-    "language": ("LANGUAGE",),
-    "keyboard": ("KEYBOARD",),
-    "product_key": ("KEY",),
-    "edition": ("EDITION",),
-    "computer_name": ("COMPUTER_NAME",),
-    "drivers": ("DRIVERS",),
-    "drivers_pass": ("DRIVERS_PASS",),
-    "vnc": ("VNC",),
-    "vnc_password": ("VNC_PASSWORD",),
-    "vnc_password_file": ("VNC_PASSWORD_FILE",),
-    "password_file": ("PASSWORD_FILE",),
-    "metrics_port": ("METRICS_PORT",),
-    "metrics_address": ("METRICS_ADDRESS",),
-}
-
-DEFAULTS: dict[str, Any] = {
-    "name": "windows",
-    "ram": "4G",
-    "cpus": "2",
-    "disk_size": "64G",
-    "disk_format": "qcow2",
-    "disk_bus": "virtio-blk",
-    "allocate": False,
-    "timeout": "105",
-    "accel": "auto",
-    "tpm": True,
-    "secure_boot": True,
-    "username": "Docker",
-    "password": "admin",
-    "language": "en-US",
-    "computer_name": "WINARM",
-    "drivers_pass": "specialize",
-    "vnc": "127.0.0.1",
-}
-
-
-def default_storage() -> Path:
-    """``/storage`` in the container (when it exists), else ``$XDG_DATA_HOME/winarm``."""
-    if Path("/storage").is_dir() and os.access("/storage", os.W_OK):
-        return Path("/storage")
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "winarm"
-
-
-def default_run_base() -> Path:
-    """Where per-VM run directories (sockets, pid files) live: ``$WINARM_RUN_DIR``, ``$XDG_RUNTIME_DIR/winarm``
-    or ``/run/winarm`` for root. Kept short: unix socket paths must stay under 108 bytes."""
-    explicit = os.environ.get("WINARM_RUN_DIR")
-    if explicit:
-        return Path(explicit)
-    if os.geteuid() == 0:
-        return Path("/run/winarm")
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg:
-        return Path(xdg) / "winarm"
-    return Path("/tmp") / f"winarm-{os.geteuid()}"
+ENV_NAMES: dict[str, tuple[str, ...]] = env_names((*VM, "ram", "cpus", *DISK, *INSTALL, *RUN, "vnc_password"))
+"""Setting -> environment names of the VM's settings (the shares' are :data:`winarm.config.share.ENV_NAMES`)."""
 
 
 @dataclass(frozen=True)
@@ -144,15 +67,15 @@ class Config:
     timeout: float
     vnc: str
     vnc_password: str | None = field(default=None, repr=False)
-    username: str = field(default="Docker", repr=False)
-    password: str = field(default="admin", repr=False)
-    language: str = "en-US"
+    username: str = field(default=default_of("username"), repr=False)
+    password: str = field(default=default_of("password"), repr=False)
+    language: str = default_of("language")
     keyboard: str | None = None
-    computer_name: str = "WINARM"
+    computer_name: str = default_of("computer_name")
     edition: str | None = None
     product_key: str | None = field(default=None, repr=False)
     drivers: Path | None = None
-    drivers_pass: str = "specialize"
+    drivers_pass: str = default_of("drivers_pass")
     unattend: bool = True
     iso_url: str | None = None
     iso_sha256: str | None = None
@@ -161,7 +84,7 @@ class Config:
     qemu_binary: str = "qemu-system-aarch64"
     share: ShareSettings | None = None
     metrics_port: int | None = None
-    metrics_address: str = "127.0.0.1"
+    metrics_address: str = default_of("metrics_address")
     allocate: bool = False
     notes: tuple[str, ...] = field(default=(), compare=False)
     """Things the user should know that are not mistakes (one line each), printed by ``winarm up``."""
@@ -237,15 +160,6 @@ def check_name(name: str) -> str:
     return name
 
 
-def _pick(key: str, flags: Mapping[str, Any], env: Mapping[str, str]) -> Any:
-    """A flag if given, else the first set environment name, else the default."""
-    return pick(key, flags, env, ENV_NAMES, DEFAULTS.get(key))
-
-
-def _optional(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
-
-
 def _existing_image_size(path: Path) -> int | None:
     """The virtual size of an existing disk image (qcow2 header or raw file length), or None."""
     if not path.exists():
@@ -257,22 +171,40 @@ def _existing_image_size(path: Path) -> int | None:
     return path.stat().st_size
 
 
-def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFacts) -> Config:  # noqa: C901, PLR0912, PLR0915
+def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFacts) -> Config:
     """Build and check the configuration. Flags win over the environment, which wins over defaults.
 
-    ``flags`` holds the ``winarm up`` options by setting name, None where not given. Raises
-    :class:`UserError` for the first bad value; reads the disk (free space, an existing image) but writes
-    nothing.
+    ``flags`` holds the ``winarm up`` options by setting name, None where not given (and ``discover_iso``: False
+    to not look for an ISO in the storage). Raises :class:`UserError` for the first bad value; reads the disk
+    (free space, an existing image) but writes nothing.
     """
-    name = check_name(str(_pick("name", flags, env)))
+    values = Values(flags, env)
+    name = check_name(str(values["name"]))
+    storage = _storage(values["storage"])
+    fields: dict[str, Any] = {"name": name, "storage": storage, **_machine(values, host)}
+    fields |= _disk(values, storage / name)
+    fields |= _iso(values, storage, discover=flags.get("discover_iso", True) is not False)
+    fields |= _running(values, flags, host)
+    fields |= _install(values)
+    fields["share"] = load_share_settings(flags, env)
+    fields |= metrics(values)
+    fields |= _extras(values)
+    return Config(**fields)
 
-    storage = Path(str(_pick("storage", flags, env) or default_storage())).expanduser()
+
+def _storage(value: Any) -> Path:
+    """The storage directory, absolute, checked to be a directory (or able to become one) that can be written."""
+    storage = Path(str(value)).expanduser()
     if storage.exists() and not storage.is_dir():
         raise UserError(f"storage {str(storage)!r} is not a directory: point --storage at a directory")
     storage = storage.absolute()
     _check_writable(storage)
+    return storage
 
-    ram_text = str(_pick("ram", flags, env))
+
+def _machine(values: Values, host: HostFacts) -> dict[str, Any]:
+    """``ram`` and ``cpus``, checked against the host. Raises :class:`UserError`."""
+    ram_text = str(values["ram"])
     ram = parse_size(ram_text, "RAM size", relative_to=max(MIN_RAM, host.total_ram - RAM_RESERVE))
     if ram < MIN_RAM:
         raise UserError(f"RAM size {ram_text!r} is too small: give the VM at least {format_size(MIN_RAM)}")
@@ -281,121 +213,80 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
             f"RAM size {ram_text!r} is more than this host has ({format_size(host.total_ram // MiB * MiB)}): "
             "use a smaller --ram, half or max"
         )
+    return {"ram": ram, "cpus": parse_cpus(str(values["cpus"]), host.cpus)}
 
-    cpus = parse_cpus(str(_pick("cpus", flags, env)), host.cpus)
 
-    disk_format = str(_pick("disk_format", flags, env)).strip().lower()
-    if disk_format not in ("qcow2", "raw"):
-        raise UserError(f"disk format {disk_format!r} is not known: use qcow2 or raw")
+def _disk(values: Values, state_dir: Path) -> dict[str, Any]:
+    """``disk_format``, ``disk_bus``, ``allocate``, ``disk_size`` and the notes about the disk's room."""
+    disk_format = values["disk_format"]
+    disk_bus = values["disk_bus"]
+    allocate = values["allocate"]
+    size, notes = _disk_size(state_dir, disk_format, str(values["disk_size"]), allocate)
+    return {"disk_format": disk_format, "disk_bus": disk_bus, "allocate": allocate, "disk_size": size,
+            "notes": notes}
 
-    bus_text = str(_pick("disk_bus", flags, env)).strip().lower()
-    disk_bus = DISK_BUSES.get(bus_text)
-    if disk_bus is None:
-        raise UserError(f"disk bus {bus_text!r} is not known: use virtio-blk (blk), virtio-scsi (scsi) or nvme")
 
-    allocate_value = _pick("allocate", flags, env)
-    allocate = parse_bool(allocate_value, "ALLOCATE")
-    disk_text = str(_pick("disk_size", flags, env))
-    disk_size, disk_notes = _disk_size(storage / name, disk_format, disk_text, allocate)
-
-    iso_value = _pick("iso", flags, env)
-    if not iso_value and flags.get("discover_iso", True):
+def _iso(values: Values, storage: Path, *, discover: bool) -> dict[str, Any]:
+    """``iso`` (a readable file) or ``iso_url`` (to download), or neither; found in the storage when
+    ``discover`` and none is given. Raises :class:`UserError`."""
+    iso_value = values["iso"]
+    if not iso_value and discover:
         iso_value = find_iso(storage)
-    iso: Path | None = None
-    iso_url: str | None = None
-    if iso_value and str(iso_value).lower().startswith(("http://", "https://")):
-        iso_url = str(iso_value)
-    elif iso_value:
-        iso = Path(str(iso_value)).expanduser().absolute()
-        if not iso.is_file():
-            raise UserError(f"ISO {str(iso)!r} does not exist or is not a file: give the path of an install ISO")
-        if not os.access(iso, os.R_OK):
-            raise UserError(f"ISO {str(iso)!r} is not readable: check its permissions")
+    if not iso_value:
+        return {"iso": None}
+    if str(iso_value).lower().startswith(("http://", "https://")):
+        return {"iso": None, "iso_url": str(iso_value)}
+    iso = Path(str(iso_value)).expanduser().absolute()
+    if not iso.is_file():
+        raise UserError(f"ISO {str(iso)!r} does not exist or is not a file: give the path of an install ISO")
+    if not os.access(iso, os.R_OK):
+        raise UserError(f"ISO {str(iso)!r} is not readable: check its permissions")
+    return {"iso": iso}
 
-    accel_text = str(_pick("accel", flags, env)).strip().lower()
-    if accel_text not in ("auto", "kvm", "tcg"):
-        raise UserError(f"accelerator {accel_text!r} is not known: use auto, kvm or tcg")
-    if env.get("KVM", "").strip() and flags.get("accel") is None and not parse_bool(env["KVM"], "KVM"):
-        accel_text = "tcg"
-    accel = choose_accel(accel_text, host)
 
-    tpm_value = _pick("tpm", flags, env)
-    tpm = tpm_value if isinstance(tpm_value, bool) else parse_bool(str(tpm_value), "TPM")
-    secure_value = _pick("secure_boot", flags, env)
-    secure_boot = bool(secure_value)
-
-    timeout_text = str(_pick("timeout", flags, env))
+def _running(values: Values, flags: Mapping[str, Any], host: HostFacts) -> dict[str, Any]:
+    """``accel`` (``KVM=N`` forces tcg unless ``--accel`` is given), ``tpm``, ``secure_boot``, ``timeout``,
+    ``run_base``. Raises :class:`UserError`."""
+    accel = values["accel"]
+    if flags.get("accel") is None and values["kvm"] is False:
+        accel = "tcg"
+    timeout_text = str(values["timeout"])
     try:
         timeout = float(timeout_text)
     except ValueError:
         raise UserError(f"timeout {timeout_text!r} is not a number of seconds: use for example 105") from None
     if not 0 < timeout <= 3600:
         raise UserError(f"timeout {timeout_text!r} is out of range: use 1 to 3600 seconds")
+    return {"accel": choose_accel(accel, host), "tpm": values["tpm"], "secure_boot": bool(values["secure_boot"]),
+            "timeout": timeout, "run_base": Path(str(values["run_base"])).absolute()}
 
-    run_base = Path(str(flags.get("run_base") or default_run_base())).absolute()
 
-    drivers_value = _pick("drivers", flags, env)
+def _install(values: Values) -> dict[str, Any]:
+    """The drivers and the answer file's account, machine and edition; the account checked now, when there is
+    an answer file, so a mistake is told before anything is written. Raises :class:`UserError`."""
+    drivers_value = values["drivers"]
     drivers = Path(str(drivers_value)).expanduser().absolute() if drivers_value else None
     if drivers is not None and not drivers.exists():
         raise UserError(f"drivers {str(drivers)!r} does not exist: give the virtio-win ISO or its extracted folder")
-    drivers_pass = str(_pick("drivers_pass", flags, env))
-    if drivers_pass not in ("windowsPE", "specialize", "firstlogon"):
-        raise UserError(f"drivers pass {drivers_pass!r} is not known: use windowsPE, specialize or firstlogon")
+    password_file = values["password_file"]
+    password = read_secret(str(password_file), "password") if password_file else str(values["password"])
+    username, computer_name, language = str(values["username"]), str(values["computer_name"]), str(values["language"])
+    keyboard, product_key = values.text("keyboard"), values.text("product_key")
+    unattend = values["unattend"] is not False
+    if unattend:
+        check_account(username, password, computer_name, language, keyboard=keyboard, product_key=product_key)
+    return {"drivers": drivers, "drivers_pass": values["drivers_pass"], "username": username, "password": password,
+            "computer_name": computer_name, "language": language, "keyboard": keyboard, "product_key": product_key,
+            "unattend": unattend, "edition": values.text("edition")}
 
-    username = str(_pick("username", flags, env))
-    password_file = _pick("password_file", flags, env)
-    password = read_secret(str(password_file), "password") if password_file else str(_pick("password", flags, env))
-    computer_name = str(_pick("computer_name", flags, env))
-    language = str(_pick("language", flags, env))
-    keyboard = _optional(_pick("keyboard", flags, env))
-    product_key = _optional(_pick("product_key", flags, env))
-    unattend = flags.get("unattend") is not False
-    if unattend:  # checked now, not at install time, so a mistake is told before anything is written
-        check_account(username, password, computer_name, language, keyboard, product_key)
 
-    share = load_share_settings(flags, env)
-    metrics_port, metrics_address = _metrics(flags, env)
-
-    stop_at = flags.get("stop_at")
-    cpu_model = flags.get("cpu_model")
-    if cpu_model is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=,-]{0,127}", str(cpu_model)):
+def _extras(values: Values) -> dict[str, Any]:
+    """VNC, the CPU model, the stop marker and the ISO's checksum. Raises :class:`UserError`."""
+    cpu_model = values.text("cpu_model")
+    if cpu_model is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=,-]{0,127}", cpu_model):
         raise UserError(f"CPU model {ascii(cpu_model)} is not a QEMU CPU model: use for example max or cortex-a72")
-    return Config(
-        name=name,
-        ram=ram,
-        cpus=cpus,
-        disk_size=disk_size,
-        disk_format=disk_format,
-        disk_bus=disk_bus,
-        storage=storage,
-        run_base=run_base,
-        iso=iso,
-        accel=accel,
-        tpm=tpm,
-        secure_boot=secure_boot,
-        timeout=timeout,
-        vnc=_vnc_address(str(_pick("vnc", flags, env))),
-        vnc_password=_vnc_password(flags, env),
-        username=username,
-        password=password,
-        language=language,
-        keyboard=keyboard,
-        computer_name=computer_name,
-        edition=_optional(_pick("edition", flags, env)),
-        product_key=product_key,
-        drivers=drivers,
-        drivers_pass=drivers_pass,
-        unattend=unattend,
-        iso_url=iso_url,
-        iso_sha256=_optional(flags.get("iso_sha256")),
-        stop_at=str(stop_at) if stop_at else None,
-        cpu_model=str(cpu_model) if cpu_model else None,
-        share=share,
-        metrics_port=metrics_port,
-        metrics_address=metrics_address,
-        allocate=allocate,
-        notes=disk_notes,
-    )
+    return {"cpu_model": cpu_model, "stop_at": values.text("stop_at"), "iso_sha256": values.text("iso_sha256"),
+            "vnc": vnc_address(str(values["vnc"])), "vnc_password": vnc_password(values)}
 
 
 def _disk_size(state_dir: Path, disk_format: str, disk_text: str, allocate: bool) -> tuple[int, tuple[str, ...]]:
@@ -455,32 +346,6 @@ def _check_writable(storage: Path) -> None:
         )
 
 
-def _vnc_password(flags: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
-    """The VNC password (None: no password), from a file or the environment. Raises :class:`UserError`."""
-    path = _pick("vnc_password_file", flags, env)
-    value = read_secret(str(path), "VNC password") if path else _pick("vnc_password", flags, env)
-    if value is None:
-        return None
-    if not 1 <= len(value) <= 8 or not all(32 <= ord(c) < 127 for c in value):
-        raise UserError(
-            "the VNC password must be 1-8 printable ASCII characters (VNC authentication uses 8 at most): "
-            "choose another"
-        )
-    return value
-
-
-def _vnc_address(text: str) -> str:
-    """The address VNC listens on: an IP address. Raises :class:`UserError`."""
-    import ipaddress
-
-    value = text.strip()
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise UserError(f"VNC address {value!r} is not an IP address: use 127.0.0.1 (this host) or 0.0.0.0") from None
-    return value
-
-
 def find_iso(storage: Path) -> Path | None:
     """The ISO a container brings without saying so: ``/boot.iso``, else the only ``*.iso`` at the top of the
     storage directory (winarm's own answer media live one level down). Raises :class:`UserError` when several
@@ -493,27 +358,3 @@ def find_iso(storage: Path) -> Path | None:
         names = ", ".join(p.name for p in found)
         raise UserError(f"several ISOs in {storage} ({names}): say which with --iso (env BOOT)")
     return found[0] if found else None
-
-
-def _metrics(flags: Mapping[str, Any], env: Mapping[str, str]) -> tuple[int | None, str]:
-    """The metrics endpoint's port (None: off) and address, checked free. Raises :class:`UserError`."""
-    import ipaddress
-
-    address = str(_pick("metrics_address", flags, env) or "127.0.0.1").strip()
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        raise UserError(f"metrics address {address!r} is not an IP address: use 127.0.0.1 or 0.0.0.0") from None
-    value = _pick("metrics_port", flags, env)
-    if value is None or str(value).strip() == "":
-        return None, address
-    text = str(value).strip()
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise UserError(f"metrics port {text!r} is not a TCP port: use for example 9108")
-    port = int(text)
-    error = bind_error(address, port)
-    if error is not None:
-        raise UserError(
-            f"metrics port {port} on {address} cannot be used ({error.strerror}): choose another --metrics-port"
-        )
-    return port, address

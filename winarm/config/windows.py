@@ -120,7 +120,7 @@ def check_product_key(key: str) -> None:
         raise UserError("the product key is malformed: write it as five groups of five letters or digits, XXXXX-...")
 
 
-def check_account(username: str, password: str, computer_name: str, language: str, keyboard: str | None,  # noqa: PLR0917
+def check_account(username: str, password: str, computer_name: str, language: str, *, keyboard: str | None,
                   product_key: str | None) -> None:
     """Every value the answer file takes from the user, checked in the order a user reads them. Raises
     :class:`UserError` for the first bad one."""

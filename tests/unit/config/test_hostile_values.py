@@ -97,7 +97,7 @@ printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size
        key=mostly(st.one_of(st.just(""), st.from_regex(r"\A[A-Z0-9]{5}(-[A-Z0-9]{5}){4}\Z"))),
        share_user=mostly(st.one_of(st.just(""), st.from_regex(r"\A[a-z][a-z0-9]{0,8}\Z"))),
        share_password=mostly(st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=20)))
-def test_any_answer_value_is_refused_or_comes_back_whole(username: str, password: str, computer: str,  # noqa: PLR0917
+def test_any_answer_value_is_refused_or_comes_back_whole(*, username: str, password: str, computer: str,
                                                          language: str, keyboard: str, key: str, share_user: str,
                                                          share_password: str) -> None:
     values = AnswerSettings(username=username, password=password, computer_name=computer, language=language,

@@ -21,7 +21,7 @@ from tests.vmtools import FIRMWARE_ONLY, tree_digest, winarm
         (["--shared", "{folder}", "--share-user", "alice"], {}, "share user 'alice' has no password"),
     ],
 )
-def test_bad_share_values_through_the_cli(tmp_path: Path, run_base: Path, folder: Path, args: list[str],  # noqa: PLR0917
+def test_bad_share_values_through_the_cli(tmp_path: Path, run_base: Path, folder: Path, *, args: list[str],
                                           env: dict[str, str], needle: str) -> None:
     storage = tmp_path / "storage"
     storage.mkdir()

@@ -11,11 +11,10 @@ import yaml
 from kubernetes_validate import utils as kv
 
 from tests.vmtools import REPO_ROOT
-from winarm.config.share import ENV_NAMES as SHARE_ENV_NAMES
-from winarm.config.vm import ENV_NAMES
+from winarm.config.table import SETTINGS
 
 REPO = REPO_ROOT
-KNOWN_ENV = {name for names in [*ENV_NAMES.values(), *SHARE_ENV_NAMES.values()] for name in names} | {"KVM"}
+KNOWN_ENV = {name for setting in SETTINGS for name in setting.env}
 KUBERNETES_VERSION = "1.33.0"
 
 
