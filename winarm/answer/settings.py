@@ -1,6 +1,7 @@
 """What the answer file says (:class:`AnswerSettings`), the checks its values pass, and Setup's password encoding.
 
-The defaults and the drivers-pass choices are written here once; the configuration's settings table imports them.
+The defaults and the drivers-pass choices are written once, in :mod:`winarm.config.windows`; the settings table
+and :class:`AnswerSettings` both take them from there.
 This module loads no template engine: ``winarm up`` checks settings with the rest of its configuration.
 """
 
@@ -12,18 +13,17 @@ import re
 from dataclasses import dataclass, field
 
 from winarm.config.share import SHARE_NAME_RE, check_share_login
-from winarm.config.windows import check_account
+from winarm.config.windows import (
+    DEFAULT_COMPUTER_NAME,
+    DEFAULT_DRIVERS_PASS,
+    DEFAULT_LANGUAGE,
+    DEFAULT_PASSWORD,
+    DEFAULT_USERNAME,
+    DEFAULT_WINDOWS,
+    DRIVERS_PASSES,
+    check_account,
+)
 from winarm.errors import UserError
-
-DRIVERS_PASSES = ("windowsPE", "specialize", "firstlogon")
-"""Where the non-boot-critical drivers are installed: every one from ``$WinPEDriver$``, or by a command in the
-specialize pass or at first logon."""
-DEFAULT_DRIVERS_PASS = "specialize"
-DEFAULT_WINDOWS = "11"
-DEFAULT_USERNAME = "Docker"
-DEFAULT_PASSWORD = "admin"
-DEFAULT_COMPUTER_NAME = "WINARM"
-DEFAULT_LANGUAGE = "en-US"
 
 WINDOWS_VERSIONS = ("11", "10")
 PASSWORD_KINDS = ("Password", "AdministratorPassword")

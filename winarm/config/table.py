@@ -15,6 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from winarm.config.paths import default_run_base, default_storage
+from winarm.config.windows import (
+    DEFAULT_COMPUTER_NAME,
+    DEFAULT_DRIVERS_PASS,
+    DEFAULT_LANGUAGE,
+    DEFAULT_PASSWORD,
+    DEFAULT_USERNAME,
+    DEFAULT_WINDOWS,
+    DRIVERS_PASSES,
+)
 
 
 @dataclass(frozen=True)
@@ -88,18 +97,19 @@ SETTINGS: tuple[Setting, ...] = (
          "unchanged as a USB CD"),
     _row("iso_sha256", "--iso-sha256", (), None, "Expected SHA-256 of an ISO given as a URL"),
     _row("drivers", "--drivers", "DRIVERS", None, "virtio-win ISO or extracted folder"),
-    _row("drivers_pass", "--drivers-pass", "DRIVERS_PASS", "specialize", "Where the non-boot-critical drivers are "
-         "installed (windowsPE: all from $WinPEDriver$)", what="drivers pass",
-         choices=("windowsPE", "specialize", "firstlogon")),
+    _row("drivers_pass", "--drivers-pass", "DRIVERS_PASS", DEFAULT_DRIVERS_PASS, "Where the non-boot-critical "
+         "drivers are installed (windowsPE: all from $WinPEDriver$)", what="drivers pass",
+         choices=DRIVERS_PASSES),
     _row("unattend", "--unattend/--no-unattend", (), True, "Add the answer medium (Autounattend.xml and drivers) "
          "for an unattended install", more="Off boots the ISO as it is."),
-    _row("username", "--username", "USERNAME", "Docker", "Local administrator account created by Setup"),
-    _row("password", "--password", "PASSWORD", "admin", "Its password, ASCII", more="Visible to 'ps' as an "
+    _row("username", "--username", "USERNAME", DEFAULT_USERNAME, "Local administrator account created by Setup"),
+    _row("password", "--password", "PASSWORD", DEFAULT_PASSWORD, "Its password, ASCII", more="Visible to 'ps' as an "
          "argument: prefer --password-file or the environment."),
     _row("password_file", "--password-file", "PASSWORD_FILE", None, "Read the Windows password from FILE's first "
          "line", metavar="FILE"),
-    _row("computer_name", "--computer-name", "COMPUTER_NAME", "WINARM", "Computer name: 1-15 letters, digits, '-'"),
-    _row("language", "--language", "LANGUAGE", "en-US", "Windows language tag for UI and locales"),
+    _row("computer_name", "--computer-name", "COMPUTER_NAME", DEFAULT_COMPUTER_NAME,
+         "Computer name: 1-15 letters, digits, '-'"),
+    _row("language", "--language", "LANGUAGE", DEFAULT_LANGUAGE, "Windows language tag for UI and locales"),
     _row("keyboard", "--keyboard", "KEYBOARD", None, "Input locale: a language tag or 0407:00000407",
          default_text="the language"),
     _row("edition", "--edition", "EDITION", None, "Edition to install from install.wim: its index or its name",
@@ -145,7 +155,7 @@ SETTINGS: tuple[Setting, ...] = (
     _row("cpu_model", "--cpu-model", (), None, "QEMU CPU model", metavar="MODEL",
          default_text="host under KVM, max,pauth-impdef=on under TCG"),
     # the answer file alone
-    _row("windows", "--windows", (), "11", "Windows version: 11 or 10"),
+    _row("windows", "--windows", (), DEFAULT_WINDOWS, "Windows version: 11 or 10"),
     # the process: environment only
     _row("vnc_password", None, "VNC_PASSWORD", None, "The VNC password itself (no flag: a file with "
          "--vnc-password-file)"),

@@ -1,6 +1,7 @@
 """Values Windows accepts for its account, computer name, language and keyboard, checked without rendering
 anything: light enough for ``winarm up`` to check them with the rest of the configuration, before any file is
-written, and shared with the answer file's own checks in :mod:`winarm.answer.render`."""
+written, and shared with the answer file's own checks in :mod:`winarm.answer.settings`. The account defaults and
+the drivers-pass choices live here once: the settings table and the answer settings both read them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,16 @@ from winarm.data import data_dir
 from winarm.errors import RuntimeFailure, UserError
 
 TEMPLATE_DIR = data_dir("unattend")
+
+DRIVERS_PASSES = ("windowsPE", "specialize", "firstlogon")
+"""Where the non-boot-critical drivers are installed: every one from ``$WinPEDriver$``, or by a command in the
+specialize pass or at first logon."""
+DEFAULT_DRIVERS_PASS = "specialize"
+DEFAULT_WINDOWS = "11"
+DEFAULT_USERNAME = "Docker"
+DEFAULT_PASSWORD = "admin"
+DEFAULT_COMPUTER_NAME = "WINARM"
+DEFAULT_LANGUAGE = "en-US"
 
 RESERVED_USERNAMES = frozenset(
     name.lower()

@@ -15,8 +15,9 @@ from winarm.answer.commands import (
     specialize_commands,
 )
 from winarm.answer.render import render
-from winarm.answer.settings import DRIVERS_PASSES, AnswerSettings
+from winarm.answer.settings import AnswerSettings
 from winarm.answer.validate import validate
+from winarm.config.windows import DRIVERS_PASSES
 from winarm.guest import MEDIUM_MARKER, MEDIUM_SCRIPT
 
 

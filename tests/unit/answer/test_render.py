@@ -17,8 +17,9 @@ from tests.unit.answer.strategies import valid_computer_names, valid_passwords, 
 from tests.unit.answer.xmltools import FAST, NS, WCM, component, parse
 from winarm.answer.commands import driver_command
 from winarm.answer.render import render, render_driver_script
-from winarm.answer.settings import DRIVERS_PASSES, AnswerSettings, decode_password
+from winarm.answer.settings import AnswerSettings, decode_password
 from winarm.answer.validate import validate
+from winarm.config.windows import DRIVERS_PASSES
 from winarm.errors import RuntimeFailure, UserError
 from winarm.guest import MEDIUM_DRIVERS_DIR, MEDIUM_MARKER, MEDIUM_SCRIPT
 

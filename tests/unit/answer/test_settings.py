@@ -17,17 +17,14 @@ from hypothesis import strategies as st
 from tests.unit.answer.strategies import RESERVED, valid_usernames
 from tests.unit.answer.xmltools import FAST
 from winarm.answer.render import render
-from winarm.answer.settings import (
+from winarm.answer.settings import AnswerSettings, check_settings, decode_password, encode_password
+from winarm.config.windows import (
     DEFAULT_COMPUTER_NAME,
     DEFAULT_DRIVERS_PASS,
     DEFAULT_LANGUAGE,
     DEFAULT_PASSWORD,
     DEFAULT_USERNAME,
     DRIVERS_PASSES,
-    AnswerSettings,
-    check_settings,
-    decode_password,
-    encode_password,
 )
 from winarm.errors import UserError
 
