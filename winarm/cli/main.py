@@ -364,7 +364,8 @@ def status(name: str | None, storage: Path | None, as_json: bool) -> None:
               help="Also draw the timeline as FILE.png and FILE.svg (needs matplotlib).")
 def phases(name: str | None, storage: Path | None, as_json: bool, follow: bool, chart: Path | None) -> None:
     """Print the boot-phase timeline of the running or last boot."""
-    from winarm.timeline.phases import derive_phases, format_table, read_events, timeline_json
+    from winarm.timeline.events import read_events
+    from winarm.timeline.phases import derive_phases, format_table, timeline_json
 
     try:
         vm, paths = _paths(name, storage)

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from winarm.errors import RuntimeFailure
-from winarm.timeline.phases import Event, derive_phases
+from winarm.timeline.events import Event
+from winarm.timeline.phases import derive_phases
 
 STATES = ("starting", "running", "paused", "stopping", "stopped")
 

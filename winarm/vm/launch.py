@@ -29,7 +29,7 @@ from winarm.qemu.firmware import ensure_vars, find_firmware
 from winarm.services.smbd import Smbd
 from winarm.services.smbd import check_available as check_samba
 from winarm.services.swtpm import Swtpm, check_available
-from winarm.timeline.phases import EventLog
+from winarm.timeline.events import EventLog
 
 HISTORY_KEEP = 20
 
