@@ -180,9 +180,9 @@ def up(echo_console: bool, dry_run: bool, **flags: Any) -> None:
         launched = launch(cfg, T0)  # QEMU starts here, before the event loop and QMP are even imported
         import asyncio
 
-        from winarm.vm.supervisor import Daemon
+        from winarm.vm.supervisor import supervise
 
-        code = asyncio.run(Daemon(launched, out=sys.stdout, echo_console=echo_console).run())
+        code = asyncio.run(supervise(launched, out=sys.stdout, echo_console=echo_console))
     except WinarmError as error:
         fail(error)
     except OSError as error:  # the storage failed under us (full, read-only, gone): still one line
@@ -320,6 +320,7 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
 def status(name: str | None, storage: Path | None, as_json: bool) -> None:
     """Show a VM's state (exit 0 running and healthy, 3 otherwise). Without --name: every running VM."""
     from winarm.vm.control import running_names, status_of
+    from winarm.vm.status import status_lines
 
     try:
         if name is None and not os.environ.get("NAME"):
@@ -329,31 +330,9 @@ def status(name: str | None, storage: Path | None, as_json: bool) -> None:
         reports = [status_of(_paths(vm, storage)[1], vm) for vm in names]
     except WinarmError as error:
         fail(error)
-    if as_json:
-        click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
-    else:
-        for report in reports:
-            line = f"{report['name']}: {report['state']}"
-            if report.get("qemu_pid"):
-                line += (
-                    f", healthy={'yes' if report.get('healthy') else 'no'}, qemu pid {report['qemu_pid']}, "
-                    f"phase {report.get('phase') or '-'}, vnc {report.get('vnc') or '-'}, run dir {report['run_dir']}"
-                )
-            click.echo(line)
-            share = report.get("share")
-            if isinstance(share, dict):
-                for item in share.get("shares", []):
-                    click.echo(
-                        f"  share {item['guest_unc']} -> {item['path']}{' (read-only)' if item['readonly'] else ''}"
-                    )
-                click.echo(
-                    f"  share owner {share['uid']}:{share['gid']}, modes {share['file_mode']}/{share['dir_mode']}, "
-                    f"{share['login']} login, smbd 127.0.0.1:{share['host_port']}, "
-                    f"healthy={'yes' if share.get('healthy') else 'no'}"
-                    + (f" ({share['error']})" if share.get("error") else "")
-                    + (f", {share['restarts']} restarts" if share.get("restarts") else "")
-                )
-    sys.exit(0 if all(r.get("healthy") for r in reports) else EXIT_NOT_RUNNING)
+    for line in status_lines(reports, as_json=as_json):
+        click.echo(line)
+    sys.exit(0 if all(r.healthy for r in reports) else EXIT_NOT_RUNNING)
 
 
 @main.command()
