@@ -84,8 +84,8 @@ class Machine:
             await self.qmp.connect(str(self.qmp_socket))
             self.serial_reader, self._serial_writer = await asyncio.open_unix_connection(str(self.serial_socket))
 
-        connecting = asyncio.ensure_future(connect())
-        dying = asyncio.ensure_future(wait_exit(self.proc))
+        connecting = asyncio.create_task(connect())
+        dying = asyncio.create_task(wait_exit(self.proc))
         try:
             done, _ = await asyncio.wait({connecting, dying}, timeout=connect_timeout,
                                          return_when=asyncio.FIRST_COMPLETED)

@@ -300,11 +300,11 @@ class Supervisor:
 
     async def _wait_for_end(self) -> tuple[bool, bool]:
         """Whether QEMU exited by itself, and whether the TPM was lost (swtpm ended first)."""
-        exited = asyncio.ensure_future(self.machine.wait())
-        stop = asyncio.ensure_future(self._stop_requested.wait())
+        exited = asyncio.create_task(self.machine.wait())
+        stop = asyncio.create_task(self._stop_requested.wait())
         waits: set[asyncio.Future[Any]] = {exited, stop}
         swtpm = self.launched.swtpm
-        tpm_gone = asyncio.ensure_future(swtpm.wait()) if swtpm is not None and swtpm.proc is not None else None
+        tpm_gone = asyncio.create_task(swtpm.wait()) if swtpm is not None and swtpm.proc is not None else None
         if tpm_gone is not None:
             waits.add(tpm_gone)
         try:
