@@ -97,7 +97,7 @@ class Up:
         return data
 
     def events(self) -> list[dict[str, Any]]:
-        from winarm.timeline.phases import read_events
+        from winarm.timeline.events import read_events
 
         return read_events(self.storage / self.name / "events.jsonl")
 

@@ -96,6 +96,15 @@ async def terminate(proc: subprocess.Popen[bytes], grace: float = 2.0) -> int:
     return proc.wait()
 
 
+def kill_now(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``proc`` if it still runs, and reap it: the synchronous last resort of a teardown (no event loop
+    needed). Safe on a child already gone."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    proc.wait()
+
+
 def listening_socket(path: Path, *, mode: int = 0o600) -> socket.socket:
     """Bind and listen on a unix socket at ``path`` (a stale file there is removed), with ``mode``.
 

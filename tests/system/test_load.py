@@ -100,97 +100,126 @@ def pairwise_distinct(what: str, values: list[Any]) -> None:
     assert len(set(values)) == len(values), f"two VMs share a {what}: {values}"
 
 
-def test_four_vms_at_once_share_nothing_and_stop_clean(tmp_path: Path, run_base: Path, share_root: Path) -> None:  # noqa: C901, PLR0912, PLR0915
+def start_all(tmp_path: Path, run_base: Path, folders: dict[str, Path], vms: dict[str, Up]) -> None:
+    """Start a VM for each folder at once (into ``vms``: the caller closes them), the last with a TPM, and wait
+    until each runs and its share is healthy."""
+    for name, folder in folders.items():
+        extra = ["--tpm"] if name == "ld" else []
+        vms[name] = Up(tmp_path, run_base, *FAST, "--shared", str(folder), *extra, name=name)
+    for vm in vms.values():
+        vm.wait_line("running (tcg)", START)
+    for vm in vms.values():
+        vm.wait_line("share: healthy", START)
+
+
+def check_listing(tmp_path: Path, vms: dict[str, Up], folders: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    """``winarm status --json`` with no ``--name`` lists every VM, running and healthy; returns the reports."""
+    names = list(folders)
+    listing = winarm("status", "--storage", str(tmp_path), "--json", env=vms["la"].env)
+    assert listing.returncode == 0, listing.stdout + listing.stderr
+    reports = json.loads(listing.stdout)
+    assert isinstance(reports, list), reports
+    assert sorted(r["name"] for r in reports) == names
+    by_name = {r["name"]: r for r in reports}
+    for name, report in by_name.items():
+        assert report["state"] == "running" and report["healthy"] is True, report
+        assert report["share"]["healthy"] is True and report["share"]["path"] == str(folders[name])
+        assert report["tpm"] is (name == "ld")
+        assert report["daemon_pid"] == vms[name].proc.pid
+        assert report["vnc"].startswith("127.0.0.1:") and report["share"]["host_address"] == "127.0.0.1"
+        alone = vms[name].status()
+        assert (alone["run_dir"], alone["qemu_pid"]) == (report["run_dir"], report["qemu_pid"])
+    return by_name
+
+
+def check_distinct(by_name: dict[str, dict[str, Any]], names: list[str],
+                   run_base: Path) -> tuple[list[int], list[int], list[Path]]:
+    """No two VMs share a port, run dir, state dir or process; returns the VNC ports, smbd ports, run dirs."""
+    ports_vnc = [int(by_name[n]["vnc"].rpartition(":")[2]) for n in names]
+    ports_smbd = [by_name[n]["share"]["host_port"] for n in names]
+    run_dirs = [Path(by_name[n]["run_dir"]) for n in names]
+    assert {p.parent for p in run_dirs} == {run_base} and sorted(p.name for p in run_dirs) == names
+    assert sorted(p.name for p in run_base.iterdir()) == names, "one run directory per VM, nothing else"
+    for what, values in (("VNC port", ports_vnc), ("smbd port", ports_smbd), ("run dir", run_dirs),
+                         ("state dir", [by_name[n]["state_dir"] for n in names]),
+                         ("QEMU", [by_name[n]["qemu_pid"] for n in names]),
+                         ("smbd", [by_name[n]["share"]["smbd_pid"] for n in names])):
+        pairwise_distinct(what, values)
+    pairwise_distinct("port", ports_vnc + ports_smbd)
+    return ports_vnc, ports_smbd, run_dirs
+
+
+def check_sockets_and_samba(by_name: dict[str, dict[str, Any]], names: list[str], run_dirs: list[Path]) -> None:
+    """The QMP and serial sockets: in each VM's own run dir, held by that VM's QEMU and no other; each smbd's
+    state: every directory below its own run dir's samba/, none shared."""
+    sockets = {}
+    for name, run_dir in zip(names, run_dirs, strict=True):
+        held = unix_paths(psutil.Process(by_name[name]["qemu_pid"]))
+        mine = {str(run_dir / "qmp.sock"), str(run_dir / "serial.sock")}
+        assert mine <= held, f"{name}'s QEMU holds {held}"
+        assert all(Path(path).parent == run_dir for path in held), f"{name}'s QEMU holds {held}"
+        sockets[name] = held
+    pairwise_distinct("socket path", [path for held in sockets.values() for path in held])
+    state = {}
+    for name, run_dir in zip(names, run_dirs, strict=True):
+        dirs = samba_dirs(run_dir)
+        assert {"private dir", "ncalrpc dir", "state directory", "cache directory", "lock directory",
+                "pid directory"} <= dirs.keys(), dirs
+        assert all(Path(d).parent == run_dir / "samba" for d in dirs.values()), dirs
+        smbd = psutil.Process(by_name[name]["share"]["smbd_pid"])
+        assert str(run_dir / "samba" / "smb.conf") in smbd.cmdline()
+        state[name] = dirs
+    pairwise_distinct("Samba state dir", [d for dirs in state.values() for d in dirs.values()])
+
+
+def check_processes(vms: dict[str, Up], names: list[str], ports_vnc: list[int],
+                    ports_smbd: list[int]) -> dict[str, list[psutil.Process]]:
+    """The processes of each VM, taken now (before the stop) to check afterwards that none is left: each VM
+    has its QEMU and smbd (and swtpm when asked); every TCP listener is on loopback; each VM listens on its
+    VNC and smbd ports, no port in two VMs."""
+    processes = {name: family(vms[name].proc.pid) for name in names}
+    for name, procs in processes.items():
+        kinds = live_names(procs)
+        assert {"qemu-system-aarch64", "smbd"} <= kinds, kinds
+        assert ("swtpm" in kinds) is (name == "ld"), kinds
+    owners: dict[int, list[str]] = {}
+    for name, procs in processes.items():
+        listeners = tcp_listeners(procs)
+        for address, port in listeners:
+            assert ipaddress.ip_address(address).is_loopback, f"{name} listens on {address}:{port}"
+            owners.setdefault(port, []).append(name)
+        vnc, smbd_port = ports_vnc[names.index(name)], ports_smbd[names.index(name)]
+        assert {port for _, port in listeners} == {vnc, smbd_port}, f"{name} listens on {listeners}"
+    assert all(len(vms_on_port) == 1 for vms_on_port in owners.values()), owners
+    return processes
+
+
+def down_all(tmp_path: Path, vms: dict[str, Up]) -> None:
+    """Stop every VM at once, each with its own winarm down, and wait until each daemon ends with 0."""
+    downs = {
+        name: subprocess.Popen([*WINARM, "down", "--name", name, "--storage", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=vms[name].env)
+        for name in vms
+    }
+    for name, down in downs.items():
+        out, err = down.communicate(timeout=60)
+        assert down.returncode == 0, f"{name}: {out}{err}"
+        assert f"VM {name!r} stopped" in out
+    for vm in vms.values():
+        assert vm.wait(60) == 0, "\n".join(vm.lines)
+
+
+def test_four_vms_at_once_share_nothing_and_stop_clean(tmp_path: Path, run_base: Path, share_root: Path) -> None:
     names = ["la", "lb", "lc", "ld"]
     folders = {name: shared_folder(share_root, name) for name in names}
     vms: dict[str, Up] = {}
     try:
-        for name in names:
-            extra = ["--tpm"] if name == "ld" else []
-            vms[name] = Up(tmp_path, run_base, *FAST, "--shared", str(folders[name]), *extra, name=name)
-        for vm in vms.values():
-            vm.wait_line("running (tcg)", START)
-        for vm in vms.values():
-            vm.wait_line("share: healthy", START)
-
-        listing = winarm("status", "--storage", str(tmp_path), "--json", env=vms["la"].env)
-        assert listing.returncode == 0, listing.stdout + listing.stderr
-        reports = json.loads(listing.stdout)
-        assert isinstance(reports, list), reports
-        assert sorted(r["name"] for r in reports) == names
-        by_name = {r["name"]: r for r in reports}
-        for name, report in by_name.items():
-            assert report["state"] == "running" and report["healthy"] is True, report
-            assert report["share"]["healthy"] is True and report["share"]["path"] == str(folders[name])
-            assert report["tpm"] is (name == "ld")
-            assert report["daemon_pid"] == vms[name].proc.pid
-            assert report["vnc"].startswith("127.0.0.1:") and report["share"]["host_address"] == "127.0.0.1"
-            alone = vms[name].status()
-            assert (alone["run_dir"], alone["qemu_pid"]) == (report["run_dir"], report["qemu_pid"])
-
-        ports_vnc = [int(by_name[n]["vnc"].rpartition(":")[2]) for n in names]
-        ports_smbd = [by_name[n]["share"]["host_port"] for n in names]
-        run_dirs = [Path(by_name[n]["run_dir"]) for n in names]
-        assert {p.parent for p in run_dirs} == {run_base} and sorted(p.name for p in run_dirs) == names
-        assert sorted(p.name for p in run_base.iterdir()) == names, "one run directory per VM, nothing else"
-        for what, values in (("VNC port", ports_vnc), ("smbd port", ports_smbd), ("run dir", run_dirs),
-                             ("state dir", [by_name[n]["state_dir"] for n in names]),
-                             ("QEMU", [by_name[n]["qemu_pid"] for n in names]),
-                             ("smbd", [by_name[n]["share"]["smbd_pid"] for n in names])):
-            pairwise_distinct(what, values)
-        pairwise_distinct("port", ports_vnc + ports_smbd)
-
-        # the QMP and serial sockets: in each VM's own run dir, held by that VM's QEMU and no other
-        sockets = {}
-        for name, run_dir in zip(names, run_dirs, strict=True):
-            held = unix_paths(psutil.Process(by_name[name]["qemu_pid"]))
-            mine = {str(run_dir / "qmp.sock"), str(run_dir / "serial.sock")}
-            assert mine <= held, f"{name}'s QEMU holds {held}"
-            assert all(Path(path).parent == run_dir for path in held), f"{name}'s QEMU holds {held}"
-            sockets[name] = held
-        pairwise_distinct("socket path", [path for held in sockets.values() for path in held])
-
-        # each smbd's state: every directory below its own run dir's samba/, none shared
-        state = {}
-        for name, run_dir in zip(names, run_dirs, strict=True):
-            dirs = samba_dirs(run_dir)
-            assert {"private dir", "ncalrpc dir", "state directory", "cache directory", "lock directory",
-                    "pid directory"} <= dirs.keys(), dirs
-            assert all(Path(d).parent == run_dir / "samba" for d in dirs.values()), dirs
-            smbd = psutil.Process(by_name[name]["share"]["smbd_pid"])
-            assert str(run_dir / "samba" / "smb.conf") in smbd.cmdline()
-            state[name] = dirs
-        pairwise_distinct("Samba state dir", [d for dirs in state.values() for d in dirs.values()])
-
-        # the processes of each VM, taken now (before the stop) to check afterwards that none is left
-        processes = {name: family(vms[name].proc.pid) for name in names}
-        for name, procs in processes.items():
-            kinds = live_names(procs)
-            assert {"qemu-system-aarch64", "smbd"} <= kinds, kinds
-            assert ("swtpm" in kinds) is (name == "ld"), kinds
-        # every TCP listener is on loopback; each VM listens on its VNC and smbd ports, no port in two VMs
-        owners: dict[int, list[str]] = {}
-        for name, procs in processes.items():
-            listeners = tcp_listeners(procs)
-            for address, port in listeners:
-                assert ipaddress.ip_address(address).is_loopback, f"{name} listens on {address}:{port}"
-                owners.setdefault(port, []).append(name)
-            vnc, smbd_port = ports_vnc[names.index(name)], ports_smbd[names.index(name)]
-            assert {port for _, port in listeners} == {vnc, smbd_port}, f"{name} listens on {listeners}"
-        assert all(len(vms_on_port) == 1 for vms_on_port in owners.values()), owners
-
-        # stop all four at once, each with its own winarm down
-        downs = {
-            name: subprocess.Popen([*WINARM, "down", "--name", name, "--storage", str(tmp_path)],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=vms[name].env)
-            for name in names
-        }
-        for name, down in downs.items():
-            out, err = down.communicate(timeout=60)
-            assert down.returncode == 0, f"{name}: {out}{err}"
-            assert f"VM {name!r} stopped" in out
-        for vm in vms.values():
-            assert vm.wait(60) == 0, "\n".join(vm.lines)
+        start_all(tmp_path, run_base, folders, vms)
+        by_name = check_listing(tmp_path, vms, folders)
+        ports_vnc, ports_smbd, run_dirs = check_distinct(by_name, names, run_base)
+        check_sockets_and_samba(by_name, names, run_dirs)
+        processes = check_processes(vms, names, ports_vnc, ports_smbd)
+        down_all(tmp_path, vms)
     finally:
         for vm in vms.values():
             vm.close()

@@ -201,6 +201,7 @@ def test_killed_smbd_is_restarted_and_the_client_reconnects(run_base: Path, fold
         smbclient.reset_connection_cache()  # the old TCP connection died with smbd; Windows reconnects too
         await loop.run_in_executor(None, write, "after.txt")
         assert await smbd.check_health()
+        smbclient.reset_connection_cache()  # while smbd still answers: a closed socket makes the reset raise
         await smbd.stop()
         await supervisor
 

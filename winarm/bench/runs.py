@@ -32,7 +32,8 @@ from typing import Any
 
 from winarm.errors import UserError
 from winarm.files import write_atomic
-from winarm.timeline.phases import derive_phases, read_events, total_duration
+from winarm.timeline.events import read_events
+from winarm.timeline.phases import derive_phases, total_duration
 
 KEY_ALIASES: dict[str, str] = {
     "drivers": "drivers_pass",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -68,6 +66,7 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
 def status(name: str | None, storage: str | None, as_json: bool) -> None:
     """Show a VM's state (exit 0 running and healthy, 3 otherwise). Without --name: every running VM."""
     from winarm.vm.control import running_names, status_of
+    from winarm.vm.status import status_lines
 
     values = Values({"name": name}, os.environ)
     if values.given("name") is None:
@@ -75,34 +74,6 @@ def status(name: str | None, storage: str | None, as_json: bool) -> None:
     else:
         names = [check_name(str(values["name"]))]
     reports = [status_of(vm_paths(vm, storage)[1], vm) for vm in names]
-    if as_json:
-        click.echo(json.dumps(reports[0] if len(reports) == 1 else reports, indent=2))
-    else:
-        for report in reports:
-            for line in status_lines(report):
-                click.echo(line)
-    sys.exit(0 if all(r.get("healthy") for r in reports) else EXIT_NOT_RUNNING)
-
-
-def status_lines(report: dict[str, Any]) -> list[str]:
-    """One VM's status report as the lines ``winarm status`` prints: its state, then its shares."""
-    line = f"{report['name']}: {report['state']}"
-    if report.get("qemu_pid"):
-        line += (
-            f", healthy={'yes' if report.get('healthy') else 'no'}, qemu pid {report['qemu_pid']}, "
-            f"phase {report.get('phase') or '-'}, vnc {report.get('vnc') or '-'}, run dir {report['run_dir']}"
-        )
-    share = report.get("share")
-    if not isinstance(share, dict):
-        return [line]
-    lines = [line]
-    for item in share.get("shares", []):
-        lines.append(f"  share {item['guest_unc']} -> {item['path']}{' (read-only)' if item['readonly'] else ''}")
-    lines.append(
-        f"  share owner {share['uid']}:{share['gid']}, modes {share['file_mode']}/{share['dir_mode']}, "
-        f"{share['login']} login, smbd 127.0.0.1:{share['host_port']}, "
-        f"healthy={'yes' if share.get('healthy') else 'no'}"
-        + (f" ({share['error']})" if share.get("error") else "")
-        + (f", {share['restarts']} restarts" if share.get("restarts") else "")
-    )
-    return lines
+    for line in status_lines(reports, as_json=as_json):
+        click.echo(line)
+    sys.exit(0 if all(r.healthy for r in reports) else EXIT_NOT_RUNNING)

@@ -22,7 +22,8 @@ from winarm.errors import UserError
               help="Also draw the timeline as FILE.png and FILE.svg (needs matplotlib).")
 def phases(name: str | None, storage: str | None, as_json: bool, follow: bool, chart: Path | None) -> None:
     """Print the boot-phase timeline of the running or last boot."""
-    from winarm.timeline.phases import derive_phases, format_table, read_events, timeline_json
+    from winarm.timeline.events import read_events
+    from winarm.timeline.phases import derive_phases, format_table, timeline_json
 
     vm, paths = vm_paths(name, storage)
     if not paths.events.exists():

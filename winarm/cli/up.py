@@ -36,9 +36,9 @@ def up(echo_console: bool, dry_run: bool, **flags: Any) -> None:
     launched = launch(cfg, T0)  # QEMU starts here, before the event loop and QMP are even imported
     import asyncio
 
-    from winarm.vm.supervisor import Daemon
+    from winarm.vm.supervisor import supervise
 
-    sys.exit(asyncio.run(Daemon(launched, out=sys.stdout, echo_console=echo_console).run()))
+    sys.exit(asyncio.run(supervise(launched, out=sys.stdout, echo_console=echo_console)))
 
 
 def print_argv(cfg: Config) -> None:

@@ -12,12 +12,14 @@ import contextlib
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from qemu.qmp import ExecuteError, QMPClient
+from qemu.qmp import ExecuteError, QMPClient, QMPError
 
 from winarm.errors import RuntimeFailure
 from winarm.procs import wait_exit
+from winarm.timeline.events import EventKind
 
 EventSink = Callable[[str, dict[str, Any]], None]
 QUIT_GRACE = 2.0
@@ -35,7 +37,10 @@ def tail(path: Path, lines: int = 8) -> str:
 
 
 class Machine:
-    """A running (at first paused) QEMU process with its QMP monitor and serial console."""
+    """A running (at first paused) QEMU process with its QMP monitor and serial console.
+
+    As an async context manager it owns its end: leaving it kills QEMU if it still runs, reaps it, and drops
+    the QMP session and the console (entering connects nothing: see :meth:`connect`)."""
 
     def __init__(self, proc: subprocess.Popen[bytes], *, qmp_socket: Path, serial_socket: Path,
                  qemu_log: Path, name: str) -> None:
@@ -60,6 +65,14 @@ class Machine:
     def returncode(self) -> int | None:
         return self.proc.poll()
 
+    async def __aenter__(self) -> Machine:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        await self.kill()
+        await self.close()
+
     async def connect(self, connect_timeout: float = 15.0) -> None:
         """Open the QMP session and the serial console.
 
@@ -71,21 +84,21 @@ class Machine:
             await self.qmp.connect(str(self.qmp_socket))
             self.serial_reader, self._serial_writer = await asyncio.open_unix_connection(str(self.serial_socket))
 
-        connecting = asyncio.ensure_future(connect())
-        dying = asyncio.ensure_future(wait_exit(self.proc))
-        done, _ = await asyncio.wait({connecting, dying}, timeout=connect_timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
+        connecting = asyncio.create_task(connect())
+        dying = asyncio.create_task(wait_exit(self.proc))
+        try:
+            done, _ = await asyncio.wait({connecting, dying}, timeout=connect_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:  # ours cancelled or not, neither helper outlives the wait; their ends are read below
+            for helper in (connecting, dying):
+                helper.cancel()
+            await asyncio.wait({connecting, dying})
         if connecting in done and connecting.exception() is None:
-            dying.cancel()
             return
-        connecting.cancel()
-        with contextlib.suppress(BaseException):
-            await connecting
         if dying in done:
             raise RuntimeFailure(
                 f"QEMU exited at start (status {self.proc.poll()}): {tail(self.qemu_log) or 'no output'}"
             )
-        dying.cancel()
         await self.kill()
         if connecting.done() and not connecting.cancelled() and connecting.exception() is not None:
             raise RuntimeFailure(f"could not talk to QEMU's monitor: {connecting.exception()}")
@@ -94,11 +107,13 @@ class Machine:
         )
 
     async def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
-        """Run a QMP command; raises :class:`RuntimeFailure` when QEMU refuses it."""
+        """Run a QMP command; raises :class:`RuntimeFailure` when QEMU refuses it or its monitor is gone."""
         try:
             return await self.qmp.execute(command, arguments)
         except ExecuteError as exc:
             raise RuntimeFailure(f"QEMU refused {command}: {exc}") from None
+        except (QMPError, EOFError, OSError) as exc:
+            raise RuntimeFailure(f"QEMU's monitor is gone ({command}): {exc or type(exc).__name__}") from None
 
     async def cont(self) -> str:
         """Let the paused VM run; returns the QMP run state afterwards (``running``)."""
@@ -124,23 +139,23 @@ class Machine:
         """Wait for QEMU to exit, at most ``timeout`` seconds; True when it has."""
         return await wait_exit(self.proc, timeout)
 
-    async def stop(self, timeout: float, on_step: Callable[[str], None] = lambda step: None) -> str:
+    async def stop(self, timeout: float, on_step: Callable[[EventKind], None] = lambda step: None) -> str:
         """Stop the VM and return how: ``guest`` (it shut down after the power button), ``quit`` (QEMU was
         told to quit after ``timeout`` seconds), ``killed`` (QEMU ignored quit for 2 s) or ``exited``
         (it was already gone). ``on_step`` hears ``powerdown-requested``, ``quit-sent``, ``killed``."""
         if self.exited:
             return "exited"
-        on_step("powerdown-requested")
+        on_step(EventKind.POWERDOWN_REQUESTED)
         with contextlib.suppress(Exception):
             await self.qmp.execute("system_powerdown")
         if await self.wait(timeout):
             return "guest"
-        on_step("quit-sent")
+        on_step(EventKind.QUIT_SENT)
         with contextlib.suppress(Exception):
             await self.qmp.execute("quit")
         if await self.wait(QUIT_GRACE):
             return "quit"
-        on_step("killed")
+        on_step(EventKind.KILLED)
         await self.kill()
         return "killed"
 

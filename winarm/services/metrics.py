@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from winarm.errors import RuntimeFailure
-from winarm.timeline.phases import Event, derive_phases
+from winarm.timeline.events import Event
+from winarm.timeline.phases import derive_phases
+from winarm.vm.state import VmState
 
-STATES = ("starting", "running", "paused", "stopping", "stopped")
+STATES = tuple(state.value for state in VmState)
 
 
 class DaemonCollector:

@@ -21,12 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from winarm.config.share import ShareSettings, check_path
+from winarm.config.share import ShareSettings
 from winarm.errors import RuntimeFailure
 from winarm.files import write_atomic
-from winarm.procs import spawn, terminate, wait_exit
+from winarm.procs import kill_now, spawn, terminate, wait_exit
+from winarm.services.smb_conf import OWNER, identity_files, render_conf
+from winarm.timeline.events import EventKind
 
-OWNER = "winarm-owner"
 STATE_DIRS = ("private", "state", "cache", "lock", "pid", "ncalrpc")
 NSS_WRAPPER_GLOBS = (
     "/usr/lib/*-linux-gnu/libnss_wrapper.so",
@@ -67,85 +68,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def render_conf(settings: ShareSettings, samba_dir: Path, port: int) -> str:
-    """The smb.conf text. Every path and value was checked to fit on one line (no new sections, no
-    substitutions); raises ValueError if one does not, which would be a bug upstream."""
-    for path in (samba_dir, *(share.path for share in settings.shares)):
-        check_path(path)
-    lines = [
-        "# written by winarm for one VM; every state directory is below this file's directory",
-        "[global]",
-        "server role = standalone server",
-        "interfaces = 127.0.0.1",
-        "bind interfaces only = yes",
-        f"smb ports = {port}",
-        "disable netbios = yes",
-        "server min protocol = SMB2_10",
-        *(f"{name} dir = {samba_dir / name}" for name in ("private", "ncalrpc")),
-        f"state directory = {samba_dir / 'state'}",
-        f"cache directory = {samba_dir / 'cache'}",
-        f"lock directory = {samba_dir / 'lock'}",
-        f"pid directory = {samba_dir / 'pid'}",
-        f"log file = {samba_dir / 'log.smbd'}",
-        "max log size = 1000",
-        f"passdb backend = tdbsam:{samba_dir / 'private' / 'passdb.tdb'}",
-        "guest account = nobody",
-        "load printers = no",
-        "printing = bsd",
-        "printcap name = /dev/null",
-        "disable spoolss = yes",
-        "unix extensions = no",
-    ]
-    if settings.guest_login:
-        lines += ["map to guest = Bad User", "restrict anonymous = 0"]
-    else:
-        lines += ["map to guest = Never", f"username map = {samba_dir / 'users.map'}"]
-    for share in settings.shares:
-        lines += [
-            "",
-            f"[{share.name}]",
-            f"path = {share.path}",
-            f"read only = {'yes' if share.readonly else 'no'}",
-            f"guest ok = {'yes' if settings.guest_login else 'no'}",
-            f"force user = {OWNER}",
-            f"force group = {OWNER}",
-            f"create mask = {settings.file_mode:04o}",
-            f"force create mode = {settings.file_mode:04o}",
-            f"directory mask = {settings.dir_mode:04o}",
-            f"force directory mode = {settings.dir_mode:04o}",
-            "inherit owner = no",
-            "store dos attributes = no",
-            "map archive = no",
-        ]
-        if not settings.guest_login:
-            lines.append(f"valid users = {OWNER}")
-    for line in lines:
-        if "\n" in line or "\r" in line:
-            raise ValueError(f"smb.conf line would break: {line!r}")
-    return "\n".join(lines) + "\n"
-
-
-def _identity_files(settings: ShareSettings) -> tuple[str, str]:
-    """passwd and group texts for nss_wrapper: the host's entries plus ``winarm-owner`` as uid:gid."""
-
-    def read(path: str) -> list[str]:
-        try:
-            return [line for line in Path(path).read_text().splitlines()
-                    if line and not line.startswith(f"{OWNER}:")]
-        except OSError:
-            return []
-
-    owner = f"{OWNER}:x:{settings.uid}:{settings.gid}:winarm share owner:/nonexistent:/bin/false"
-    passwd = [*read("/etc/passwd"), owner]
-    groups = read("/etc/group")
-    groups.append(f"{OWNER}:x:{settings.gid}:")
-    if not any(line.startswith("nobody:") for line in passwd):
-        passwd.append("nobody:x:65534:65534:nobody:/nonexistent:/bin/false")
-    if not any(line.split(":")[2:3] == ["65534"] for line in groups):
-        groups.append("nogroup:x:65534:")
-    return "\n".join(passwd) + "\n", "\n".join(groups) + "\n"
 
 
 def _reason(log: str, port: int) -> str:
@@ -192,7 +114,7 @@ class Smbd:
         # a restart of the VM starts from a clean cache: it keeps stale uid-to-SID mappings
         shutil.rmtree(self.dir / "cache", ignore_errors=True)
         (self.dir / "cache").mkdir(mode=0o700)
-        passwd, group = _identity_files(self.settings)
+        passwd, group = identity_files(self.settings)
         write_atomic(self.dir / "passwd", passwd.encode())
         write_atomic(self.dir / "group", group.encode())
         write_atomic(self.conf, render_conf(self.settings, self.dir, self.port).encode())
@@ -334,38 +256,42 @@ class Smbd:
     async def supervise(self, on_event: Callable[..., Any], say: Callable[[str], None]) -> None:
         """Restart smbd whenever it dies (at once, same port and files), and check its health every few seconds,
         until :meth:`stop`. After more than a few deaths in a short window it is left stopped and unhealthy;
-        the VM runs on either way."""
+        the VM runs on either way. ``on_event(kind, **details)`` hears each :class:`EventKind` of the share."""
         import asyncio
 
+        async with asyncio.TaskGroup() as tasks:
+            health = tasks.create_task(self._health_loop(on_event))
+            try:
+                await self._restart_loop(on_event, say)
+            finally:
+                health.cancel()
+
+    async def _restart_loop(self, on_event: Callable[..., Any], say: Callable[[str], None]) -> None:
         deaths: list[float] = []
-        health = asyncio.ensure_future(self._health_loop(on_event))
-        try:
-            while not self._stopping and self.proc is not None:
-                await wait_exit(self.proc)
-                if self._stopping:
-                    return
-                self.healthy = False
-                now = time.monotonic()
-                deaths = [t for t in deaths if now - t < RESTART_WINDOW] + [now]
-                on_event("smbd-exited", code=self.proc.returncode)
-                if len(deaths) > RESTARTS_PER_WINDOW:
-                    self.last_error = f"smbd died {len(deaths)} times in {RESTART_WINDOW:g} s; not restarted"
-                    say(f"share: {self.last_error}: {_reason(self._log_tail(), self.port)}")
-                    on_event("smbd-given-up", reason=self.last_error)
-                    return
+        while not self._stopping and self.proc is not None:
+            await wait_exit(self.proc)
+            if self._stopping:
+                return
+            self.healthy = False
+            now = time.monotonic()
+            deaths = [t for t in deaths if now - t < RESTART_WINDOW] + [now]
+            on_event(EventKind.SMBD_EXITED, code=self.proc.returncode)
+            if len(deaths) > RESTARTS_PER_WINDOW:
+                self.last_error = f"smbd died {len(deaths)} times in {RESTART_WINDOW:g} s; not restarted"
+                say(f"share: {self.last_error}: {_reason(self._log_tail(), self.port)}")
+                on_event(EventKind.SMBD_GIVEN_UP, reason=self.last_error)
+                return
+            try:
                 self.start()
-                try:
-                    took = await self.wait_ready()
-                except RuntimeFailure as error:
-                    self.last_error = str(error)
-                    say(f"share: restart failed: {error}")
-                    continue
-                self.restarts += 1
-                on_event("smbd-restarted", pid=self.pid, ready_after=round(took, 4), restarts=self.restarts)
-                say(f"share: smbd died and was restarted (pid {self.pid}, accepting after {took * 1000:.0f} ms)")
-                await self.check_health()
-        finally:
-            health.cancel()
+                took = await self.wait_ready()
+            except RuntimeFailure as error:
+                self.last_error = str(error)
+                say(f"share: restart failed: {error}")
+                continue
+            self.restarts += 1
+            on_event(EventKind.SMBD_RESTARTED, pid=self.pid, ready_after=round(took, 4), restarts=self.restarts)
+            say(f"share: smbd died and was restarted (pid {self.pid}, accepting after {took * 1000:.0f} ms)")
+            await self.check_health()
 
     async def _health_loop(self, on_event: Callable[..., Any]) -> None:
         import asyncio
@@ -375,7 +301,7 @@ class Smbd:
             if self.alive:
                 healthy = await self.check_health()
                 if healthy != was:
-                    on_event("share-health", healthy=healthy, error=self.last_error)
+                    on_event(EventKind.SHARE_HEALTH, healthy=healthy, error=self.last_error)
                     was = healthy
             await asyncio.sleep(HEALTH_INTERVAL)
 
@@ -385,6 +311,16 @@ class Smbd:
         self.healthy = False
         if self.proc is not None:
             await terminate(self.proc)
+
+    async def close(self) -> None:
+        """The graceful end the supervisor registers: :meth:`stop`."""
+        await self.stop()
+
+    def kill_now(self) -> None:
+        """SIGKILL and reap smbd if it runs: the synchronous last resort registered by the launch."""
+        self._stopping = True
+        if self.proc is not None:
+            kill_now(self.proc)
 
     def status(self) -> dict[str, Any]:
         """The ``share`` object of ``winarm status --json``."""

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from winarm.errors import RuntimeFailure
-from winarm.procs import listening_socket, spawn, terminate
+from winarm.procs import kill_now, listening_socket, spawn, terminate, wait_exit
 
 
 def check_available() -> None:
@@ -66,7 +66,26 @@ class Swtpm:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.poll() if self.proc is not None else None
+
+    async def wait(self) -> int | None:
+        """Wait until swtpm ends (at once when it never started); return its exit status."""
+        if self.proc is not None:
+            await wait_exit(self.proc)
+        return self.returncode
+
     async def stop(self) -> None:
-        """End swtpm (it also ends by itself when QEMU hangs up)."""
+        """End swtpm (SIGTERM, then SIGKILL after 2 s; it also ends by itself when QEMU hangs up)."""
         if self.proc is not None:
             await terminate(self.proc)
+
+    async def close(self) -> None:
+        """The graceful end the supervisor registers: :meth:`stop`."""
+        await self.stop()
+
+    def kill_now(self) -> None:
+        """SIGKILL and reap swtpm if it runs: the synchronous last resort registered by the launch."""
+        if self.proc is not None:
+            kill_now(self.proc)

@@ -10,7 +10,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from winarm.timeline.phases import derive_phases, format_phase_line, read_events, total_duration
+from winarm.timeline.events import read_events
+from winarm.timeline.phases import derive_phases, format_phase_line, total_duration
 from winarm.vm.watch import IN_CLOSE_WRITE, IN_CREATE, IN_MODIFY, IN_MOVED_TO, Watch
 
 

@@ -16,17 +16,11 @@ Phase boundaries (each phase runs from one boundary to the next, so durations ad
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
-from winarm.files import append_some
-
-Event = dict[str, Any]
+from winarm.timeline.events import Event
 
 BOUNDARY_KINDS = ("running", "boot-device", "marker", "reset", "stop-requested", "powerdown-requested", "exit")
 
@@ -52,59 +46,74 @@ class Phase:
         return out
 
 
-def derive_phases(events: Iterable[Event]) -> list[Phase]:  # noqa: C901, PLR0912
+class _Clock:
+    """The fold behind :func:`derive_phases`: the phase under way, and the phases closed so far."""
+
+    def __init__(self) -> None:
+        self.phases: list[Phase] = []
+        self.said: set[int] = set()  # indexes of phases the guest announced: kept even when zero-length
+        self.name, self.boot, self.start = "launch", 0, 0.0
+        self.from_marker = self.closed = False
+
+    def close(self, at: float) -> None:
+        """End the phase under way at ``at``."""
+        if self.from_marker:
+            self.said.add(len(self.phases))
+        self.phases.append(Phase(self.name, self.boot, self.start, round(at, 6)))
+
+    def open(self, name: str, at: float, *, boot: int | None = None, from_marker: bool = False) -> None:
+        """Close the phase under way at ``at`` and start ``name`` there."""
+        self.close(at)
+        self.name, self.start, self.from_marker = name, at, from_marker
+        if boot is not None:
+            self.boot = boot
+
+    def feed(self, event: Event) -> None:
+        """Apply one event; kinds other than the boundaries are ignored."""
+        kind, t = event.get("kind"), float(event.get("t", 0.0))
+        if self.closed or kind not in BOUNDARY_KINDS or self._ignored(kind):
+            return
+        if kind == "running":
+            self.open("firmware", t, boot=1)
+        elif kind == "reset":
+            self.open("firmware", t, boot=self.boot + 1)
+        elif kind == "boot-device":
+            self.open(f"boot-{event.get('device', 'unknown')}", t)
+        elif kind == "marker":
+            self.open(str(event.get("name", "marker")), t, from_marker=True)
+        elif kind in ("stop-requested", "powerdown-requested"):
+            self.open("shutdown", t)
+        else:  # exit
+            self.close(t)
+            self.closed = True
+
+    def _ignored(self, kind: object) -> bool:
+        """A RESUME after a pause is not a new boot; what the guest says while it shuts down (a reset, a
+        boot entry, a marker, another stop request) is part of the shutdown."""
+        if kind == "running":
+            return self.boot != 0
+        return self.name == "shutdown" and kind != "exit"
+
+    def result(self) -> list[Phase]:
+        """The phases, with the last one open unless an exit closed the stream; a zero-length phase of
+        winarm's own making says nothing (two boundaries in the same instant); one the guest announced is
+        kept: its markers can arrive in one read, and the phase still happened."""
+        phases = self.phases if self.closed else [*self.phases, Phase(self.name, self.boot, self.start, None)]
+        return [p for i, p in enumerate(phases)
+                if p.end is None or p.end > p.start or p.name == "launch" or i in self.said]
+
+
+def derive_phases(events: Iterable[Event]) -> list[Phase]:
     """Turn an ordered event stream into contiguous phases (see the module docstring for the rules).
 
     Events other than the boundary kinds (key presses, firmware output, QMP ready) are ignored here.
     The last phase is open (``end`` None) unless an ``exit`` event closed the stream.
     """
     events_list = list(events)
-    phases: list[Phase] = []
-    said: set[int] = set()  # indexes of phases the guest announced: kept even when zero-length
-    name, boot, start = "launch", 0, 0.0
-    from_marker = closed = False
-
-    def close(at: float) -> None:
-        if from_marker:
-            said.add(len(phases))
-        phases.append(Phase(name, boot, start, round(at, 6)))
-
+    clock = _Clock()
     for event in events_list:
-        kind, t = event.get("kind"), float(event.get("t", 0.0))
-        if closed or kind not in BOUNDARY_KINDS:
-            continue
-        if kind == "running":
-            if boot != 0:
-                continue  # a RESUME after a pause, not a new boot
-            close(t)
-            name, boot, start, from_marker = "firmware", 1, t, False
-        elif kind == "reset":
-            if name == "shutdown":
-                continue
-            close(t)
-            name, boot, start, from_marker = "firmware", boot + 1, t, False
-        elif name == "shutdown" and kind in ("boot-device", "marker"):
-            continue  # what the guest says while it shuts down is part of the shutdown
-        elif kind == "boot-device":
-            close(t)
-            name, start, from_marker = f"boot-{event.get('device', 'unknown')}", t, False
-        elif kind == "marker":
-            close(t)
-            name, start, from_marker = str(event.get("name", "marker")), t, True
-        elif kind in ("stop-requested", "powerdown-requested"):
-            if name == "shutdown":
-                continue
-            close(t)
-            name, start, from_marker = "shutdown", t, False
-        elif kind == "exit":
-            close(t)
-            closed = True
-    if not closed:
-        phases.append(Phase(name, boot, start, None))
-    # a zero-length phase of winarm's own making says nothing (two boundaries in the same instant); one the
-    # guest announced is kept: its markers can arrive in one read, and the phase still happened
-    kept = [p for i, p in enumerate(phases) if p.end is None or p.end > p.start or p.name == "launch" or i in said]
-    return _with_pauses(kept, events_list)
+        clock.feed(event)
+    return _with_pauses(clock.result(), events_list)
 
 
 def pause_spans(events: Iterable[Event]) -> list[tuple[float, float | None]]:
@@ -144,63 +153,6 @@ def total_duration(phases: list[Phase]) -> float | None:
     """Seconds from start to the end of the last closed phase, or None when nothing closed."""
     closed = [p for p in phases if p.end is not None]
     return closed[-1].end if closed else None
-
-
-class EventLog:
-    """Appends events to a JSON-lines file, timestamped from a monotonic clock started at construction.
-
-    Each event is written as it is recorded. ``t0`` may be given to count from an earlier moment (the
-    process start), so the first phase includes winarm's own start-up. When the file cannot be written (the
-    storage is full), events are kept in memory, in order, and written at the next :meth:`record` or
-    :meth:`flush` that succeeds: the log is late, never torn or reordered, and the VM is never stopped for it.
-    """
-
-    def __init__(self, path: Path, *, t0: float | None = None) -> None:
-        self.path = path
-        self.t0 = time.monotonic() if t0 is None else t0
-        self.events: list[Event] = []
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        self._pending = b""
-        self.write_error: OSError | None = None
-        """The last write that failed, while events are waiting to be written; None when the file is whole."""
-
-    def now(self) -> float:
-        return round(time.monotonic() - self.t0, 6)
-
-    def record(self, kind: str, *, at: float | None = None, **details: Any) -> Event:
-        """Append one event (timestamped now, or ``at``) to memory and to the file; returns it."""
-        event: Event = {"t": self.now() if at is None else at, "kind": kind, **details}
-        self.events.append(event)
-        self._pending += (json.dumps(event, sort_keys=False) + "\n").encode()
-        self.flush()
-        return event
-
-    def flush(self) -> bool:
-        """Write what is waiting; True when the file holds every event. Never raises for a failed write."""
-        written, self.write_error = append_some(self._fd, self._pending)
-        self._pending = self._pending[written:]
-        return self.write_error is None
-
-    def close(self) -> None:
-        self.flush()
-        os.close(self._fd)
-
-
-def read_events(path: Path) -> list[Event]:
-    """Events from a JSON-lines log; a torn last line (a crash mid-write) is skipped, not fatal."""
-    events: list[Event] = []
-    with path.open(encoding="utf-8") as handle:
-        for raw in handle:
-            text = raw.strip()
-            if not text:
-                continue
-            try:
-                item = json.loads(text)
-            except ValueError:
-                continue
-            if isinstance(item, dict):
-                events.append(item)
-    return events
 
 
 def timeline_json(events: list[Event]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from winarm.config.paths import VmPaths
+from winarm.vm.status import VmStatus
 
 
 def ask(control_socket: Path, command: str, timeout: float = 5.0) -> dict[str, Any] | None:
@@ -43,17 +44,12 @@ def running_names(run_base: Path) -> list[str]:
     return sorted(p.name for p in run_base.iterdir() if (p / "control.sock").exists())
 
 
-def status_of(paths: VmPaths, name: str) -> dict[str, Any]:
-    """The daemon's status, or a ``stopped`` record when none answers."""
+def status_of(paths: VmPaths, name: str) -> VmStatus:
+    """The daemon's status, or a ``stopped`` one when none answers (or its answer cannot be read)."""
     reply = ask(paths.control_socket, "status")
     if reply is not None:
-        return reply
-    return {
-        "name": name,
-        "state": "stopped",
-        "healthy": False,
-        "daemon_pid": None,
-        "qemu_pid": None,
-        "run_dir": str(paths.run_dir),
-        "state_dir": str(paths.state_dir),
-    }
+        try:
+            return VmStatus.from_json(reply)
+        except (KeyError, TypeError):
+            pass
+    return VmStatus(name=name, state="stopped", run_dir=str(paths.run_dir), state_dir=str(paths.state_dir))

@@ -9,27 +9,31 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from winarm.config.paths import VmPaths, remove_answer_media
 from winarm.config.vm import Config
 from winarm.errors import RuntimeFailure, UserError
-from winarm.files import write_atomic
-from winarm.procs import listening_socket, spawn
+from winarm.procs import kill_now, listening_socket, spawn
 from winarm.qemu import disk
 from winarm.qemu.argv import Endpoints, build_argv
 from winarm.qemu.firmware import ensure_vars, find_firmware
 from winarm.services.smbd import Smbd
 from winarm.services.smbd import check_available as check_samba
 from winarm.services.swtpm import Swtpm, check_available
-from winarm.timeline.phases import EventLog
+from winarm.timeline.events import EventKind, EventLog
+from winarm.vm.facts import read_facts, write_facts
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from winarm.answer.plan import InstallPlan
 
 HISTORY_KEEP = 20
 
@@ -65,21 +69,6 @@ class VmLock:
             self._fd = None
 
 
-def read_facts(paths: VmPaths) -> dict[str, Any]:
-    """What winarm remembered about this VM (empty when new or unreadable)."""
-    try:
-        data = json.loads(paths.facts.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def write_facts(paths: VmPaths, facts: dict[str, Any]) -> None:
-    """Replace the remembered facts atomically (temp file, fsync, rename; nothing left behind on failure).
-    Raises :class:`UserError` when the storage cannot be written."""
-    write_atomic(paths.facts, json.dumps(facts, indent=2, sort_keys=True).encode(), what="VM facts")
-
-
 def rotate_events(paths: VmPaths) -> None:
     """Move the previous run's event log into ``history/`` (keeping the newest few), and its QEMU, console and
     swtpm logs to ``<log>.1`` (one previous run kept), so logs never grow without bound and the last lines of a
@@ -99,24 +88,27 @@ def rotate_events(paths: VmPaths) -> None:
 
 @dataclass
 class Launched:
-    """A VM whose QEMU has just been spawned, paused, with everything the supervisor needs to take over."""
+    """A VM whose QEMU has just been spawned, paused, with everything the supervisor needs to take over.
+
+    ``stack`` holds the launch's own teardown, registered as each resource was acquired: closing it kills what
+    still runs (QEMU, smbd, swtpm: SIGKILL, the last resort after the supervisor's graceful stops), removes the
+    run directory, closes the event log and drops the lock, in that order."""
 
     cfg: Config
     paths: VmPaths
-    lock: VmLock
     events: EventLog
     facts: dict[str, Any]
     proc: subprocess.Popen[bytes]
     argv: list[str]
+    stack: contextlib.ExitStack
     swtpm: Swtpm | None = None
     smbd: Smbd | None = None
+    answer_medium: Path | None = None
+    """The answer medium attached this run (it holds the password), None when there is none."""
 
-    def release(self) -> None:
-        """Remove the run directory and drop the lock (after the processes are gone)."""
-        with contextlib.suppress(OSError):
-            shutil.rmtree(self.paths.run_dir)
-        self.events.close()
-        self.lock.release()
+    def close(self) -> None:
+        """Undo the launch (see the class docstring); idempotent, never raises for a run directory already gone."""
+        self.stack.close()
 
 
 def _preflight(cfg: Config) -> None:
@@ -141,11 +133,77 @@ def _prepare_run_dir(paths: VmPaths) -> None:
     paths.daemon_pid.write_text(f"{os.getpid()}\n")
 
 
-def launch(cfg: Config, t0: float) -> Launched:  # noqa: C901, PLR0915
+def _open_log(cfg: Config, paths: VmPaths, t0: float, stack: contextlib.ExitStack) -> EventLog:
+    """Move the previous run's logs aside and open this run's phase log (closed by ``stack``)."""
+    rotate_events(paths)
+    events = EventLog(paths.events, t0=t0)
+    stack.callback(events.close)
+    events.record(EventKind.START, name=cfg.name, accel=cfg.accel, ram=cfg.ram, cpus=cfg.cpus)
+    return events
+
+
+def _media(cfg: Config, paths: VmPaths, plan: InstallPlan | None, events: EventLog) -> list[Path]:
+    """The removable media of this run: the ISO, and the answer medium built for an install."""
+    media = [cfg.iso] if cfg.iso else []
+    if plan is not None:
+        from winarm.answer.medium import build_answer_medium
+
+        answer, built = build_answer_medium(paths.state_dir, plan.settings, plan.selection)
+        media.append(answer)
+        events.record(EventKind.ANSWER_MEDIUM, path=str(answer), built=built, edition=plan.edition.name,
+                      drivers_pass=cfg.drivers_pass, winpe=[p.driver.name for p in plan.selection.boot_critical],
+                      drivers=[p.driver.name for p in plan.selection.others], missing=plan.selection.missing)
+    return media
+
+
+def _start_services(cfg: Config, paths: VmPaths, events: EventLog,
+                    stack: contextlib.ExitStack) -> tuple[Swtpm | None, Smbd | None]:
+    """Start swtpm and smbd as the VM asks; each registers its kill on ``stack`` before it starts."""
+    swtpm: Swtpm | None = None
+    smbd: Smbd | None = None
+    if cfg.tpm:
+        swtpm = Swtpm(paths.tpm_state, paths.tpm_socket, paths.swtpm_log)
+        stack.callback(swtpm.kill_now)
+        swtpm.start()
+        events.record(EventKind.SWTPM_STARTED, pid=swtpm.proc.pid if swtpm.proc else None)
+    if cfg.share is not None:
+        smbd = Smbd(cfg.share, paths.run_dir / "samba")
+        stack.callback(smbd.kill_now)
+        smbd.write_files()
+        smbd.start()  # it gets ready while QEMU starts; the daemon waits for it before the guest runs
+        events.record(EventKind.SMBD_STARTED, pid=smbd.pid, port=smbd.port,
+                      shares=[s.name for s in cfg.share.shares], uid=cfg.share.uid, gid=cfg.share.gid)
+    return swtpm, smbd
+
+
+def _spawn_qemu(cfg: Config, paths: VmPaths, argv_for: Callable[[Endpoints], list[str]],
+                stack: contextlib.ExitStack) -> tuple[subprocess.Popen[bytes], list[str]]:
+    """Spawn QEMU paused on fresh QMP and serial listeners (QEMU keeps its own copies); its kill goes on
+    ``stack``. Raises :class:`RuntimeFailure` when the program is missing."""
+    qmp_listener = listening_socket(paths.qmp_socket)
+    serial_listener = listening_socket(paths.serial_socket)
+    try:
+        argv = argv_for(Endpoints(qmp=qmp_listener.fileno(), serial=serial_listener.fileno()))
+        with paths.qemu_log.open("ab") as log_file:
+            proc = spawn(argv, pass_fds=(qmp_listener.fileno(), serial_listener.fileno()),
+                         stdout=log_file, stderr=log_file)
+    except FileNotFoundError:
+        raise RuntimeFailure(
+            f"{cfg.qemu_binary} not found: install it (Debian: apt-get install qemu-system-arm)"
+        ) from None
+    finally:
+        qmp_listener.close()
+        serial_listener.close()
+    stack.callback(kill_now, proc)
+    return proc, argv
+
+
+def launch(cfg: Config, t0: float) -> Launched:
     """Lock the VM, create what is missing (disk, UEFI variables, run dir), start swtpm and spawn QEMU paused.
 
     Raises :class:`UserError` (the VM already runs) or :class:`RuntimeFailure` (a program is missing, QEMU
-    cannot be spawned); on failure everything started here is stopped and the lock released.
+    cannot be spawned); on failure everything started here is stopped and the lock released (the launch's
+    :class:`contextlib.ExitStack` unwinds). On success that stack goes to the caller in :class:`Launched`.
     """
     paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
     _preflight(cfg)
@@ -156,75 +214,27 @@ def launch(cfg: Config, t0: float) -> Launched:  # noqa: C901, PLR0915
         from winarm.answer.plan import plan_install  # here: Jinja2 and the ISO reader load only for an install
 
         plan = plan_install(cfg, read_facts(paths))
-
     paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    lock = VmLock(paths.lock)
-    lock.acquire(cfg.name)
-    swtpm: Swtpm | None = None
-    smbd: Smbd | None = None
-    events: EventLog | None = None
-    try:
+    with contextlib.ExitStack() as stack:
+        lock = VmLock(paths.lock)
+        lock.acquire(cfg.name)
+        stack.callback(lock.release)
         facts = read_facts(paths)
-        rotate_events(paths)
-        events = EventLog(paths.events, t0=t0)
-        events.record("start", name=cfg.name, accel=cfg.accel, ram=cfg.ram, cpus=cfg.cpus)
+        events = _open_log(cfg, paths, t0, stack)
         if disk.ensure_image(paths.disk, cfg.disk_format, cfg.disk_size, allocate=cfg.allocate):
             facts = {}  # a new disk has never booted
             write_facts(paths, facts)
         ensure_vars(firmware, paths.efivars)
-        media = [cfg.iso] if cfg.iso else []
-        if plan is not None:
-            from winarm.answer.medium import build_answer_medium
-
-            answer, built = build_answer_medium(paths.state_dir, plan.settings, plan.selection)
-            media.append(answer)
-            events.record("answer-medium", path=str(answer), built=built, edition=plan.edition.name,
-                          drivers_pass=cfg.drivers_pass, winpe=[p.driver.name for p in plan.selection.boot_critical],
-                          drivers=[p.driver.name for p in plan.selection.others],
-                          missing=plan.selection.missing)
-        elif facts.get("install_complete"):
+        media = _media(cfg, paths, plan, events)
+        if plan is None and facts.get("install_complete"):
             remove_answer_media(paths.state_dir)
+        stack.callback(shutil.rmtree, paths.run_dir, ignore_errors=True)
         _prepare_run_dir(paths)
-        if cfg.tpm:
-            swtpm = Swtpm(paths.tpm_state, paths.tpm_socket, paths.swtpm_log)
-            swtpm.start()
-            events.record("swtpm-started", pid=swtpm.proc.pid if swtpm.proc else None)
-        if cfg.share is not None:
-            smbd = Smbd(cfg.share, paths.run_dir / "samba")
-            smbd.write_files()
-            smbd.start()  # it gets ready while QEMU starts; the daemon waits for it before the guest runs
-            events.record("smbd-started", pid=smbd.pid, port=smbd.port,
-                          shares=[s.name for s in cfg.share.shares], uid=cfg.share.uid, gid=cfg.share.gid)
-        qmp_listener = listening_socket(paths.qmp_socket)
-        serial_listener = listening_socket(paths.serial_socket)
-        try:
-            argv = build_argv(
-                cfg, firmware, paths,
-                Endpoints(qmp=qmp_listener.fileno(), serial=serial_listener.fileno()),
-                media=media,
-                tpm_socket=paths.tpm_socket if swtpm else None,
-                share_port=smbd.port if smbd else None,
-            )
-            with paths.qemu_log.open("ab") as log_file:
-                proc = spawn(argv, pass_fds=(qmp_listener.fileno(), serial_listener.fileno()),
-                             stdout=log_file, stderr=log_file)
-        except FileNotFoundError:
-            raise RuntimeFailure(
-                f"{cfg.qemu_binary} not found: install it (Debian: apt-get install qemu-system-arm)"
-            ) from None
-        finally:
-            qmp_listener.close()  # QEMU holds its own copies
-            serial_listener.close()
-        events.record("spawned", pid=proc.pid)
-    except BaseException:
-        for helper in (swtpm, smbd):
-            if helper is not None and helper.proc is not None:
-                helper.proc.kill()
-                helper.proc.wait()
-        with contextlib.suppress(OSError):
-            shutil.rmtree(paths.run_dir)
-        if events is not None:
-            events.close()
-        lock.release()
-        raise
-    return Launched(cfg, paths, lock, events, facts, proc, argv, swtpm, smbd)
+        swtpm, smbd = _start_services(cfg, paths, events, stack)
+        proc, argv = _spawn_qemu(cfg, paths, lambda endpoints: build_argv(
+            cfg, firmware, paths, endpoints, media=media, tpm_socket=paths.tpm_socket if swtpm else None,
+            share_port=smbd.port if smbd else None), stack)
+        events.record(EventKind.SPAWNED, pid=proc.pid)
+        launched = Launched(cfg, paths, events, facts, proc, argv, stack.pop_all(), swtpm, smbd,
+                            answer_medium=media[-1] if plan is not None else None)
+    return launched

@@ -1,496 +1,356 @@
 """The supervisor behind ``winarm up``: one asyncio loop that takes over a just-spawned, paused QEMU.
 
 QMP and serial connected -> continue -> watch events and the console (phases, the CD prompt, markers) ->
-stop on request (signal, ``winarm down``, a marker) -> clean up: QEMU and swtpm gone, run dir removed.
+stop on request (signal, ``winarm down``, a marker, a lost TPM) -> clean up: QEMU, swtpm and smbd gone, run dir
+removed. Every resource registers its close on one :class:`contextlib.AsyncExitStack` as it is acquired, every
+task runs in one :class:`asyncio.TaskGroup`, and the launch's own teardown is closed last. The parts:
+:mod:`~winarm.vm.install_watch` (the console), :mod:`~winarm.vm.storage_pause` (a full storage),
+:mod:`~winarm.vm.share_watch` (the desktop-ready file), :mod:`~winarm.vm.control_server` (``status``, ``down``),
+:mod:`~winarm.vm.ending` (the exit), with the machine injected so a fake can drive it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from winarm.errors import RuntimeFailure, WinarmError
-from winarm.qemu import console
-from winarm.vm.full_storage import ConsoleLog, io_error_summary, wait_for_room
+from winarm.errors import RuntimeFailure
+from winarm.guest import DESKTOP_READY
+from winarm.timeline.events import EventKind
+from winarm.timeline.phases import derive_phases
+from winarm.vm import ending
+from winarm.vm.control_server import ControlServer
+from winarm.vm.facts import Facts
+from winarm.vm.full_storage import wait_for_room
+from winarm.vm.install_watch import InstallWatch
+from winarm.vm.report import Reporter
+from winarm.vm.share_watch import ShareWatch
+from winarm.vm.state import Lifecycle, VmState
+from winarm.vm.status import VmStatus
+from winarm.vm.storage_pause import RoomWait, StoragePause
 
 if TYPE_CHECKING:
-    from winarm.services.metrics import MetricsServer
-from winarm.guest import (
-    CD_PROMPT,
-    DESKTOP_READY,
-    DESKTOP_READY_FILE,
-    INSTALL_DONE_AFTER_DISK_BOOTS,
-    INSTALL_DONE_MARKERS,
-    KEY_FOR_CD_PROMPT,
-)
-from winarm.procs import wait_exit
-from winarm.qemu.machine import Machine, tail
-from winarm.timeline.phases import Phase, derive_phases, format_phase_line, format_table
-from winarm.vm.launch import Launched, write_facts
-from winarm.vm.watch import IN_CLOSE_WRITE, IN_MOVED_TO, Watch
+    from types import TracebackType
 
-ANSWER_DEVICE = "media1"
+    from winarm.qemu.machine import EventSink
+    from winarm.vm.launch import Launched
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-class Daemon:
-    """Runs one VM from start to stop. Use :meth:`run`; it returns the process exit status."""
+class MachineLike(Protocol):
+    """What the supervisor needs of a machine (:class:`winarm.qemu.machine.Machine`, or a fake in tests)."""
 
-    def __init__(self, launched: Launched, *, out: TextIO | None = None, echo_console: bool = False) -> None:
+    serial_reader: asyncio.StreamReader | None
+    shutdown_seen: bool
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def exited(self) -> bool: ...
+    @property
+    def returncode(self) -> int | None: ...
+    async def __aenter__(self) -> Any: ...
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None: ...
+    async def connect(self, connect_timeout: float = 15.0) -> None: ...
+    async def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any: ...
+    async def cont(self) -> str: ...
+    async def pump_events(self, sink: EventSink) -> None: ...
+    async def send_key(self, key: str) -> None: ...
+    async def wait(self, timeout: float | None = None) -> bool: ...
+    async def stop(self, timeout: float, on_step: Callable[[EventKind], None] = ...) -> str: ...
+    async def kill(self) -> None: ...
+
+
+class Supervisor:
+    """Runs one launched VM from start to stop. Use :meth:`run`; it returns the process exit status."""
+
+    def __init__(self, launched: Launched, machine: MachineLike, *, out: TextIO | None = None,
+                 echo_console: bool = False, room: RoomWait = wait_for_room) -> None:
         self.launched = launched
         self.cfg = launched.cfg
         self.paths = launched.paths
-        self.events = launched.events
-        self.facts = launched.facts
-        self.swtpm = launched.swtpm
-        self.smbd = launched.smbd
-        self.t0 = launched.events.t0
-        self.out = out
+        self.machine = machine
         self.echo_console = echo_console
-        self.machine = Machine(
-            launched.proc,
-            qmp_socket=self.paths.qmp_socket,
-            serial_socket=self.paths.serial_socket,
-            qemu_log=self.paths.qemu_log,
-            name=self.cfg.name,
-        )
-        self.state = "starting"
-        answer = [e for e in launched.events.events if e["kind"] == "answer-medium"]
-        self._answer_medium: Path | None = Path(answer[-1]["path"]) if answer else None
+        self.reporter = Reporter(launched.events, self.cfg.name, out)
+        self.lifecycle = Lifecycle()
+        self.facts = Facts(self.paths, launched.facts, self.reporter)
+        self.install = InstallWatch(self.reporter, machine, self.facts, answer_medium=launched.answer_medium,
+                                    on_marker=self._on_marker)
+        self.storage = StoragePause(self.reporter, self.lifecycle, storage=self.cfg.storage,
+                                    qemu_log=self.paths.qemu_log, cont=lambda: machine.execute("cont"),
+                                    wait_for_room=room)
+        self.storage.before_resume = self.facts.save_if_unsaved
         self._stop_requested = asyncio.Event()
+        self.storage.stopping = self._stop_requested.is_set
         self._stop_reason = ""
         self._signals = 0
-        self._printed_phases = 0
-        self._key_pressed_this_boot = False
-        self._output_this_boot = False
-        self._markers_this_boot: set[str] = set()
         self._vnc: str | None = None
-        self._paused_for_room: asyncio.Future[None] | None = None
-        self._io_error_said = False
-        self._facts_unsaved = False
+        self._tasks: asyncio.TaskGroup | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self._reader: asyncio.Task[None] | None = None
 
-    # -- output -------------------------------------------------------------------------------------------
-    def say(self, message: str) -> None:
-        """One line for the person watching, prefixed with the VM name."""
-        if self.out is not None:
-            print(f"[{self.cfg.name}] {message}", file=self.out, flush=True)
-
-    def record(self, kind: str, *, at: float | None = None, **details: Any) -> None:
-        """Timestamp an event, append it to the log, and print any phase it completed."""
-        self.events.record(kind, at=at, **details)
-        phases = [p for p in derive_phases(self.events.events) if p.end is not None]
-        for phase in phases[self._printed_phases :]:
-            self.say(format_phase_line(phase))
-        self._printed_phases = len(phases)
-
-    # -- the console --------------------------------------------------------------------------------------
-    async def _read_console(self, reader: asyncio.StreamReader) -> None:
-        splitter = console.LineSplitter()
-        raw_log = ConsoleLog(self.paths.serial_log)
-        try:
-            while True:
-                data = await reader.read(4096)
-                if not data:
-                    return
-                raw_log.write(data)
-                if self.echo_console:
-                    os.write(2, data)
-                if not self._output_this_boot:
-                    self._output_this_boot = True
-                    self.record("firmware-output")
-                for line in splitter.feed(data):
-                    await self._on_line(line)
-                if CD_PROMPT in splitter.pending():
-                    await self._on_prompt()
-        finally:
-            raw_log.close()
-
-    def _save_facts(self) -> None:
-        """Write the remembered facts; when the storage refuses (full), keep them and try again later."""
-        try:
-            write_facts(self.paths, self.facts)
-            self._facts_unsaved = False
-        except WinarmError as error:
-            if not self._facts_unsaved:
-                self.record("facts-unsaved", error=str(error))
-            self._facts_unsaved = True
-
-    async def _on_line(self, line: str) -> None:
-        entry = console.parse_boot_entry(line)
-        if entry is not None:
-            self.record(
-                "boot-device", device=entry.device, entry=entry.entry, description=entry.description, path=entry.path
-            )
-            if entry.device == "disk":
-                self.facts["disk_booted"] = True
-                self.facts["disk_boots"] = int(self.facts.get("disk_boots", 0)) + 1
-                if self.facts["disk_boots"] >= INSTALL_DONE_AFTER_DISK_BOOTS and self._answer_medium is not None:
-                    self.facts["install_complete"] = True
-                self._save_facts()
-            return
-        marker = console.parse_marker(line)
-        if marker is not None:
-            await self._on_marker(*marker, source="serial")
-            return
-        guest_event = console.parse_guest_event(line)
-        if guest_event is not None:
-            name, rest = guest_event
-            self.record("guest-event", name=name, detail=rest)
-            return
-        if CD_PROMPT in line:
-            await self._on_prompt()
-
-    async def _on_marker(self, name: str, rest: str, *, source: str) -> None:
-        """A guest marker: the first of its name in a boot starts a phase; a repeat (the same signal through
-        another channel, like desktop-ready on the serial port and on the share) is only noted."""
-        if name in self._markers_this_boot:
-            self.record("marker-again", name=name, source=source)
-            return
-        self._markers_this_boot.add(name)
-        details: dict[str, Any] = {"name": name}
-        if rest:
-            details["detail"] = rest
-        if source != "serial":
-            details["source"] = source
-        self.record("marker", **details)
-        if name in INSTALL_DONE_MARKERS and self._answer_medium is not None:
-            await self._detach_answer_medium()
-        if self.cfg.stop_at and name in self.cfg.stop_at.split(","):
-            self.request_stop(f"the guest reached {name}")
-
-    def _watch_desktop_ready(self) -> Watch | None:
-        """Watch the first share for the desktop-ready file the guest writes at each logon (see
-        :data:`winarm.guest.DESKTOP_READY_FILE`); None without a share or when it cannot be watched."""
-        if self.smbd is None:
-            return None
-        folder = self.smbd.settings.shares[0].path
-        marker_file = folder / DESKTOP_READY_FILE
-        marker_file.unlink(missing_ok=True)  # left by an earlier run
-        try:
-            watch = Watch(folder, IN_CLOSE_WRITE | IN_MOVED_TO)
-        except OSError as error:
-            self.record("share-watch-failed", error=str(error))
-            return None
-
-        def on_readable() -> None:
-            if DESKTOP_READY_FILE in watch.drain() and marker_file.exists():
-                marker_file.unlink(missing_ok=True)
-                asyncio.ensure_future(self._on_marker(DESKTOP_READY, "", source="share"))
-
-        asyncio.get_running_loop().add_reader(watch.fd, on_readable)
-        return watch
-
-    async def _on_prompt(self) -> None:
-        """Press a key at the CD's prompt, on the boots before the disk has ever booted, once a boot."""
-        if self._key_pressed_this_boot:
-            return
-        self._key_pressed_this_boot = True
-        if self.facts.get("disk_booted"):
-            self.record("cd-prompt-ignored")
-            return
-        await self.machine.send_key(KEY_FOR_CD_PROMPT)
-        self.record("key-pressed", key=KEY_FOR_CD_PROMPT)
-
-    async def _detach_answer_medium(self) -> None:
-        """The install is complete: unplug the answer medium (it holds the password) and delete it."""
-        medium = self._answer_medium
-        if medium is None:
-            return
-        self._answer_medium = None
-        self.facts["install_complete"] = True
-        self._save_facts()
-        try:
-            await self.machine.execute("device_del", {"id": ANSWER_DEVICE})
-            detached = True
-        except Exception:  # an unplug refused by the guest still ends with the file gone
-            detached = False
-        medium.unlink(missing_ok=True)
-        self.record("answer-medium-removed", detached=detached)
-        self.say("installation complete: answer medium detached and deleted")
-
-    def _on_qmp_event(self, name: str, data: dict[str, Any]) -> None:
-        if name == "RESET":
-            self._markers_this_boot = set()
-            self._key_pressed_this_boot = False
-            self._output_this_boot = False
-            self.record("reset", guest=bool(data.get("guest", False)), reason=data.get("reason"))
-        elif name == "SHUTDOWN":
-            self.record("shutdown", guest=bool(data.get("guest", False)), reason=data.get("reason"))
-        elif name == "POWERDOWN":
-            self.record("powerdown")
-        elif name in ("STOP", "RESUME", "GUEST_PANICKED"):
-            self.record(name.lower())
-        elif name == "BLOCK_IO_ERROR":
-            self._on_io_error(data)
-
-    def _on_io_error(self, data: dict[str, Any]) -> None:
-        """A disk request failed. Out of room (``nospace``, the VM paused by QEMU): say so once, and continue
-        the VM when the storage has room again. Another error (reported to the guest): said once a run."""
-        if data.get("nospace") and data.get("action") == "stop":
-            if self._paused_for_room is not None or self._stop_requested.is_set():
-                return
-            self.state = "paused"
-            self.record("storage-full", error=io_error_summary(data))
-            self.say(f"the storage {self.cfg.storage} is full: the VM is paused, nothing is lost; it goes on by "
-                     "itself once there is room again (free some space), or 'winarm down' stops it")
-            self._paused_for_room = asyncio.ensure_future(self._resume_when_room())
-        elif not self._io_error_said:
-            self._io_error_said = True
-            self.record("io-error", error=io_error_summary(data), action=data.get("action"))
-            self.say(f"disk error ({io_error_summary(data)}): the guest was told; see {self.paths.qemu_log}")
-
-    async def _resume_when_room(self) -> None:
-        free = await wait_for_room(self.cfg.storage)  # the events kept meanwhile go out with the next record
-        if self._facts_unsaved:
-            self._save_facts()
-        try:
-            await self.machine.execute("cont")
-        except Exception as error:  # QEMU went away meanwhile: the supervisor reports that
-            self.record("resume-failed", error=str(error))
-            return
-        self._paused_for_room = None
-        self.state = "running"
-        self.record("storage-resumed", free=free)
-        self.say(f"the storage has room again ({free // (1024 * 1024)} MiB free): the VM goes on")
-
-    def _on_share_event(self, kind: str, **details: Any) -> None:
-        self.record(kind, **details)
-        if kind == "share-health":
-            login = "guest" if self.smbd is None or self.smbd.settings.guest_login else "user"
-            self.say(f"share: healthy (an SMB {login} session reaches the share)" if details.get("healthy")
-                     else f"share: UNHEALTHY: {details.get('error')}")
-
-    # -- control --------------------------------------------------------------------------------------------
+    # -- requests -----------------------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
         """Ask for a graceful stop (idempotent). The request is the shutdown phase's start, recorded now: what
         the guest prints before the supervisor gets to press the power button belongs to the shutdown."""
         if not self._stop_requested.is_set():
             self._stop_reason = reason
             self._stop_requested.set()
-            self.record("stop-requested", reason=reason)
+            self.reporter.record(EventKind.STOP_REQUESTED, reason=reason)
+
+    def _on_marker(self, name: str) -> None:
+        if self.cfg.stop_at and name in self.cfg.stop_at.split(","):
+            self.request_stop(f"the guest reached {name}")
 
     def _on_signal(self, signum: int) -> None:
+        """The first signal asks for a graceful stop; the next kills QEMU now."""
         self._signals += 1
         if self._signals == 1:
-            self.say(f"{signal.Signals(signum).name}: stopping the VM gracefully (again to force)")
+            self.reporter.say(f"{signal.Signals(signum).name}: stopping the VM gracefully (again to force)")
             self.request_stop(signal.Signals(signum).name)
         else:
-            self.say("second signal: stopping QEMU now")
-            asyncio.ensure_future(self.machine.kill())
+            self.reporter.say("second signal: stopping QEMU now")
+            self._spawn(self.machine.kill())
 
-    def status(self) -> dict[str, Any]:
-        """What ``winarm status --json`` reports for this VM."""
-        phases = derive_phases(self.events.events)
-        current = phases[-1].name if phases and phases[-1].end is None else None
-        return {
-            "name": self.cfg.name,
-            "state": self.state,
-            "paused": "storage full" if self._paused_for_room is not None else None,
-            "log_behind": self.events.write_error is not None,
-            "healthy": self.state == "running"
-            and self.machine is not None
-            and not self.machine.exited
-            and (self.swtpm is None or self.swtpm.alive)
-            and (self.smbd is None or bool(self.smbd.status()["healthy"])),
-            "daemon_pid": os.getpid(),
-            "qemu_pid": self.machine.pid,
-            "run_dir": str(self.paths.run_dir),
-            "state_dir": str(self.paths.state_dir),
-            "accel": self.cfg.accel,
-            "tpm": self.swtpm is not None,
-            "share": self.smbd.status() if self.smbd is not None else None,
-            "vnc": self._vnc,
-            "vnc_password": self.cfg.vnc_password is not None,
-            "phase": current,
-            "uptime": round(time.monotonic() - self.t0, 3),
-        }
+    def _on_down(self) -> dict[str, Any]:
+        self.request_stop("winarm down")
+        return {"ok": True, "daemon_pid": os.getpid(), "timeout": self.cfg.timeout}
 
-    async def _serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` in the supervisor's task group: its failure ends the run and is reported, never lost."""
+        assert self._tasks is not None, "tasks are spawned only while the supervisor runs"
+        return self._tasks.create_task(work)
+
+    # -- what happens -------------------------------------------------------------------------------------------
+    def _on_qmp_event(self, name: str, data: dict[str, Any]) -> None:
+        if name == "RESET":
+            self.install.new_boot()
+            self.reporter.record(EventKind.RESET, guest=bool(data.get("guest", False)), reason=data.get("reason"))
+        elif name == "SHUTDOWN":
+            self.reporter.record(EventKind.SHUTDOWN, guest=bool(data.get("guest", False)),
+                                 reason=data.get("reason"))
+        elif name == "POWERDOWN":
+            self.reporter.record(EventKind.POWERDOWN)
+        elif name in ("STOP", "RESUME", "GUEST_PANICKED"):
+            self.reporter.record(EventKind(name.lower()))
+        elif name == "BLOCK_IO_ERROR":
+            self.storage.on_io_error(data, self._spawn)
+
+    def _on_share_event(self, kind: EventKind, **details: Any) -> None:
+        self.reporter.record(kind, **details)
+        if kind == EventKind.SHARE_HEALTH:
+            smbd = self.launched.smbd
+            login = "guest" if smbd is None or smbd.settings.guest_login else "user"
+            self.reporter.say(f"share: healthy (an SMB {login} session reaches the share)" if details.get("healthy")
+                              else f"share: UNHEALTHY: {details.get('error')}")
+
+    def status(self) -> VmStatus:
+        """What ``winarm status`` reports for this VM now."""
+        events = self.launched.events
+        phases = derive_phases(events.events)
+        swtpm, smbd = self.launched.swtpm, self.launched.smbd
+        running = self.lifecycle.state == VmState.RUNNING
+        return VmStatus(
+            name=self.cfg.name, state=self.lifecycle.state.value,
+            paused="storage full" if self.storage.paused else None, log_behind=events.write_error is not None,
+            healthy=running and not self.machine.exited and (swtpm is None or swtpm.alive)
+            and (smbd is None or bool(smbd.status()["healthy"])),
+            daemon_pid=os.getpid(), qemu_pid=self.machine.pid, run_dir=str(self.paths.run_dir),
+            state_dir=str(self.paths.state_dir), accel=self.cfg.accel, tpm=swtpm is not None,
+            share=smbd.status() if smbd is not None else None, vnc=self._vnc,
+            vnc_password=self.cfg.vnc_password is not None,
+            phase=phases[-1].name if phases and phases[-1].end is None else None,
+            uptime=round(time.monotonic() - events.t0, 3),
+        )
+
+    # -- the whole run --------------------------------------------------------------------------------------------
+    async def run(self) -> int:
+        """Connect, continue and supervise the VM until it stops; always leaves QEMU, swtpm and smbd gone and the
+        run directory removed. Returns 0 after a clean stop or a guest power-off, 1 when QEMU died or had to be
+        killed or the TPM was lost. Raises :class:`RuntimeFailure` when QEMU or smbd cannot be reached (the first
+        error of a failed part, not a group)."""
         try:
-            line = await asyncio.wait_for(reader.readline(), 5)
-            request = json.loads(line or b"{}")
-            command = request.get("command") if isinstance(request, dict) else None
-            if command == "status":
-                reply: dict[str, Any] = self.status()
-            elif command == "down":
-                self.request_stop("winarm down")
-                reply = {"ok": True, "daemon_pid": os.getpid(), "timeout": self.cfg.timeout}
-            else:
-                reply = {"error": f"unknown command {command!r}"}
-            writer.write(json.dumps(reply).encode() + b"\n")
-            await writer.drain()
-        except (ValueError, TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+            return await self._run()
+        except BaseExceptionGroup as group:
+            raise _first(group) from None
 
-    # -- the whole run ----------------------------------------------------------------------------------------
-    async def run(self) -> int:  # noqa: C901, PLR0912, PLR0915
-        """Connect, continue and supervise the VM until it stops; always leaves QEMU and swtpm gone and the
-        run directory removed. Returns 0 after a clean stop or a guest power-off, 1 when QEMU died, could not
-        be reached, or had to be killed."""
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.add_signal_handler(signum, self._on_signal, signum)
-        control = None
-        metrics: MetricsServer | None = None
-        share_task: asyncio.Future[None] | None = None
-        desktop_watch: Watch | None = None
-        smbd_ready = asyncio.ensure_future(self.smbd.wait_ready()) if self.smbd is not None else None
+    async def _run(self) -> int:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.callback(self.launched.close)  # the launch's teardown, last: kills, run dir, log, lock
+            for service in (self.launched.smbd, self.launched.swtpm):  # swtpm ends first, as QEMU's peer
+                if service is not None:
+                    stack.push_async_callback(service.close)
+            stack.callback(self.facts.save_if_unsaved)  # the storage was full when they changed: a last try
+            await stack.enter_async_context(self.machine)
+            self._tasks = await stack.enter_async_context(asyncio.TaskGroup())
+            stack.callback(self._end_background)
+            loop = asyncio.get_running_loop()
+            for signum in SIGNALS:
+                loop.add_signal_handler(signum, self._on_signal, signum)
+                stack.callback(loop.remove_signal_handler, signum)
+            await self._take_over(stack)
+            code = await self._supervise()
+        return code
+
+    def _end_background(self) -> None:
+        """Cancel the long-lived tasks (event pump, console, share) so the task group can close."""
+        for task in [*self._background, *([self._reader] if self._reader else [])]:
+            task.cancel()
+
+    async def _take_over(self, stack: contextlib.AsyncExitStack) -> None:
+        """Connect to QEMU, wait for smbd, serve control and metrics, start the watches, and let the VM run."""
+        smbd_ready = self._spawn(self._smbd_ready()) if self.launched.smbd is not None else None
+        await self.machine.connect()
+        self.reporter.record(EventKind.QMP_READY)
+        if self.cfg.vnc_password is not None:  # before the guest runs; QEMU refuses VNC logins until then
+            await self.machine.execute("set_password", {"protocol": "vnc", "password": self.cfg.vnc_password})
+            self.reporter.record(EventKind.VNC_PASSWORD_SET)
+        if smbd_ready is not None:
+            await smbd_ready
+            self._start_share()
+        await stack.enter_async_context(ControlServer(self.paths.control_socket, self.status, self._on_down))
+        self._start_metrics(stack)
+        self._background.append(self._spawn(self.machine.pump_events(self._on_qmp_event)))
+        assert self.machine.serial_reader is not None
+        self._reader = self._spawn(self.install.read(self.machine.serial_reader, self.paths.serial_log,
+                                                     echo=self.echo_console))
+        run_state = await self.machine.cont()
+        self.lifecycle.move(VmState.RUNNING)
+        self.reporter.record(EventKind.RUNNING, status=run_state)
+        self.reporter.say(f"QEMU pid {self.machine.pid} running ({self.cfg.accel}); phase log {self.paths.events}")
+        await self._query_vnc()
+
+    async def _smbd_ready(self) -> None:
+        """Wait for smbd to accept; raises :class:`RuntimeFailure` (recorded as ``smbd-failed``) if it cannot."""
+        assert self.launched.smbd is not None
         try:
-            await self.machine.connect()
-            self.record("qmp-ready")
-            if self.cfg.vnc_password is not None:  # before the guest runs; QEMU refuses VNC logins until then
-                await self.machine.execute("set_password", {"protocol": "vnc", "password": self.cfg.vnc_password})
-                self.record("vnc-password-set")
-            if smbd_ready is not None and self.smbd is not None:
-                try:
-                    took = await smbd_ready
-                except RuntimeFailure as error:
-                    self.record("smbd-failed", reason=str(error))
-                    raise
-                self.record("smbd-ready", port=self.smbd.port, after=round(took, 4))
-                share_task = asyncio.ensure_future(self.smbd.supervise(self._on_share_event, self.say))
-                desktop_watch = self._watch_desktop_ready()
-                self.say(f"share: {', '.join(s.guest_unc for s in self.smbd.settings.shares)} -> "
-                         f"{', '.join(str(s.path) for s in self.smbd.settings.shares)} "
-                         f"(files owned by {self.smbd.settings.uid}:{self.smbd.settings.gid}, "
-                         f"smbd on 127.0.0.1:{self.smbd.port})")
-            control = await self._start_control()
-            metrics = self._start_metrics()
-            pump = asyncio.ensure_future(self.machine.pump_events(self._on_qmp_event))
-            assert self.machine.serial_reader is not None
-            reader_task = asyncio.ensure_future(self._read_console(self.machine.serial_reader))
-            run_state = await self.machine.cont()
-            self.state = "running"
-            self.record("running", status=run_state)
-            self.say(f"QEMU pid {self.machine.pid} running ({self.cfg.accel}); phase log {self.paths.events}")
-            await self._query_vnc()
-            return await self._supervise(pump, reader_task)
-        finally:
-            if smbd_ready is not None and not smbd_ready.done():
-                smbd_ready.cancel()
-            if share_task is not None:
-                share_task.cancel()
-            if desktop_watch is not None:
-                loop.remove_reader(desktop_watch.fd)
-                desktop_watch.close()
-            if control is not None:
-                control.close()
-            if metrics is not None:
-                metrics.stop()
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(signum)
-            await self.machine.kill()
-            await self.machine.close()
-            if self._facts_unsaved:  # the storage was full when they changed: a last try
-                self._save_facts()
-            if self.swtpm is not None:
-                await self.swtpm.stop()
-            if self.smbd is not None:
-                await self.smbd.stop()
-            self.launched.release()
+            took = await self.launched.smbd.wait_ready()
+        except RuntimeFailure as error:
+            self.reporter.record(EventKind.SMBD_FAILED, reason=str(error))
+            raise
+        self.reporter.record(EventKind.SMBD_READY, port=self.launched.smbd.port, after=round(took, 4))
 
-    def _start_metrics(self) -> MetricsServer | None:
+    def _start_share(self) -> None:
+        """Supervise smbd, watch the share for the desktop-ready file, and say where the share is."""
+        smbd = self.launched.smbd
+        assert smbd is not None
+        self._background.append(self._spawn(smbd.supervise(self._on_share_event, self.reporter.say)))
+        try:
+            watch = ShareWatch(smbd.settings.shares[0].path)
+        except OSError as error:
+            self.reporter.record(EventKind.SHARE_WATCH_FAILED, error=str(error))
+        else:
+            self._background.append(self._spawn(watch.run(self._desktop_ready)))
+        shares = smbd.settings.shares
+        self.reporter.say(f"share: {', '.join(s.guest_unc for s in shares)} -> "
+                          f"{', '.join(str(s.path) for s in shares)} "
+                          f"(files owned by {smbd.settings.uid}:{smbd.settings.gid}, smbd on 127.0.0.1:{smbd.port})")
+
+    async def _desktop_ready(self) -> None:
+        await self.install.on_guest_marker(DESKTOP_READY, "", source="share")
+
+    def _start_metrics(self, stack: contextlib.AsyncExitStack) -> None:
+        """Serve ``/metrics`` when asked (stopped by ``stack``). Raises :class:`RuntimeFailure` for a bad port."""
         if self.cfg.metrics_port is None:
-            return None
+            return
         from winarm.services.metrics import DaemonCollector, MetricsServer
 
-        server = MetricsServer(DaemonCollector(self.cfg.name, self.status, lambda: list(self.events.events)),
+        server = MetricsServer(DaemonCollector(self.cfg.name, lambda: self.status().as_json(),
+                                               lambda: list(self.launched.events.events)),
                                self.cfg.metrics_address, self.cfg.metrics_port)
         server.start()
-        self.record("metrics-started", address=self.cfg.metrics_address, port=self.cfg.metrics_port)
-        self.say(f"metrics: http://{self.cfg.metrics_address}:{self.cfg.metrics_port}/metrics")
-        return server
-
-    async def _start_control(self) -> asyncio.AbstractServer:
-        old = os.umask(0o177)
-        try:
-            return await asyncio.start_unix_server(self._serve_control, path=os.fspath(self.paths.control_socket))
-        finally:
-            os.umask(old)
+        stack.callback(server.stop)
+        self.reporter.record(EventKind.METRICS_STARTED, address=self.cfg.metrics_address, port=self.cfg.metrics_port)
+        self.reporter.say(f"metrics: http://{self.cfg.metrics_address}:{self.cfg.metrics_port}/metrics")
 
     async def _query_vnc(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
             info = await self.machine.execute("query-vnc")
-            if info.get("enabled"):
-                self._vnc = f"{info.get('host')}:{info.get('service')}"
-                self.say(f"display: VNC on {self._vnc}")
+        except RuntimeFailure:  # no VNC display, or QEMU already gone: nothing to say
+            return
+        if isinstance(info, dict) and info.get("enabled"):
+            self._vnc = f"{info.get('host')}:{info.get('service')}"
+            self.reporter.say(f"display: VNC on {self._vnc}")
 
-    async def _supervise(self, pump: asyncio.Future[None], reader_task: asyncio.Future[None]) -> int:  # noqa: C901
-        machine = self.machine
-        exited = asyncio.ensure_future(machine.wait())
-        stop = asyncio.ensure_future(self._stop_requested.wait())
-        waiting: set[asyncio.Future[Any]] = {exited, stop}
-        tpm_gone = None
-        if self.swtpm is not None and self.swtpm.proc is not None:
-            tpm_gone = asyncio.ensure_future(wait_exit(self.swtpm.proc))
-            waiting.add(tpm_gone)
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        tpm_lost = tpm_gone is not None and tpm_gone.done() and not exited.done() and not stop.done()
+    async def _supervise(self) -> int:
+        """Wait for the end (QEMU exits, a stop is requested, the TPM is lost), stop the VM, and report."""
+        exited, tpm_lost = await self._wait_for_end()
         if tpm_lost:
-            status = self.swtpm.proc.returncode if self.swtpm and self.swtpm.proc else None
-            self.record("swtpm-lost", status=status)
-            self.say(f"the TPM (swtpm) ended (status {status}): stopping the VM rather than running it without "
-                     f"its TPM; see {self.paths.swtpm_log}")
+            status = self.launched.swtpm.returncode if self.launched.swtpm else None
+            self.reporter.record(EventKind.SWTPM_LOST, status=status)
+            self.reporter.say(f"the TPM (swtpm) ended (status {status}): stopping the VM rather than running it "
+                              f"without its TPM; see {self.paths.swtpm_log}")
             self._stop_reason = "TPM lost"
-        how = "exited"
-        paused = self._paused_for_room is not None
-        if not exited.done():
-            self.state = "stopping"
-            if paused:
-                self.say(f"stopping ({self._stop_reason}): the VM is paused for lack of room and cannot shut down, so "
-                         "QEMU is told to quit (it closes the disk image consistent; the guest checks its file "
-                         "systems at its next boot)")
-            else:
-                self.say(f"stopping ({self._stop_reason}): power button, up to {self.cfg.timeout:g} s for the guest")
-            how = await machine.stop(0 if paused else self.cfg.timeout, on_step=self.record)
-        if self._paused_for_room is not None:
-            self._paused_for_room.cancel()
-        stop.cancel()
+        paused = self.storage.paused
+        how = "exited" if exited else await self._stop_vm(paused)
+        self.storage.cancel()
+        await self.machine.wait()
+        exit_time = self.launched.events.now()
+        await self._drain()
+        self.lifecycle.move(VmState.STOPPED)
+        return ending.finish(self.reporter, self.machine, self.paths, how=how, paused=paused, tpm_lost=tpm_lost,
+                             at=exit_time, timeout=self.cfg.timeout)
+
+    async def _wait_for_end(self) -> tuple[bool, bool]:
+        """Whether QEMU exited by itself, and whether the TPM was lost (swtpm ended first)."""
+        exited = asyncio.create_task(self.machine.wait())
+        stop = asyncio.create_task(self._stop_requested.wait())
+        waits: set[asyncio.Future[Any]] = {exited, stop}
+        swtpm = self.launched.swtpm
+        tpm_gone = asyncio.create_task(swtpm.wait()) if swtpm is not None and swtpm.proc is not None else None
         if tpm_gone is not None:
-            tpm_gone.cancel()
-        await machine.wait()
-        exit_time = self.events.now()
-        # the console ends at QEMU's exit; let it drain what the guest said last, then end the event pump
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(reader_task, return_exceptions=True), 2)
-        await asyncio.sleep(0)  # let the QMP reader hand over events already received
-        pump.cancel()
-        code = machine.returncode
-        clean = machine.shutdown_seen or how in ("guest", "quit")
-        if not clean and how != "killed":
-            self._report_crash(code, at=exit_time)
-        self.record("exit", at=exit_time, code=code, stop=how, clean=clean)
-        self.state = "stopped"
-        self._print_summary()
-        if how == "killed":
-            self.say("QEMU ignored quit and was killed")
-            return 1
-        if not clean:
-            return 1
-        if how == "quit" and not paused:
-            self.say(f"the guest did not shut down within {self.cfg.timeout:g} s: QEMU was told to quit")
-        return 1 if tpm_lost else 0
+            waits.add(tpm_gone)
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.wait(waits)
+        ended = exited.done() and not exited.cancelled()
+        stopped = stop.done() and not stop.cancelled()
+        lost = tpm_gone is not None and tpm_gone.done() and not tpm_gone.cancelled()
+        return ended, lost and not ended and not stopped
 
-    def _report_crash(self, code: int | None, *, at: float) -> None:
-        """QEMU ended without a shutdown: one line with the phase it died in and the last words of QEMU and of
-        the guest's console, and a ``crash`` event in the phase log."""
-        how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"status {code}"
-        phases = derive_phases(self.events.events)
-        phase = phases[-1].name if phases else "launch"
-        qemu_said = tail(self.paths.qemu_log, 3) or "nothing"
-        guest_said = console.strip_ansi(tail(self.paths.serial_log, 3).encode()).decode(errors="replace") or "nothing"
-        self.record("crash", at=at, code=code, phase=phase)
-        self.say(f"QEMU died ({how}) during {phase}: QEMU said: {qemu_said}; the console's last lines: {guest_said}")
+    async def _stop_vm(self, paused: bool) -> str:
+        """The graceful stop (power button, then quit, then kill); a VM paused for room is told to quit."""
+        self.lifecycle.move(VmState.STOPPING)
+        if paused:
+            self.reporter.say(f"stopping ({self._stop_reason}): the VM is paused for lack of room and cannot shut "
+                              "down, so QEMU is told to quit (it closes the disk image consistent; the guest checks "
+                              "its file systems at its next boot)")
+        else:
+            self.reporter.say(f"stopping ({self._stop_reason}): power button, up to {self.cfg.timeout:g} s for the "
+                              "guest")
+        return await self.machine.stop(0 if paused else self.cfg.timeout, on_step=self.reporter.record)
 
-    def _print_summary(self) -> None:
-        phases: list[Phase] = derive_phases(self.events.events)
-        self.say("boot timeline:")
-        for line in format_table(phases):
-            self.say("  " + line)
+    async def _drain(self) -> None:
+        """The console ends at QEMU's exit: let it hand over what the guest said last (at most 2 s), and the
+        QMP reader the events already received; then end the long-lived tasks."""
+        if self._reader is not None:
+            await asyncio.wait({self._reader}, timeout=2)
+        await asyncio.sleep(0)  # one turn of the loop, not a timed wait
+        self._end_background()
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error in a (nested) exception group: what one line can report."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+async def supervise(launched: Launched, *, out: TextIO | None = None, echo_console: bool = False) -> int:
+    """Supervise ``launched`` with the real QEMU machine (QMP and the serial console); see :meth:`Supervisor.run`."""
+    from winarm.qemu.machine import Machine
+
+    machine = Machine(launched.proc, qmp_socket=launched.paths.qmp_socket, serial_socket=launched.paths.serial_socket,
+                      qemu_log=launched.paths.qemu_log, name=launched.cfg.name)
+    return await Supervisor(launched, machine, out=out, echo_console=echo_console).run()

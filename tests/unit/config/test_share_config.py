@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from winarm.config.share import Share as ShareEntry
 from winarm.config.share import ShareSettings, check_path, load_share_settings, parse_mode
 from winarm.errors import UserError
-from winarm.services.smbd import render_conf
+from winarm.services.smb_conf import render_conf
 
 
 def load(flags: dict[str, object] | None = None, env: dict[str, str] | None = None, *, euid: int = 0,

@@ -13,12 +13,12 @@ from winarm.qemu.console import (
     parse_marker,
     strip_ansi,
 )
+from winarm.timeline.events import EventKind, EventLog, read_events
 from winarm.timeline.phases import (
-    EventLog,
+    BOUNDARY_KINDS,
     derive_phases,
     format_phase_line,
     format_table,
-    read_events,
     timeline_json,
     total_duration,
 )
@@ -207,3 +207,13 @@ def test_the_shutdown_starts_at_the_stop_request_not_at_the_power_button() -> No
     names = [(p.name, p.start, p.end) for p in derive_phases(events)]
     assert names == [("launch", 0.0, 0.5), ("firmware", 0.5, 2.0), ("boot-disk", 2.0, 3.0),
                      ("desktop-ready", 3.0, 3.0), ("shutdown", 3.0, 4.0)]
+
+
+def test_event_kinds_are_written_as_their_plain_strings(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "events.jsonl", t0=0.0)
+    log.record(EventKind.STORAGE_FULL, error="x")
+    log.close()
+    assert '"kind": "storage-full"' in (tmp_path / "events.jsonl").read_text()
+    assert read_events(tmp_path / "events.jsonl")[0]["kind"] == "storage-full"
+    assert set(BOUNDARY_KINDS) <= {kind.value for kind in EventKind}, "every phase boundary is a known kind"
+    assert len({kind.value for kind in EventKind}) == len(EventKind), "no two kinds share a string"

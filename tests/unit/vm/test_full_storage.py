@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from tests.vmtools import fill, mounted_tmpfs
-from winarm.timeline.phases import EventLog, read_events
+from winarm.timeline.events import EventLog, read_events
 from winarm.vm.full_storage import ConsoleLog, wait_for_room
 
 VM = ["--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--no-secure-boot", "--timeout", "60", "--no-tpm",

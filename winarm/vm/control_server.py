@@ -1,0 +1,72 @@
+"""The daemon's side of the control socket: ``status`` and ``down`` for ``winarm status`` and ``winarm down``.
+
+Protocol (see :mod:`winarm.vm.control`): one JSON object on one line in, one JSON object on one line back, then
+the connection is closed. The socket is created 0600 in the VM's run directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from winarm.vm.status import VmStatus
+
+REQUEST_TIMEOUT = 5.0
+"""Seconds a client has to send its request line."""
+
+
+class ControlServer:
+    """Serves the control socket while entered (an async context manager); closing removes nothing but the
+    listener (the run directory goes with the run).
+
+    ``status`` answers the current :class:`VmStatus`; ``down`` calls ``on_down`` and answers what it returns.
+    """
+
+    def __init__(self, path: Path, status: Callable[[], VmStatus], on_down: Callable[[], dict[str, Any]]) -> None:
+        self.path = path
+        self.status = status
+        self.on_down = on_down
+        self._server: asyncio.AbstractServer | None = None
+
+    async def __aenter__(self) -> ControlServer:
+        """Listen on :attr:`path` (mode 0600). Raises OSError when the socket cannot be created."""
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=os.fspath(self.path))
+        finally:
+            os.umask(old)
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        """Stop listening; a reply under way is not waited for."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def answer(self, request: object) -> dict[str, Any]:
+        """The reply to one decoded request."""
+        command = request.get("command") if isinstance(request, dict) else None
+        if command == "status":
+            return self.status().as_json()
+        if command == "down":
+            return self.on_down()
+        return {"error": f"unknown command {command!r}"}
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection: a request line in, a reply line out. A client that is slow, sends no JSON or hangs
+        up gets nothing; nothing a client does reaches the supervisor as an error."""
+        try:
+            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+            reply = self.answer(json.loads(line or b"{}"))
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        except (ValueError, TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
