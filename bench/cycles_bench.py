@@ -123,9 +123,10 @@ def _within10(values: list[float]) -> str:
 
 
 def _growth(values: list[float]) -> str:
-    per_cycle = (values[-1] - values[0]) / (len(values) - 1)
-    return (f"{per_cycle:+.2f} KiB per cycle (each start moves the logs to *.log.1: this start's and the "
-            "previous start's are kept)")
+    steady = values[1:]  # from the second start on, a previous start's logs are kept beside this start's
+    per_cycle = (steady[-1] - steady[0]) / max(len(steady) - 1, 1)
+    return (f"{per_cycle:+.2f} KiB per cycle from cycle 2 (each start moves the logs to *.log.1: this start's "
+            "and the previous start's are kept)")
 
 
 def _info(values: list[float]) -> str:
