@@ -1,5 +1,5 @@
-"""What the bench scripts share: medians, timing, the machine line, a running ``winarm up`` read line by line
-with a deadline, a work directory removed on every exit, side-by-side tables and the smoke-mode sanity check.
+"""What the bench scripts share: medians, timing, running a tool, the machine line, a running ``winarm up`` read
+line by line with a deadline, a work directory removed on every exit, and the smoke modes' sanity check.
 
 The scripts run as ``python bench/x.py`` from the repository root, so this folder is on ``sys.path`` and they
 import this module as ``_common``. Importing it also puts the repository root first on ``sys.path``, so a
@@ -102,18 +102,6 @@ def load_line() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
-def table(heads: Sequence[str], rows: Sequence[Sequence[object]], width: int = 12, first: int = 28) -> list[str]:
-    """A side-by-side table: the first column left-aligned ``first`` wide, the others right-aligned ``width``
-    wide; floats with two decimals, anything else as text."""
-    def cell(value: object) -> str:
-        return f"{value:.2f}" if isinstance(value, float) else str(value)
-
-    lines = [f"{heads[0]:<{first}}" + "".join(f"{h:>{width}}" for h in heads[1:])]
-    for row in rows:
-        lines.append(f"{cell(row[0]):<{first}}" + "".join(f"{cell(v):>{width}}" for v in row[1:]))
-    return lines
-
-
 @contextlib.contextmanager
 def workspace(prefix: str, keep: bool = False) -> Iterator[Path]:
     """A new directory under /tmp, removed when the block ends (unless ``keep``), on failure and on SIGTERM too:
@@ -129,17 +117,6 @@ def workspace(prefix: str, keep: bool = False) -> Iterator[Path]:
         signal.signal(signal.SIGTERM, previous)
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
-
-
-def stop(proc: subprocess.Popen[bytes], grace: float) -> int:
-    """SIGTERM ``proc`` (winarm stops its VM gracefully), SIGKILL after ``grace`` seconds; its exit status."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            return proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    return proc.wait()
 
 
 class Up:
