@@ -3,7 +3,7 @@
 
 The testbed (a real arm64 Linux playing Windows, under TCG) is installed once through ``winarm up``, with a
 software TPM (swtpm) and a shared folder (smbd), and asked for its write load (a file on its "Windows"
-partition, see ``winarm/testbed/write_load.py``). Then each round:
+partition, see ``winarm_testbed/write_load.py``). Then each round:
 
 1. ``winarm up`` on that storage; the guest checks its FAT file systems (fsck.fat, ``WINARM-EVENT fsck ...``:
    the verdict on what the previous round's kill left), reaches ``ready`` and writes files in a loop
