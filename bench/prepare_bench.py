@@ -21,70 +21,43 @@ the page cache's write-back queue while winarm is timed. Nothing is fsynced (lau
 page cache is not dropped (other work shares the machine): "cold" means a fresh storage directory, not a cold
 cache. The test ISOs are sparse, so reading their install image costs no disk reads; a real ISO makes the slow
 paths slower still, and winarm's reads stay a few hundred KiB. Everything made lives in one temporary directory,
-removed at the end, on failure and on SIGTERM. Usage:
-    python bench/prepare_bench.py [--runs 5] [--slow-runs 2] [--sizes 1,5]
+removed at the end, on failure and on SIGTERM. ``--smoke`` is one run of everything on one 64 MiB ISO, which checks
+that every median is a positive number. Usage:
+    python bench/prepare_bench.py [--runs 5] [--slow-runs 2] [--sizes 1,5] [--skip-slow] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
 
-import psutil
+from _common import REPO, BenchError, GiB, MiB, load_line, machine_line, med, run, sane, timed, workspace
+from _prepare_others import check_remastered, fat_overlay, gib, probe_notes, remaster, tool_versions
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from winarm.answer.medium import build_answer_medium, medium_files
+from winarm.answer.plan import InstallPlan, plan_install
+from winarm.config import host
+from winarm.config.vm import ENV_NAMES, load_config
+from winarm_testbed.virtio_tree import make_fake_virtio_tree
+from winarm_testbed.wim_image import build_bridge_iso
 
-from winarm.answer.medium import build_answer_medium, medium_files  # noqa: E402
-from winarm.answer.plan import InstallPlan, plan_install  # noqa: E402
-from winarm.config import host  # noqa: E402
-from winarm.config.vm import ENV_NAMES, load_config  # noqa: E402
-from winarm_testbed.virtio_tree import make_fake_virtio_tree  # noqa: E402
-from winarm_testbed.wim_image import build_bridge_iso  # noqa: E402
-
-GiB = 1 << 30
-MiB = 1 << 20
 PYTHON = sys.executable
 COLD_TARGET = 0.5
 HIT_TARGET = 0.050
 TOOLS = ("7z", "xorriso", "genisoimage", "wiminfo", "mkfs.fat", "mcopy")
-
-
-def med(values: list[float]) -> float:
-    return statistics.median(values)
+SMOKE_SIZE = 0.0625
+"""The ISO of ``--smoke``, GiB (64 MiB)."""
 
 
 def clean_env() -> dict[str, str]:
     """The environment without winarm's own variables, so a stray USERNAME or DRIVERS cannot change the inputs."""
     names = {n for group in ENV_NAMES.values() for n in group}
     return {k: v for k, v in os.environ.items() if k not in names}
-
-
-def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
-    """Run a tool; raise with its output when it fails."""
-    result = subprocess.run(argv, capture_output=True, check=False, **kwargs)
-    if result.returncode != 0:
-        tail = (result.stderr or result.stdout or b"").decode(errors="replace")[-1500:]
-        raise RuntimeError(f"{argv[0]} exited {result.returncode}: {' '.join(argv)}\n{tail}")
-    return result
-
-
-def timed(func: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    value = func()
-    return time.perf_counter() - start, value
 
 
 @dataclass
@@ -99,8 +72,17 @@ class Samples:
     def med(self, key: str) -> float:
         return med(self.values[key])
 
-    def has(self, key: str) -> bool:
-        return bool(self.values.get(key))
+
+@dataclass
+class Inputs:
+    """What every measurement works on: the test ISOs by size (GiB), the drivers, the answer files as winarm
+    puts them on its medium (the remaster and the FAT overlay add the same) and the plan they came from."""
+
+    sizes: list[float]
+    isos: dict[float, Path]
+    drivers: Path
+    answer_tree: Path
+    plan: InstallPlan
 
 
 # ---------------------------------------------------------------------------------------------------- winarm
@@ -131,7 +113,7 @@ def command_prepare(iso: Path, drivers: Path, storage: Path, env: dict[str, str]
     elapsed = time.perf_counter() - start
     log = result.stderr.decode(errors="replace")
     if "built" not in log and "cached" not in log:
-        raise RuntimeError(f"winarm prepare said neither built nor cached:\n{log}")
+        raise BenchError(f"winarm prepare said neither built nor cached:\n{log}")
     return elapsed, "cached" not in log
 
 
@@ -143,81 +125,6 @@ def plan_for(iso: Path, drivers: Path, storage: Path, env: dict[str, str]) -> In
     return plan
 
 
-# ---------------------------------------------------------------------------------------------- the others
-
-
-def remaster(iso: Path, answer_tree: Path, scratch: Path) -> dict[str, float]:
-    """Extract the whole ISO (7z reads its UDF tree), add the answer files, rebuild it with genisoimage -udf and
-    the EFI El Torito entry Microsoft's media boot from. Seconds by step."""
-    tree = scratch / "tree"
-    out = scratch / "remastered.iso"
-    times: dict[str, float] = {}
-    times["extract"], _ = timed(lambda: run(["7z", "x", "-y", "-bd", f"-o{tree}", str(iso)]))
-    times["add"], _ = timed(lambda: shutil.copytree(answer_tree, tree, dirs_exist_ok=True))
-    (tree / "boot.cat").unlink(missing_ok=True)  # 7z hands out the old boot catalog as a file; genisoimage makes one
-    times["rebuild"], _ = timed(lambda: run([
-        "genisoimage", "-quiet", "-udf", "-iso-level", "3", "-J", "-joliet-long", "-allow-limited-size",
-        "-V", "WINARM_REMASTER", "-e", "efi/microsoft/boot/efisys.bin", "-no-emul-boot",
-        "-o", str(out), str(tree)]))
-    times["total"] = sum(times.values())
-    return times
-
-
-def wim_editions(wim: Path) -> list[str]:
-    """The edition names wimlib reports in the WIM's XML (``wiminfo --xml``: UTF-16 with a byte-order mark)."""
-    raw = run(["wiminfo", str(wim), "--xml"]).stdout
-    text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode(errors="replace")
-    return re.findall(r"<IMAGE INDEX=\"\d+\">.*?<NAME>(.*?)</NAME>", text, flags=re.S)
-
-
-def fat_overlay(iso: Path, answer_tree: Path, scratch: Path) -> tuple[dict[str, float], list[str]]:
-    """Extract sources/install.wim, read its editions with wimlib, then put the answer files on a new FAT image.
-    Seconds by step and the editions found."""
-    times: dict[str, float] = {}
-    times["extract"], _ = timed(lambda: run(["7z", "e", "-y", "-bd", f"-o{scratch}", str(iso), "sources/install.wim"]))
-    times["wiminfo"], editions = timed(lambda: wim_editions(scratch / "install.wim"))
-    image = scratch / "answer.img"
-
-    def make_fat() -> None:
-        payload = sum(f.stat().st_size for f in answer_tree.rglob("*") if f.is_file())
-        kib = max(8 * 1024, (payload * 2 + 4 * MiB) // 1024)
-        run(["mkfs.fat", "-C", "-n", "WINARM", str(image), str(kib)])
-        env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
-        run(["mcopy", "-s", "-Q", "-i", str(image), *[str(p) for p in sorted(answer_tree.iterdir())], "::/"],
-            env=env)
-
-    times["fat"], _ = timed(make_fat)
-    times["total"] = sum(times.values())
-    return times, editions
-
-
-# ---------------------------------------------------------------------------------------------------- output
-
-
-def tool_versions() -> str:
-    def first(argv: list[str], pattern: str) -> str:
-        try:
-            out = subprocess.run(argv, capture_output=True, text=True, check=False)
-        except OSError:
-            return "missing"
-        found = re.search(pattern, out.stdout + out.stderr)
-        return found.group(1) if found else "?"
-
-    probes = [
-        ("7-Zip", ["7z"], r"7-Zip (?:\[\d+\] )?([0-9.]+)"),
-        ("xorriso", ["xorriso", "-version"], r"xorriso ([0-9.]+)"),
-        ("genisoimage", ["genisoimage", "--version"], r"genisoimage ([0-9.]+)"),
-        ("wimlib", ["wiminfo", "--version"], r"wimlib ([0-9.]+)"),
-        ("mtools", ["mcopy", "--version"], r"mtools\) ([0-9.]+)"),
-    ]
-    return ", ".join(f"{name} {first(argv, pattern)}" for name, argv, pattern in probes)
-
-
-def load_line() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
-
-
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -226,218 +133,224 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def main() -> int:  # noqa: C901, PLR0912, PLR0915
+# ---------------------------------------------------------------------------------------------------- steps
+
+
+def build_inputs(work: Path, sizes: list[float], env: dict[str, str]) -> Inputs:
+    """The sparse test ISOs (built once per bench run), the placeholder drivers and the answer files; printed."""
+    efisys = work / "efisys.bin"
+    run(["mkfs.fat", "-C", str(efisys), "1440"])  # Microsoft's efisys.bin is a 1.44 MB FAT image too
+    isos: dict[float, Path] = {}
+    described = []
+    for size in sizes:
+        iso = work / f"windows-{size:g}g.iso"
+        start = time.perf_counter()
+        build_bridge_iso(iso, wim_padding=int(size * GiB) - 4 * MiB,
+                         extra_files={"efi/microsoft/boot/efisys.bin": efisys}, efi_boot_image=efisys)
+        seconds = time.perf_counter() - start
+        isos[size] = iso
+        described.append(f"{gib(size)} ({iso.stat().st_size / GiB:.2f} GiB apparent, "
+                         f"{iso.stat().st_blocks * 512 / MiB:.1f} MiB on disk, built in {seconds:.1f} s)")
+    print(f"test ISOs (sparse UDF bridges, 2 editions): {', '.join(described)}", flush=True)
+    drivers = make_fake_virtio_tree(work / "virtio-win")
+    driver_files = [f for f in drivers.rglob("*") if f.is_file()]
+    plan = plan_for(isos[sizes[0]], drivers, work / "plan-storage", env)
+    answer_tree = work / "answer-files"
+    files = medium_files(plan.settings, plan.selection)
+    for item in files:
+        target = answer_tree / item.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(item.read())
+    payload = sum(len(item.read()) for item in files)
+    picked = [p.driver.name for p in (*plan.selection.boot_critical, *plan.selection.others)]
+    print(f"drivers: placeholder virtio-win tree, {len(driver_files)} files, "
+          f"{sum(f.stat().st_size for f in driver_files) / MiB:.1f} MiB; picked {', '.join(picked)}; "
+          f"answer medium content: {len(files)} files, {payload / 1024:.0f} KiB", flush=True)
+    return Inputs(sizes, isos, drivers, answer_tree, plan)
+
+
+def measure_inprocess(inputs: Inputs, size: float, storage: Path, fast: Samples) -> None:
+    """A cold in-process prepare and a cache hit on the same storage, timed in parts."""
+    env = clean_env()
+    for kind, want_built in (("cold", True), ("hit", False)):
+        parts, built = inprocess_prepare(inputs.isos[size], inputs.drivers, storage, env)
+        if built != want_built:
+            raise BenchError(f"an in-process prepare ({kind}) {'found a cached medium' if want_built else 'built'}")
+        for part, seconds in parts.items():
+            fast.add(f"{kind}-{part}-{size}", seconds)
+    shutil.rmtree(storage)
+
+
+def measure_command(inputs: Inputs, size: float, storage: Path, fast: Samples) -> None:
+    """``python -m winarm prepare`` cold, then again as a cache hit."""
+    env = clean_env()
+    for kind, want_built in (("cmd-cold", True), ("cmd-hit", False)):
+        seconds, built = command_prepare(inputs.isos[size], inputs.drivers, storage, env)
+        if built != want_built:
+            raise BenchError(f"a winarm prepare command ({kind}) {'found a cached medium' if want_built else 'built'}")
+        fast.add(f"{kind}-{size}", seconds)
+    shutil.rmtree(storage)
+
+
+def measure_fast(inputs: Inputs, work: Path, runs: int) -> Samples:
+    """(1): winarm in-process and as a command, alternating sizes and ways; and the interpreter's start-up."""
+    env = clean_env()
+    # warm-up, not counted: the first in-process call imports pycdlib and the rest
+    inprocess_prepare(inputs.isos[inputs.sizes[0]], inputs.drivers, work / "warm", env)
+    shutil.rmtree(work / "warm")
+    fast = Samples()
+    for index in range(runs):
+        for size in inputs.sizes:
+            measure_inprocess(inputs, size, work / f"s{size:g}-{index}", fast)
+            measure_command(inputs, size, work / f"c{size:g}-{index}", fast)
+        fast.add("python", timed(lambda: run([PYTHON, "-c", "pass"], env=env))[0])
+        fast.add("cli", timed(lambda: run([PYTHON, "-m", "winarm", "--version"], env=env, cwd=REPO))[0])
+    return fast
+
+
+def measure_slow(inputs: Inputs, work: Path, runs: int, notes: list[str]) -> Samples:
+    """(2): the remaster and the FAT overlay, alternating sizes; notes on the first rebuilt ISOs added."""
+    slow = Samples()
+    for index in range(runs):
+        for size in inputs.sizes:
+            scratch = work / f"remaster-{size:g}-{index}"
+            scratch.mkdir()
+            for step, seconds in remaster(inputs.isos[size], inputs.answer_tree, scratch).items():
+                slow.add(f"remaster-{step}-{size}", seconds)
+            if index == 0:
+                notes.append(check_remastered(scratch / "remastered.iso", size))
+            shutil.rmtree(scratch)
+            scratch = work / f"fat-{size:g}-{index}"
+            scratch.mkdir()
+            steps, editions = fat_overlay(inputs.isos[size], inputs.answer_tree, scratch)
+            if editions != [e.name for e in inputs.plan.info.editions]:
+                raise BenchError(f"wimlib read editions {editions}, winarm {inputs.plan.info.editions}")
+            for step, seconds in steps.items():
+                slow.add(f"fat-{step}-{size}", seconds)
+            shutil.rmtree(scratch)
+    return slow
+
+
+# ---------------------------------------------------------------------------------------------------- tables
+
+
+def heads(sizes: list[float]) -> str:
+    ratio_head = f"{f'{sizes[-1]:g}/{sizes[0]:g}':>9}" if len(sizes) > 1 else ""
+    return "".join(f"{gib(s):>11}" for s in sizes) + ratio_head
+
+
+def row(label: str, values: list[float], *, fmt: str = "{:>11.1f}", tail: str = "") -> None:
+    """One table row: a value per ISO size, the last-to-first ratio when there are several, then ``tail``."""
+    ratio = f"{values[-1] / values[0]:>8.2f}x" if len(values) > 1 and values[0] else ""
+    print(f"    {label:<48}" + "".join(fmt.format(v) for v in values) + ratio + tail)
+
+
+def print_fast(fast: Samples, sizes: list[float], runs: int) -> None:
+    print()
+    print(f"{f'(1) winarm prepare, medians of {runs}, ms':<52}{heads(sizes)}   target")
+    for label, key, target in (
+            ("in-process cold: config + inspect/plan + build", "cold-total", "<= 500, same for any size"),
+            ("  host probe + load_config", "cold-config", ""),
+            ("  plan_install (ISO inspect, drivers, settings)", "cold-plan", ""),
+            ("  build_answer_medium (pycdlib write)", "cold-build", ""),
+            ("in-process cache hit", "hit-total", "<= 50"),
+            ("  plan_install (ISO inspect, drivers, settings)", "hit-plan", ""),
+            ("  build_answer_medium (hash inputs, file exists)", "hit-build", ""),
+            ("whole command cold: python -m winarm prepare", "cmd-cold", ""),
+            ("whole command cache hit", "cmd-hit", "")):
+        row(label, [fast.med(f"{key}-{s}") * 1000 for s in sizes], tail=f"   {target}" if target else "")
+    python_ms, cli_ms = fast.med("python") * 1000, fast.med("cli") * 1000
+    print(f"    {'interpreter start-up: python -c pass':<48}{python_ms:>11.1f}")
+    print(f"    {'start-up + winarm CLI import: -m winarm --version':<48}{cli_ms:>11.1f}")
+    for size in sizes:
+        extra = (fast.med(f"cmd-cold-{size}") - fast.med(f"cold-total-{size}")) * 1000
+        print(f"    whole command minus in-process, cold, {gib(size)}: {extra:.1f} ms "
+              f"(interpreter {python_ms:.1f} ms, CLI import {cli_ms - python_ms:.1f} ms, rest "
+              f"{extra - cli_ms:.1f} ms: the imports prepare makes on first use, the output)")
+
+
+def print_slow(slow: Samples, fast: Samples, sizes: list[float], runs: int, notes: list[str]) -> None:
+    print()
+    title = f"(2) the other launchers' ways, medians of {runs}, s"
+    print(f"{title:<52}{heads(sizes)}   x winarm cold ({', '.join(gib(s) for s in sizes)})")
+    for label, key, against in (
+            ("(a) remaster: 7z x + copy + genisoimage -udf", "remaster-total", True),
+            ("  7z x (whole ISO, UDF)", "remaster-extract", False),
+            ("  copy the answer files into the tree", "remaster-add", False),
+            ("  genisoimage -udf -e efisys.bin", "remaster-rebuild", False),
+            ("(b) FAT overlay: 7z e + wiminfo + mkfs.fat/mcopy", "fat-total", True),
+            ("  7z e sources/install.wim", "fat-extract", False),
+            ("  wiminfo --xml (editions)", "fat-wiminfo", False),
+            ("  mkfs.fat + mcopy -s", "fat-fat", False)):
+        values = [slow.med(f"{key}-{s}") for s in sizes]
+        times = "   " + ", ".join(f"{v / fast.med(f'cold-total-{s}'):.0f}x" for v, s in
+                                  zip(values, sizes, strict=True)) if against else ""
+        row(label, values, fmt="{:>11.2f}", tail=times)
+    for note in notes:
+        print(f"    note: {note}")
+
+
+def print_verdicts(fast: Samples, sizes: list[float]) -> None:
+    print()
+    colds = [fast.med(f"cold-total-{s}") for s in sizes]
+    hits = [fast.med(f"hit-total-{s}") for s in sizes]
+    spread = f", {sizes[-1]:g}/{sizes[0]:g} GiB ratio {colds[-1] / colds[0]:.2f}x" if len(sizes) > 1 else ""
+    print(f"cold prepare: {', '.join(f'{ms(c)} ms at {gib(s)}' for c, s in zip(colds, sizes, strict=True))}"
+          f"{spread}: target <= 500 ms, {verdict(max(colds) <= COLD_TARGET)}")
+    print(f"cache hit: {', '.join(f'{ms(h)} ms at {gib(s)}' for h, s in zip(hits, sizes, strict=True))}: "
+          f"target <= 50 ms, {verdict(max(hits) <= HIT_TARGET)}")
+    print(f"{load_line()} at the end ({os.cpu_count()} CPUs; other work may share them)")
+
+
+def check_sane(fast: Samples, slow: Samples | None) -> None:
+    """Every median is a positive number (``--smoke``). Raises BenchError."""
+    for samples in (fast, slow) if slow is not None else (fast,):
+        for key in samples.values:
+            sane(key, samples.med(key))
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="runs of winarm's measurements [5]")
     parser.add_argument("--slow-runs", type=int, default=2, help="runs of the remaster and the FAT overlay [2]")
     parser.add_argument("--sizes", default="1,5", help="ISO sizes in GiB, comma-separated [1,5]")
     parser.add_argument("--skip-slow", action="store_true", help="measure winarm only")
+    parser.add_argument("--smoke", action="store_true", help="one run of everything on a 64 MiB ISO, checked")
     args = parser.parse_args()
+    if args.smoke:
+        args.runs, args.slow_runs, args.sizes = 1, 1, str(SMOKE_SIZE)
     if args.runs < 1 or args.slow_runs < 1:
         parser.error("--runs and --slow-runs must be at least 1")
-    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-
+    try:
+        args.sizes = [float(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--sizes {args.sizes!r}: write GiB numbers separated by commas, like 1,5")
+    if not args.sizes or min(args.sizes) * GiB <= 8 * MiB:
+        parser.error("--sizes: every ISO must be larger than 8 MiB (0.01 GiB)")
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing and not args.skip_slow:
         parser.error(f"missing tools for the other launchers' ways: {', '.join(missing)} (or pass --skip-slow)")
+    return args
 
-    def on_term(signum: int, _frame: Any) -> NoReturn:
-        raise SystemExit(128 + signum)  # so the finally below removes the temporary directory
 
-    signal.signal(signal.SIGTERM, on_term)
-
-    print(f"machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / GiB:.0f} GiB, {os.uname().machine}, "
-          f"Python {sys.version.split()[0]}; {load_line()} at start", flush=True)
+def main() -> int:
+    args = parse_args()
+    print(f"{machine_line()}; {load_line()} at start", flush=True)
     if not args.skip_slow:
         print(f"tools: {tool_versions()}", flush=True)
-
-    work = Path(tempfile.mkdtemp(prefix="winarm-prepare-bench-"))
-    env = clean_env()
-    try:
-        # --- inputs, once per bench run
-        efisys = work / "efisys.bin"
-        run(["mkfs.fat", "-C", str(efisys), "1440"])  # Microsoft's efisys.bin is a 1.44 MB FAT image too
-        isos: dict[int, Path] = {}
-        build_seconds: dict[int, float] = {}
-        for size in sizes:
-            iso = work / f"windows-{size}g.iso"
-            start = time.perf_counter()
-            build_bridge_iso(iso, wim_padding=size * GiB - 4 * MiB,
-                             extra_files={"efi/microsoft/boot/efisys.bin": efisys}, efi_boot_image=efisys)
-            build_seconds[size] = time.perf_counter() - start
-            isos[size] = iso
-        drivers = make_fake_virtio_tree(work / "virtio-win")
-        driver_files = [f for f in drivers.rglob("*") if f.is_file()]
-        described = ", ".join(
-            f"{size} GiB ({isos[size].stat().st_size / GiB:.2f} GiB apparent, "
-            f"{isos[size].stat().st_blocks * 512 / MiB:.1f} MiB on disk, built in {build_seconds[size]:.1f} s)"
-            for size in sizes)
-        print(f"test ISOs (sparse UDF bridges, 2 editions): {described}", flush=True)
-
-        # the answer files as winarm puts them on its medium: the remaster and the FAT overlay add the same
-        plan = plan_for(isos[sizes[0]], drivers, work / "plan-storage", env)
-        answer_tree = work / "answer-files"
-        files = medium_files(plan.settings, plan.selection)
-        for item in files:
-            target = answer_tree / item.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(item.read())
-        payload = sum(len(item.read()) for item in files)
-        picked = [p.driver.name for p in (*plan.selection.boot_critical, *plan.selection.others)]
-        print(f"drivers: placeholder virtio-win tree, {len(driver_files)} files, "
-              f"{sum(f.stat().st_size for f in driver_files) / MiB:.1f} MiB; picked {', '.join(picked)}; "
-              f"answer medium content: {len(files)} files, {payload / 1024:.0f} KiB", flush=True)
-
-        # warm-up, not counted: the first in-process call imports pycdlib and the rest
-        inprocess_prepare(isos[sizes[0]], drivers, work / "warm", env)
-        shutil.rmtree(work / "warm")
-
-        # --- (1) winarm, alternating sizes and ways
-        fast = Samples()
-        for index in range(args.runs):
-            for size in sizes:
-                storage = work / f"s{size}-{index}"
-                parts, built = inprocess_prepare(isos[size], drivers, storage, env)
-                if not built:
-                    raise RuntimeError("a cold in-process prepare found a cached medium")
-                for part, seconds in parts.items():
-                    fast.add(f"cold-{part}-{size}", seconds)
-                parts, built = inprocess_prepare(isos[size], drivers, storage, env)
-                if built:
-                    raise RuntimeError("a repeated in-process prepare built again instead of hitting the cache")
-                for part, seconds in parts.items():
-                    fast.add(f"hit-{part}-{size}", seconds)
-                shutil.rmtree(storage)
-
-                storage = work / f"c{size}-{index}"
-                seconds, built = command_prepare(isos[size], drivers, storage, env)
-                if not built:
-                    raise RuntimeError("a cold winarm prepare command found a cached medium")
-                fast.add(f"cmd-cold-{size}", seconds)
-                seconds, built = command_prepare(isos[size], drivers, storage, env)
-                if built:
-                    raise RuntimeError("a repeated winarm prepare command built again")
-                fast.add(f"cmd-hit-{size}", seconds)
-                shutil.rmtree(storage)
-            fast.add("python", timed(lambda: run([PYTHON, "-c", "pass"], env=env))[0])
-            fast.add("cli", timed(lambda: run([PYTHON, "-m", "winarm", "--version"], env=env, cwd=REPO))[0])
-
-        # --- (2) the other launchers' ways
-        slow = Samples()
-        notes: list[str] = []
+    with workspace("winarm-prepare-bench-") as work:
+        inputs = build_inputs(work, args.sizes, clean_env())
+        fast = measure_fast(inputs, work, args.runs)
+        slow = None
         if not args.skip_slow:
-            probe = work / "xorriso-probe"
-            run(["xorriso", "-osirrox", "on", "-indev", str(isos[sizes[0]]), "-extract", "/", str(probe)])
-            seen = sorted(str(p.relative_to(probe)) for p in probe.rglob("*") if p.is_file())
-            notes.append(f"xorriso -osirrox extracts {len(seen)} file(s) ({', '.join(seen)}) from a UDF bridge: it "
-                         "reads ISO 9660/Joliet/Rock Ridge, not UDF, so the remaster extracts with 7z x")
-            shutil.rmtree(probe, ignore_errors=True)
-            wim_probe = work / "wim-probe"
-            wim_probe.mkdir()
-            run(["7z", "e", "-y", "-bd", f"-o{wim_probe}", str(isos[sizes[0]]), "sources/install.wim"])
-            plain = subprocess.run(["wiminfo", str(wim_probe / "install.wim")], capture_output=True, text=True,
-                                   check=False)
-            count = re.search(r"Image Count:\s*(\d+)", plain.stdout)
-            warning = " ".join(plain.stderr.split()) or "no warning"
-            notes.append(f"plain wiminfo on the test WIM: exit {plain.returncode}, Image Count "
-                         f"{count.group(1) if count else '?'} ({warning}): the test WIM has a real header and XML "
-                         "but no image metadata, so the editions are read from wiminfo --xml (same extraction)")
-            shutil.rmtree(wim_probe, ignore_errors=True)
-
-            for index in range(args.slow_runs):
-                for size in sizes:
-                    scratch = work / f"remaster-{size}-{index}"
-                    scratch.mkdir()
-                    for step, seconds in remaster(isos[size], answer_tree, scratch).items():
-                        slow.add(f"remaster-{step}-{size}", seconds)
-                    if index == 0:  # the rebuilt ISO must still be what it claims: editions, answer file
-                        out = scratch / "remastered.iso"
-                        from winarm.media.iso import inspect_iso
-
-                        info = inspect_iso(out)
-                        listing = run(["7z", "l", str(out), "Autounattend.xml"]).stdout.decode(errors="replace")
-                        notes.append(f"remastered {size} GiB ISO: {out.stat().st_size / GiB:.2f} GiB, inspect_iso "
-                                     f"finds {len(info.editions)} editions, Autounattend.xml "
-                                     f"{'present' if 'Autounattend.xml' in listing else 'MISSING'}")
-                    shutil.rmtree(scratch)
-
-                    scratch = work / f"fat-{size}-{index}"
-                    scratch.mkdir()
-                    steps, editions = fat_overlay(isos[size], answer_tree, scratch)
-                    if editions != [e.name for e in plan.info.editions]:
-                        raise RuntimeError(f"wimlib read editions {editions}, winarm {plan.info.editions}")
-                    for step, seconds in steps.items():
-                        slow.add(f"fat-{step}-{size}", seconds)
-                    shutil.rmtree(scratch)
-
-        # --- the table
-        first, last = sizes[0], sizes[-1]
-        heads = "".join(f"{f'{s} GiB':>11}" for s in sizes)
-        ratio_head = f"{f'{last}/{first}':>9}" if len(sizes) > 1 else ""
-        print()
-        print(f"{f'(1) winarm prepare, medians of {args.runs}, ms':<52}{heads}{ratio_head}   target")
-
-        def row(label: str, key: str, target: str = "", samples: Samples = fast, scale: float = 1000,  # noqa: PLR0917
-                fmt: str = "{:>11.1f}") -> None:
-            values = [samples.med(f"{key}-{s}") * scale for s in sizes]
-            ratio = f"{values[-1] / values[0]:>8.2f}x" if len(sizes) > 1 and values[0] else ""
-            print(f"    {label:<48}" + "".join(fmt.format(v) for v in values) + ratio + (f"   {target}" if target
-                                                                                            else ""))
-
-        row("in-process cold: config + inspect/plan + build", "cold-total", "<= 500, same for any size")
-        row("  host probe + load_config", "cold-config")
-        row("  plan_install (ISO inspect, drivers, settings)", "cold-plan")
-        row("  build_answer_medium (pycdlib write)", "cold-build")
-        row("in-process cache hit", "hit-total", "<= 50")
-        row("  plan_install (ISO inspect, drivers, settings)", "hit-plan")
-        row("  build_answer_medium (hash inputs, file exists)", "hit-build")
-        row("whole command cold: python -m winarm prepare", "cmd-cold")
-        row("whole command cache hit", "cmd-hit")
-        python_ms, cli_ms = fast.med("python") * 1000, fast.med("cli") * 1000
-        print(f"    {'interpreter start-up: python -c pass':<48}{python_ms:>11.1f}")
-        print(f"    {'start-up + winarm CLI import: -m winarm --version':<48}{cli_ms:>11.1f}")
-        for size in sizes:
-            extra = (fast.med(f"cmd-cold-{size}") - fast.med(f"cold-total-{size}")) * 1000
-            print(f"    whole command minus in-process, cold, {size} GiB: {extra:.1f} ms "
-                  f"(interpreter {python_ms:.1f} ms, CLI import {cli_ms - python_ms:.1f} ms, rest "
-                  f"{extra - cli_ms:.1f} ms: the imports prepare makes on first use, the output)")
-
-        if not args.skip_slow:
-            print()
-            title = f"(2) the other launchers' ways, medians of {args.slow_runs}, s"
-            print(f"{title:<52}{heads}{ratio_head}   x winarm cold ({', '.join(f'{s} GiB' for s in sizes)})")
-
-            def slow_row(label: str, key: str, against: bool = False) -> None:
-                values = [slow.med(f"{key}-{s}") for s in sizes]
-                ratio = f"{values[-1] / values[0]:>8.2f}x" if len(sizes) > 1 and values[0] else ""
-                times = ""
-                if against:
-                    times = "   " + ", ".join(f"{v / fast.med(f'cold-total-{s}'):.0f}x" for v, s in
-                                              zip(values, sizes, strict=True))
-                print(f"    {label:<48}" + "".join(f"{v:>11.2f}" for v in values) + ratio + times)
-
-            slow_row("(a) remaster: 7z x + copy + genisoimage -udf", "remaster-total", against=True)
-            slow_row("  7z x (whole ISO, UDF)", "remaster-extract")
-            slow_row("  copy the answer files into the tree", "remaster-add")
-            slow_row("  genisoimage -udf -e efisys.bin", "remaster-rebuild")
-            slow_row("(b) FAT overlay: 7z e + wiminfo + mkfs.fat/mcopy", "fat-total", against=True)
-            slow_row("  7z e sources/install.wim", "fat-extract")
-            slow_row("  wiminfo --xml (editions)", "fat-wiminfo")
-            slow_row("  mkfs.fat + mcopy -s", "fat-fat")
-            for note in notes:
-                print(f"    note: {note}")
-
-        print()
-        colds = [fast.med(f"cold-total-{s}") for s in sizes]
-        hits = [fast.med(f"hit-total-{s}") for s in sizes]
-        spread = f", {last}/{first} GiB ratio {colds[-1] / colds[0]:.2f}x" if len(sizes) > 1 else ""
-        print(f"cold prepare: {', '.join(f'{ms(c)} ms at {s} GiB' for c, s in zip(colds, sizes, strict=True))}"
-              f"{spread}: target <= 500 ms, {verdict(max(colds) <= COLD_TARGET)}")
-        print(f"cache hit: {', '.join(f'{ms(h)} ms at {s} GiB' for h, s in zip(hits, sizes, strict=True))}: "
-              f"target <= 50 ms, {verdict(max(hits) <= HIT_TARGET)}")
-        print(f"{load_line()} at the end ({os.cpu_count()} CPUs; other work may share them)")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            notes = probe_notes(work, inputs.isos[args.sizes[0]])
+            slow = measure_slow(inputs, work, args.slow_runs, notes)
+        print_fast(fast, args.sizes, args.runs)
+        if slow is not None:
+            print_slow(slow, fast, args.sizes, args.slow_runs, notes)
+        print_verdicts(fast, args.sizes)
+        if args.smoke:
+            check_sane(fast, slow)
     return 0
 
 

@@ -11,7 +11,9 @@ Two modes:
 - from scratch (``--from-scratch``): every run is the whole install on a fresh disk.
 
 Failed runs and runs stopped by ``--run-timeout`` are reported with their reason and partial timeline, and
-are left out of the statistics, which say how many runs they stand on.
+are left out of the statistics, which say how many runs they stand on. The variants' syntax lives in
+:mod:`winarm.bench.variants`, the statistics and the table in :mod:`winarm.bench.stats`; the names the CLI uses
+(``Variant``, ``parse_settings``, ``parse_variant``, ``format_table``) are importable from here too.
 """
 
 from __future__ import annotations
@@ -20,170 +22,25 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from winarm.errors import UserError
+from winarm.bench.stats import STATUS_FAILED, STATUS_OK, STATUS_TIMEOUT, by_phase, format_table, phase_order, summarize
+from winarm.bench.variants import Variant, parse_settings, parse_variant, up_options
 from winarm.files import write_atomic
 from winarm.timeline.events import read_events
 from winarm.timeline.phases import derive_phases, total_duration
 
-KEY_ALIASES: dict[str, str] = {
-    "drivers": "drivers_pass",
-    "drivers_pass": "drivers_pass",
-    "cpus": "cpus",
-    "cpu_cores": "cpus",
-    "ram": "ram",
-    "ram_size": "ram",
-    "accel": "accel",
-    "disk_bus": "disk_bus",
-    "bus": "disk_bus",
-    "disk_format": "disk_format",
-    "disk_size": "disk_size",
-    "cpu_model": "cpu_model",
-    "cpu": "cpu_model",
-    "tpm": "tpm",
-    "secure_boot": "secure_boot",
-    "edition": "edition",
-    "language": "language",
-    "keyboard": "keyboard",
-    "computer_name": "computer_name",
-    "username": "username",
-    "password": "password",
-    "drivers_path": "drivers",
-    "shared": "shared",
-    "share": "share",
-    "uid": "uid",
-    "gid": "gid",
-    "timeout": "timeout",
-}
-"""Setting names a variant may use (as written, lower case, '-' or '_'), and the ``winarm up`` option each sets."""
-BOOL_KEYS = {"tpm", "secure_boot", "share"}
-STATUS_OK = "ok"
-STATUS_FAILED = "failed"
-STATUS_TIMEOUT = "timeout"
+__all__ = ["DEFAULT_UNTIL", "BenchPlan", "Variant", "clone_installed", "format_table", "parse_settings",
+           "parse_variant", "run_bench", "run_up", "write_json"]
+
 DEFAULT_UNTIL = "desktop-ready"
-MIN_RATIO_BASE = 0.05
-"""The table shows no ratio against a median shorter than this (seconds): it would be noise (the JSON has it)."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A name and the ``winarm up`` settings it changes (option name -> value)."""
-
-    name: str
-    settings: Mapping[str, str]
-
-
-def parse_settings(text: str, what: str = "variant") -> dict[str, str]:
-    """``key=value[,key=value...]`` into ``{option: value}``. Raises :class:`UserError` naming the bad part."""
-    settings: dict[str, str] = {}
-    for part in text.split(","):
-        key, sep, value = part.partition("=")
-        key = key.strip().lower().replace("-", "_")
-        if not sep or not key or not value.strip():
-            raise UserError(
-                f"{what} {text!r}: {part!r} is not key=value: write for example drivers=specialize,cpus=4"
-            )
-        option = KEY_ALIASES.get(key)
-        if option is None:
-            known = ", ".join(sorted(set(KEY_ALIASES)))
-            raise UserError(f"{what} {text!r}: {key!r} is not a setting winarm bench can vary: use one of {known}")
-        if option in settings:
-            raise UserError(f"{what} {text!r}: {key!r} is given twice")
-        settings[option] = value.strip()
-    return settings
-
-
-def parse_variant(text: str) -> Variant:
-    """A ``--variant`` value, optionally named: ``NAME:key=value,...``; the name defaults to the text."""
-    label, sep, rest = text.partition(":")
-    if sep and "=" not in label:
-        return Variant(label.strip(), parse_settings(rest))
-    return Variant(text.strip(), parse_settings(text))
-
-
-def up_options(settings: Mapping[str, str]) -> list[str]:
-    """The ``winarm up`` command-line options for ``settings`` (booleans as ``--x``/``--no-x``)."""
-    argv: list[str] = []
-    for option, value in settings.items():
-        flag = "--" + option.replace("_", "-")
-        if option in BOOL_KEYS:
-            on = value.strip().lower() in ("y", "yes", "1", "true", "on")
-            argv.append(flag if on else "--no-" + option.replace("_", "-"))
-        elif option == "drivers":
-            argv += ["--drivers", value]
-        else:
-            argv += [flag, value]
-    return argv
-
-
-# --- the arithmetic ----------------------------------------------------------------------------------------------
-
-
-def phase_order(timelines: Iterable[Sequence[str]]) -> list[str]:
-    """Every phase name of the timelines, in boot order: each timeline's names in order of first appearance,
-    merged so that a name new to the order goes right after the furthest name its timeline has passed (a
-    repeated phase, like the firmware of a later boot, does not pull it back)."""
-    order: list[str] = []
-    for names in timelines:
-        reached = -1  # the furthest position in ``order`` this timeline has been through
-        for name in names:
-            if name in order:
-                reached = max(reached, order.index(name))
-            else:
-                reached += 1
-                order.insert(reached, name)
-    return order
-
-
-def by_phase(phases: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """Closed phases' durations summed per name (a name seen in several boots, like firmware, adds up)."""
-    sums: dict[str, float] = {}
-    for phase in phases:
-        if phase.get("duration") is not None:
-            sums[phase["name"]] = round(sums.get(phase["name"], 0.0) + float(phase["duration"]), 6)
-    return sums
-
-
-def ratio(value: float | None, reference: float | None) -> float | None:
-    """``value / reference``, or None when either is missing or the reference is zero."""
-    if value is None or reference is None or reference == 0:
-        return None
-    return round(value / reference, 4)
-
-
-def summarize(runs_per_variant: Sequence[Sequence[Mapping[str, Any]]], order: Sequence[str]) -> list[dict[str, Any]]:
-    """Per variant, per phase of ``order`` and ``total``: median, min and max over the variant's successful runs,
-    and the ratio of its median to the first variant's median. A phase a run did not have counts as absent, not
-    zero; ``runs`` says how many runs each figure stands on."""
-    summaries: list[dict[str, Any]] = []
-    for runs in runs_per_variant:
-        ok = [r for r in runs if r["status"] == STATUS_OK]
-        summary: dict[str, Any] = {}
-        for key in [*order, "total"]:
-            values = [float(r["total"]) if key == "total" else float(r["by_phase"][key])
-                      for r in ok if (key == "total" and r.get("total") is not None) or key in r["by_phase"]]
-            if values:
-                summary[key] = {"median": round(statistics.median(values), 4), "min": round(min(values), 4),
-                                "max": round(max(values), 4), "runs": len(values)}
-        summaries.append(summary)
-    reference = summaries[0] if summaries else {}
-    for summary in summaries:
-        for key, figures in summary.items():
-            base = reference.get(key)
-            figures["ratio"] = ratio(figures["median"], base["median"] if base else None)
-    return summaries
-
-
-# --- running --------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -289,8 +146,8 @@ def _not_run(error: str, log_path: Path) -> dict[str, Any]:
             "log": str(log_path), "events": None, "exit_code": None, "wall": 0.0}
 
 
-def _counted_run(plan: BenchPlan, storage: Path, variant: Variant, install: Mapping[str, Any] | None, base: Path,  # noqa: PLR0917
-                 name: str, log_path: Path) -> dict[str, Any]:
+def _counted_run(plan: BenchPlan, storage: Path, variant: Variant, *, install: Mapping[str, Any] | None,
+                 base: Path, name: str, log_path: Path) -> dict[str, Any]:
     """One counted run: a cold boot of a copy of the variant's installed VM (``install`` given) or a whole
     install; its disk image is removed afterwards unless ``--keep``."""
     if install is not None:
@@ -337,8 +194,8 @@ def run_bench(plan: BenchPlan, say: Callable[[str], None]) -> dict[str, Any]:
             variant = plan.variants[index]
             name = f"b{index}r{round_index + 1}"
             log_path = logs / f"{name}.log"
-            record = _counted_run(plan, storage, variant, variants[index]["install"], storage / f"b{index}base",
-                                  name, log_path)
+            record = _counted_run(plan, storage, variant, install=variants[index]["install"],
+                                  base=storage / f"b{index}base", name=name, log_path=log_path)
             variants[index]["runs"].append({"index": round_index + 1, "sequence": sequence, **record})
             ok = record["status"] == STATUS_OK
             outcome = f"{record['total']:.2f} s" if ok else f"{record['status']}: {record['error']}"
@@ -373,43 +230,6 @@ def _machine() -> dict[str, Any]:
 
     return {"arch": platform.machine(), "cpus": psutil.cpu_count(), "ram": psutil.virtual_memory().total,
             "kernel": platform.release(), "python": platform.python_version()}
-
-
-# --- presenting ----------------------------------------------------------------------------------------------------
-
-
-def format_table(result: Mapping[str, Any]) -> list[str]:
-    """The result for people: per phase (boot order) and total, each variant's median, min-max and ratio to
-    the first variant; then the runs that failed, with their reasons."""
-    variants = result["variants"]
-    keys = [*result["phase_order"], "total"]
-    width = max([len("phase"), *(len(k) for k in keys)]) + 2
-    column = 30
-    head = f"{'phase':<{width}}" + "".join(f"{v['name'][:column - 2]:<{column}}" for v in variants)
-    sub = f"{'':<{width}}" + "".join(f"{'median  min-max     ratio':<{column}}" for _ in variants)
-    lines = [head, sub]
-    for key in keys:
-        row = f"{key:<{width}}"
-        for variant in variants:
-            figures = variant["summary"].get(key)
-            if figures is None:
-                row += f"{'-':<{column}}"
-                continue
-            spread = f"{figures['min']:.1f}-{figures['max']:.1f}"
-            reference = variants[0]["summary"].get(key)
-            meaningful = figures.get("ratio") is not None and reference and reference["median"] >= MIN_RATIO_BASE
-            share = f"{figures['ratio']:.2f}x" if meaningful else "-"
-            row += f"{figures['median']:>6.2f}  {spread:<11} {share:<{column - 20}}"
-        lines.append(row.rstrip())
-    counted = ", ".join(
-        f"{v['name']}: {sum(r['status'] == STATUS_OK for r in v['runs'])}/{len(v['runs'])}" for v in variants
-    )
-    lines.append(f"seconds; medians over successful runs ({counted}); ratio = median / {variants[0]['name']}")
-    for variant in variants:
-        for run in variant["runs"]:
-            if run["status"] != STATUS_OK:
-                lines.append(f"{variant['name']} run {run['index']}: {run['status']}: {run['error']}")
-    return lines
 
 
 def write_json(result: Mapping[str, Any], path: Path) -> None:

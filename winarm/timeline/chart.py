@@ -13,6 +13,7 @@ id (``seg-<variant>-<run>-<n>-<phase>``, ``seg-<variant>-median-<phase>``, ``pha
 
 from __future__ import annotations
 
+import importlib
 import io
 import statistics
 import zlib
@@ -140,8 +141,9 @@ BAR_HEIGHT = 0.72
 
 def _require_matplotlib() -> None:
     try:
-        import matplotlib  # noqa: F401  (sys.modules["matplotlib"] = None must fail here, before submodules)
-        import matplotlib.figure  # noqa: F401
+        # sys.modules["matplotlib"] = None must fail here, before any submodule is drawn with
+        importlib.import_module("matplotlib")
+        importlib.import_module("matplotlib.figure")
     except ImportError:
         raise RuntimeFailure(MISSING_MATPLOTLIB) from None
 
@@ -194,10 +196,8 @@ def _run_end(run: dict[str, Any]) -> float:
     return max(ends, default=0.0)
 
 
-def _draw_benchmark(result: dict[str, Any]) -> Figure:  # noqa: PLR0915
+def _draw_benchmark(result: dict[str, Any]) -> Figure:
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     variants: list[dict[str, Any]] = list(result.get("variants") or [])
     seen = [str(p.get("name")) for v in variants for run in v.get("runs", []) for p in run.get("phases") or []]
@@ -205,51 +205,16 @@ def _draw_benchmark(result: dict[str, Any]) -> Figure:  # noqa: PLR0915
 
     # Rows top to bottom: a header row with the variant's name, one row a run, the median row, a gap.
     rows = sum(len(v.get("runs", [])) + 2 for v in variants) + 0.6 * max(len(variants) - 1, 0)
-    legend_rows = len(names) + 5
-    height = max(2.2 + ROW_HEIGHT_IN * rows, 1.6 + 0.27 * legend_rows)
+    height = max(2.2 + ROW_HEIGHT_IN * rows, 1.6 + 0.27 * (len(names) + 5))  # the legend's rows need room too
     figure = Figure(figsize=(13.0, height), layout="constrained")
     ax = figure.add_subplot()
 
-    x_max = 0.0
-    for variant in variants:
-        for run in variant.get("runs", []):
-            x_max = max(x_max, _run_end(run))
-        x_max = max(x_max, sum(v for _, v in _median_by_phase(variant, names)), _median_total(variant) or 0.0)
-    x_max = x_max or 1.0
-    pad = 0.008 * x_max
-
+    x_max = _benchmark_x_max(variants, names)
     ticks: list[float] = []
     labels: list[str] = []
     y = 0.0
     for v_index, variant in enumerate(variants, 1):
-        if v_index > 1:
-            ax.axhline(y - 0.8, color="#bbbbbb", linewidth=0.8)
-        # The variant's name heads its group, left-aligned over the bars: long names do not squeeze the plot.
-        ax.text(0.0, y + 0.15, str(variant.get("name", f"variant {v_index}")), transform=ax.get_yaxis_transform(),
-                ha="left", va="center", fontsize=11.5, fontweight="bold")  # fmt: skip
-        y += 1
-        first_run_y = y
-        for r_pos, run in enumerate(variant.get("runs", []), 1):
-            run_index = run.get("index", r_pos)
-            ticks.append(y)
-            labels.append(f"run {run_index}")
-            _draw_run(ax, run, y, v_index, run_index, pad)
-            y += 1
-        ticks.append(y)
-        labels.append("median")
-        left = 0.0
-        for name, value in _median_by_phase(variant, names):
-            bar = ax.barh(y, value, left=left, height=BAR_HEIGHT, color=phase_color(name), edgecolor="black",
-                          linewidth=0.9, hatch=MEDIAN_HATCH)  # fmt: skip
-            bar.patches[0].set_gid(f"seg-{v_index}-median-{name}")
-            left += value
-        total = _median_total(variant)
-        if total is not None:
-            ax.vlines(total, first_run_y - 0.5, y + 0.5, colors="black", linestyles="--", linewidth=1.1, zorder=3)
-            ax.text(max(left, total) + pad, y, f"median total {total:.1f} s", va="center", fontsize=9,
-                    fontweight="bold", bbox=_LABEL_BOX, zorder=4)  # fmt: skip
-        y += 1.6
-
+        y = _draw_variant(ax, variant, names, y, v_index=v_index, rows=(ticks, labels), pad=0.008 * x_max)
     _time_axis(ax, ticks, labels, x_max * 1.2)
     ax.set_ylim(max(y - 1.6, 0) + 0.6, -0.3)  # top to bottom
 
@@ -258,6 +223,58 @@ def _draw_benchmark(result: dict[str, Any]) -> Figure:  # noqa: PLR0915
     ax.set_title(f"winarm bench: {result.get('mode', 'boot')}, {runs_text}", loc="left", fontweight="bold")
     if not variants:
         ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center", fontsize=12)
+    _benchmark_legend(ax, names)
+    return figure
+
+
+def _benchmark_x_max(variants: Sequence[dict[str, Any]], names: Sequence[str]) -> float:
+    """The furthest any run, median bar or median total reaches (1.0 when nothing does)."""
+    x_max = 0.0
+    for variant in variants:
+        for run in variant.get("runs", []):
+            x_max = max(x_max, _run_end(run))
+        x_max = max(x_max, sum(v for _, v in _median_by_phase(variant, names)), _median_total(variant) or 0.0)
+    return x_max or 1.0
+
+
+def _draw_variant(ax: Axes, variant: dict[str, Any], names: Sequence[str], y: float, *, v_index: int,
+                  rows: tuple[list[float], list[str]], pad: float) -> float:
+    """A variant's group from row ``y`` down: its name, a bar a run, the median bar and the median-total line,
+    their rows added to ``rows`` (ticks, labels); returns where the next group starts."""
+    ticks, labels = rows
+    if v_index > 1:
+        ax.axhline(y - 0.8, color="#bbbbbb", linewidth=0.8)
+    # The variant's name heads its group, left-aligned over the bars: long names do not squeeze the plot.
+    ax.text(0.0, y + 0.15, str(variant.get("name", f"variant {v_index}")), transform=ax.get_yaxis_transform(),
+            ha="left", va="center", fontsize=11.5, fontweight="bold")  # fmt: skip
+    y += 1
+    first_run_y = y
+    for r_pos, run in enumerate(variant.get("runs", []), 1):
+        run_index = run.get("index", r_pos)
+        ticks.append(y)
+        labels.append(f"run {run_index}")
+        _draw_run(ax, run, y, v_index=v_index, run_index=run_index, pad=pad)
+        y += 1
+    ticks.append(y)
+    labels.append("median")
+    left = 0.0
+    for name, value in _median_by_phase(variant, names):
+        bar = ax.barh(y, value, left=left, height=BAR_HEIGHT, color=phase_color(name), edgecolor="black",
+                      linewidth=0.9, hatch=MEDIAN_HATCH)  # fmt: skip
+        bar.patches[0].set_gid(f"seg-{v_index}-median-{name}")
+        left += value
+    total = _median_total(variant)
+    if total is not None:
+        ax.vlines(total, first_run_y - 0.5, y + 0.5, colors="black", linestyles="--", linewidth=1.1, zorder=3)
+        ax.text(max(left, total) + pad, y, f"median total {total:.1f} s", va="center", fontsize=9,
+                fontweight="bold", bbox=_LABEL_BOX, zorder=4)  # fmt: skip
+    return y + 1.6
+
+
+def _benchmark_legend(ax: Axes, names: Sequence[str]) -> None:
+    """The phases in boot order, then the median, median-total and failed-run styles."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     handles: list[Any] = [Patch(facecolor=phase_color(name), label=name) for name in names]
     handles += [
@@ -271,10 +288,9 @@ def _draw_benchmark(result: dict[str, Any]) -> Figure:  # noqa: PLR0915
     legend = ax.legend(handles=handles, title="phases (boot order)", loc="upper left", bbox_to_anchor=(1.01, 1.0),
                        frameon=False, alignment="left")  # fmt: skip
     legend.set_gid("legend-phases")
-    return figure
 
 
-def _draw_run(ax: Axes, run: dict[str, Any], y: float, v_index: int, run_index: Any, pad: float) -> None:  # noqa: PLR0917
+def _draw_run(ax: Axes, run: dict[str, Any], y: float, *, v_index: int, run_index: Any, pad: float) -> None:
     """One run's bar: its closed phases in time order, faded and hatched unless the run is ok."""
     status = str(run.get("status", "ok"))
     ok = status == "ok"

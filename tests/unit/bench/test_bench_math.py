@@ -6,17 +6,8 @@ from typing import Any
 
 import pytest
 
-from winarm.bench.runs import (
-    Variant,
-    by_phase,
-    format_table,
-    parse_settings,
-    parse_variant,
-    phase_order,
-    ratio,
-    summarize,
-    up_options,
-)
+from winarm.bench.stats import by_phase, format_table, phase_order, ratio, summarize
+from winarm.bench.variants import Variant, parse_settings, parse_variant, up_options
 from winarm.errors import UserError
 
 
