@@ -64,9 +64,19 @@ class WinarmGroup(click.Group):
             return super().invoke(ctx)
         except WinarmError as error:
             report(error, str(error), error.exit_code)
+        except BrokenPipeError:
+            quiet_exit()
         except OSError as error:
             where = f" {error.filename}:" if error.filename else ""
             report(error, f"cannot go on:{where} {error.strerror or error}", EXIT_FAILURE)
+
+
+def quiet_exit() -> NoReturn:
+    """The reader of our output went away (``winarm env | head -1``): nothing is left to tell it, so exit 1
+    without a line, and point stdout at /dev/null so Python's last flush does not complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(EXIT_FAILURE)
 
 
 def debugging(env: Mapping[str, str], *, strict: bool = False) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -115,3 +116,17 @@ def test_winarm_up_imports_no_other_commands_module() -> None:
     others = {"winarm.cli.lifecycle", "winarm.cli.phases", "winarm.cli.prepare", "winarm.cli.bench",
               "winarm.cli.env", "winarm.cli.inspect", "winarm.cli.unattend", "winarm.cli.testbed"}
     assert not loaded & others, sorted(loaded & others)
+
+
+def test_a_reader_that_goes_away_is_not_an_error_line() -> None:
+    """``winarm env | head -1`` once head has gone: winarm's output meets a closed pipe (a real one, its read
+    end closed before winarm writes) and winarm stops without a 'cannot go on' line or a traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "winarm", "env"], stdout=write_end, stderr=subprocess.PIPE,
+                              timeout=30, check=False)
+    finally:
+        os.close(write_end)
+    assert done.stderr.decode() == ""
+    assert done.returncode == 1
