@@ -26,15 +26,20 @@ def finish(reporter: Reporter, machine: Ended, paths: VmPaths, *, how: str, paus
            at: float, timeout: float) -> int:
     """Record the ``exit`` (at ``at``, QEMU's exit) and say how the run ended; return the exit status: 0 after a
     clean stop or a guest power-off, 1 when QEMU died, was killed, or the TPM was lost. ``how`` is what
-    :meth:`winarm.qemu.machine.Machine.stop` returned (``exited`` when QEMU ended by itself)."""
+    :meth:`winarm.qemu.machine.Machine.stop` returned (``exited`` when QEMU ended by itself, ``forced`` when a
+    second signal killed it)."""
     code = machine.returncode
     clean = machine.shutdown_seen or how in ("guest", "quit")
-    if not clean and how != "killed":
+    if not clean and how not in ("killed", "forced"):
         report_crash(reporter, paths, code, at=at)
     reporter.record(EventKind.EXIT, at=at, code=code, stop=how, clean=clean)
     say_summary(reporter)
     if how == "killed":
         reporter.say("QEMU ignored quit and was killed")
+        return 1
+    if how == "forced":
+        reporter.say("QEMU was killed at the second signal: the guest did not shut down (its disk is checked at "
+                     "the next boot)")
         return 1
     if not clean:
         return 1

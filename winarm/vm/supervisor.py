@@ -174,8 +174,8 @@ class Supervisor:
     async def run(self) -> int:
         """Connect, continue and supervise the VM until it stops; always leaves QEMU, swtpm and smbd gone and the
         run directory removed. Returns 0 after a clean stop or a guest power-off, 1 when QEMU died or had to be
-        killed or the TPM was lost. Raises :class:`RuntimeFailure` when QEMU or smbd cannot be reached (the first
-        error of a failed part, not a group)."""
+        killed (a second signal included) or the TPM was lost. Raises :class:`RuntimeFailure` when QEMU or smbd
+        cannot be reached (the first error of a failed part, not a group)."""
         try:
             return await self._run()
         except BaseExceptionGroup as group:
@@ -290,6 +290,8 @@ class Supervisor:
             self._stop_reason = "TPM lost"
         paused = self.storage.paused
         how = "exited" if exited else await self._stop_vm(paused)
+        if self._signals > 1 and how == "guest" and not self.machine.shutdown_seen:
+            how = "forced"  # the second signal's kill ended the wait for the guest, not the guest itself
         self.storage.cancel()
         await self.machine.wait()
         exit_time = self.launched.events.now()

@@ -88,13 +88,17 @@ def test_a_second_signal_kills_qemu_without_waiting_for_the_guest(tmp_path: Path
         await rig.log.seen(EventKind.POWERDOWN_REQUESTED)
         assert not task.done() and not rig.machine.exited, "the first signal waits for the guest"
         os.kill(os.getpid(), signal.SIGTERM)
-        await task
+        assert await task == 1, "a forced stop is not a clean one"
         assert rig.machine.returncode == -9, "the second signal killed QEMU"
         assert "quit" not in [c for c, _ in rig.machine.commands], "it did not wait out the 600 s for quit"
         said = rig.said()
         assert "[t] SIGTERM: stopping the VM gracefully (again to force)" in said
         assert "[t] second signal: stopping QEMU now" in said
+        assert any("QEMU was killed at the second signal" in line for line in said)
+        assert not any("QEMU died" in line for line in said), "a kill asked for is no crash"
         assert rig.log.kinds()[-1] == "exit"
+        exit_event = rig.log.events[-1]
+        assert exit_event["stop"] == "forced" and exit_event["clean"] is False
 
     run(scenario())
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, "the handlers are removed after the run"
