@@ -27,7 +27,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from winarm_testbed.guest import GuestBuildError, _locked, _run, build_guest_efi_image, make_seed
+from winarm_testbed.guest import build_guest_efi_image
+from winarm_testbed.images import make_seed
+from winarm_testbed.tools import GuestBuildError, locked, run
 from winarm_testbed.wim_image import build_bridge_iso
 
 __all__ = ["BUILD", "EDITIONS", "ISO_NAME", "SEED_PATH", "build_windows_testbed"]
@@ -73,7 +75,7 @@ def build_windows_testbed(
         iso = cache_dir / f"windows-{_cache_key(efi_image, wim_padding)}" / ISO_NAME
         if iso.is_file() and not force:
             return iso
-        with _locked(cache_dir / ".lock-windows"):
+        with locked(cache_dir / ".lock-windows"):
             if iso.is_file() and not force:
                 return iso
             started = time.monotonic()
@@ -86,17 +88,14 @@ def build_windows_testbed(
 
 
 def _cache_key(efi_image: Path, wim_padding: int) -> str:
-    """Short hash of the guest build (its cache directory is named by its own key), of this module and
-    the WIM writer, and of the padding."""
+    """Short hash of the guest build (its cache directory is named by its own key), of the modules that turn
+    it into this ISO (this one, the ISO and WIM writers, the seed disk's), pycdlib's version and the padding."""
     from importlib.metadata import version
-
-    from winarm.media import wim
 
     digest = hashlib.sha256()
     digest.update(f"{efi_image.parent.name}\npadding={wim_padding}\npycdlib={version('pycdlib')}\n".encode())
-    for module_file in (Path(__file__), Path(wim.__file__), Path(__file__).with_name("guest.py"),
-                        Path(__file__).with_name("wim_image.py")):
-        digest.update(module_file.read_bytes())
+    for name in ("windows_iso.py", "wim_writer.py", "wim_image.py", "images.py"):
+        digest.update(Path(__file__).with_name(name).read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -109,7 +108,7 @@ def _build(efi_image: Path, iso: Path, wim_padding: int) -> None:
     with tempfile.TemporaryDirectory(prefix=".build-", dir=iso.parent) as tmp:
         work = Path(tmp)
         loader = work / "bootaa64.efi"
-        _run(["mcopy", "-n", "-i", str(efi_image), "::/EFI/BOOT/BOOTAA64.EFI", str(loader)],
+        run(["mcopy", "-n", "-i", str(efi_image), "::/EFI/BOOT/BOOTAA64.EFI", str(loader)],
              env={"MTOOLS_SKIP_CHECK": "1"})
         seed = work / "seed.img"
         make_seed(efi_image, seed, data_mib=DATA_MIB)

@@ -27,19 +27,10 @@ from winarm.cli.main import main
 from winarm.errors import UserError
 from winarm.media import iso as isoread
 from winarm.media.iso import Edition, IsoInfo, inspect_iso
-from winarm.media.wim import (
-    HEADER_SIZE,
-    MAX_XML_SIZE,
-    ResourceHeader,
-    WimError,
-    WimHeader,
-    editions_xml,
-    parse_header,
-    parse_xml,
-    wim_bytes,
-    write_wim,
-)
+from winarm.media.wim import HEADER_SIZE, MAX_XML_SIZE, ResourceHeader, WimError, parse_header, parse_xml
 from winarm_testbed.wim_image import build_bridge_iso
+from winarm_testbed.wim_writer import WritableWimHeader as WimHeader
+from winarm_testbed.wim_writer import editions_xml, wim_bytes, write_wim
 
 GiB = 1024**3
 EDITIONS = ("Windows 11 Home", "Windows 11 Pro")
