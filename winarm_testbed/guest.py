@@ -9,7 +9,9 @@ from dosfstools), waits for the ACPI power button and powers off. ``init.sh`` pr
 ``WINARM-PHASE <name>`` on the serial console at each step.
 
 Nothing here needs root or loop devices: the cpio archive is written in Python, the FAT image with
-mtools, the partition table with sfdisk on a plain file.
+mtools, the partition table with sfdisk on a plain file. This module puts the build together and keys its
+cache; the steps live beside it: ``packages`` (apt resolution, download), ``initramfs`` (with ``cpio`` and
+``elf``), ``images`` (FAT, GPT seed) and ``tools`` (host tools, the lock, :class:`GuestBuildError`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from winarm_testbed.initramfs import guest_scripts, write_initramfs
 from winarm_testbed.packages import Package, download, resolve_packages
 from winarm_testbed.tools import GuestBuildError, check_tools, locked, run
 
-__all__ = ["EFI_IMAGE_NAME", "ISO_NAME", "build_guest", "build_guest_efi_image", "guest_inputs"]
+__all__ = ["EFI_IMAGE_NAME", "ISO_NAME", "build_guest", "build_guest_efi_image", "cache_key", "guest_inputs"]
 
 ISO_NAME = "winarm-testguest.iso"
 EFI_IMAGE_NAME = "efi.img"
