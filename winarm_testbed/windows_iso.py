@@ -32,13 +32,15 @@ from winarm_testbed.images import make_seed
 from winarm_testbed.tools import GuestBuildError, locked, run
 from winarm_testbed.wim_image import build_bridge_iso
 
-__all__ = ["BUILD", "EDITIONS", "ISO_NAME", "SEED_PATH", "build_windows_testbed"]
+__all__ = ["BUILD", "EDITIONS", "ISO_MODULES", "ISO_NAME", "SEED_PATH", "build_windows_testbed"]
 
 ISO_NAME = "winarm-windows-testbed.iso"
 EDITIONS = ("Windows 11 Home", "Windows 11 Pro")
 BUILD = "26100"
 SEED_PATH = "sources/winarm-seed.img"
 """Where the guest finds the image it applies (read from the UDF tree; init.sh knows this path)."""
+ISO_MODULES = ("windows_iso.py", "wim_writer.py", "wim_image.py", "images.py")
+"""The modules of this package that turn the guest into the Windows-shaped ISO (its cache key hashes them)."""
 DATA_MIB = 128
 """Size of the seed's "Windows" partition; the system disk must be at least this plus about 42 MiB."""
 VOLUME_ID = "CCCOMA_A64FRE_EN-US_DV9"
@@ -89,13 +91,16 @@ def build_windows_testbed(
 
 def _cache_key(efi_image: Path, wim_padding: int) -> str:
     """Short hash of the guest build (its cache directory is named by its own key), of the modules that turn
-    it into this ISO (this one, the ISO and WIM writers, the seed disk's), pycdlib's version and the padding."""
+    it into this ISO (this one, the ISO and WIM writers, the seed disk's, and winarm's WIM reader, whose layout
+    the writer packs), pycdlib's version and the padding."""
     from importlib.metadata import version
+
+    from winarm.media import wim
 
     digest = hashlib.sha256()
     digest.update(f"{efi_image.parent.name}\npadding={wim_padding}\npycdlib={version('pycdlib')}\n".encode())
-    for name in ("windows_iso.py", "wim_writer.py", "wim_image.py", "images.py"):
-        digest.update(Path(__file__).with_name(name).read_bytes())
+    for module_file in (*(Path(__file__).with_name(name) for name in ISO_MODULES), Path(wim.__file__)):
+        digest.update(module_file.read_bytes())
     return digest.hexdigest()[:12]
 
 

@@ -18,6 +18,7 @@ import pytest
 from winarm_testbed.disk_image import findings
 from winarm_testbed.guest import cache_key, guest_inputs
 from winarm_testbed.packages import Package
+from winarm_testbed.windows_iso import ISO_MODULES
 
 PACKAGE = Path(__file__).resolve().parents[3] / "winarm_testbed"
 PACKAGES = [Package("busybox-static", "1:1.35.0-4", ""), Package("linux-image-6.1.0-1-arm64", "6.1.1-1", "")]
@@ -43,6 +44,13 @@ def test_the_cache_key_covers_every_module_and_guest_file() -> None:
     shipped = {p.name for p in PACKAGE.glob("*.awk")} | {"init.sh", "grub.cfg"}
     assert shipped <= inputs, sorted(shipped - inputs)
     assert len(shipped) > 3, "init.sh's awk programs are files of their own"
+
+
+def test_the_windows_iso_key_covers_every_module_the_guests_key_does_not() -> None:
+    guest = {p.name for p in guest_inputs()}
+    modules = {f"{m}.py" for m in imported_modules("windows_iso")} - guest
+    assert modules <= set(ISO_MODULES), sorted(modules - set(ISO_MODULES))
+    assert {"wim_writer.py", "wim_image.py"} <= modules
 
 
 def test_the_cache_key_changes_with_any_input_and_package(tmp_path: Path) -> None:
