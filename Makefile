@@ -12,9 +12,11 @@ export WINARM_CACHE := $(CACHE)
 deps:
 	@bash scripts/install-deps
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+# winarm with its test extra, and the test guest (winarm_testbed/, a distribution of its own that winarm's
+# runtime install leaves out), both editable.
+$(VENV)/.installed: setup.cfg pyproject.toml winarm_testbed/pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	@$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]' -e ./winarm_testbed
 	@touch $@
 
 venv: deps $(VENV)/.installed

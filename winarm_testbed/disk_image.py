@@ -13,10 +13,11 @@ import struct
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from winarm_testbed.guest import GuestBuildError
+from winarm_testbed.tools import GuestBuildError
 
 __all__ = ["FsckResult", "Partition", "classify", "fsck_image", "findings", "partitions", "read_partition"]
 
@@ -136,7 +137,7 @@ def findings(output: str) -> list[str]:
     return out
 
 
-def classify(finding: str) -> str:  # noqa: PLR0911
+def classify(finding: str) -> str:
     """The kind of one fsck.fat finding, as far as a crash of a FAT file system explains it:
 
     - ``dirty-bit``: the volume was mounted read-write (Linux sets the bit at mount, clears it at unmount);
@@ -151,20 +152,22 @@ def classify(finding: str) -> str:  # noqa: PLR0911
       of FAT's own writes cannot explain).
     """
     text = finding.lower()
-    if finding == _DIRTY or text.startswith("dirty bit"):
-        return "dirty-bit"
-    if finding.startswith("/") and " " not in finding:
-        return "path"
-    if "reclaimed" in text and "unused cluster" in text or "free cluster summary" in text:
-        return "lost-clusters"
-    if "fats differ" in text:
-        return "fat-copies-differ"
-    if ("file size is" in text and "cluster chain length" in text) or text.startswith("truncating file") \
-            or "contains a free cluster" in text or "assuming eof" in text:
-        return "size-vs-chain"
-    if text.startswith("expected a valid '.") and "entry in the" in text:
-        return "dir-unwritten"
-    return "other"
+    return next((kind for kind, matches in _KINDS if matches(finding, text)), "other")
+
+
+_KINDS: tuple[tuple[str, Callable[[str, str], bool]], ...] = (
+    ("dirty-bit", lambda finding, text: finding == _DIRTY or text.startswith("dirty bit")),
+    ("path", lambda finding, text: finding.startswith("/") and " " not in finding),
+    ("lost-clusters", lambda finding, text: "reclaimed" in text and "unused cluster" in text
+                                           or "free cluster summary" in text),
+    ("fat-copies-differ", lambda finding, text: "fats differ" in text),
+    ("size-vs-chain", lambda finding, text: ("file size is" in text and "cluster chain length" in text)
+                                           or text.startswith("truncating file")
+                                           or "contains a free cluster" in text or "assuming eof" in text),
+    ("dir-unwritten", lambda finding, text: text.startswith("expected a valid '.") and "entry in the" in text),
+)
+"""The kinds of :func:`classify` in the order they are tried: each with a test of the finding and of its lower
+case text."""
 
 
 def _convert(disk: Path, image_format: str, out: Path, start: int, size: int) -> None:

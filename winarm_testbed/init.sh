@@ -225,150 +225,8 @@ find_media() {
 # ------------------------------------------------------------------------------------------------
 # The answer file
 
-# AWK_LIB: awk functions shared by answer_facts and run_key_facts (Windows command lines read as Windows
-# would). Command lines holding cmd.exe operators other than the one redirection are not understood here.
-AWK_LIB='
-    function hex(h,    v, i) {
-        v = 0
-        for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", tolower(substr(h, i, 1))) - 1
-        return v
-    }
-    function unxml(s,    out, i, j, ent, c) {
-        out = ""
-        while ((i = index(s, "&")) > 0) {
-            out = out substr(s, 1, i - 1)
-            s = substr(s, i + 1)
-            j = index(s, ";")
-            ent = j ? substr(s, 1, j - 1) : ""
-            c = ""
-            if (ent == "amp") c = "&"
-            else if (ent == "lt") c = "<"
-            else if (ent == "gt") c = ">"
-            else if (ent == "quot") c = "\""
-            else if (ent == "apos") c = "\047"
-            else if (ent ~ /^#[0-9]+$/ && substr(ent, 2) + 0 > 0) c = sprintf("%c", substr(ent, 2) + 0)
-            else if (ent ~ /^#[xX][0-9a-fA-F]+$/ && hex(substr(ent, 3)) > 0) c = sprintf("%c", hex(substr(ent, 3)))
-            if (c == "") { out = out "&"; continue }
-            out = out c
-            s = substr(s, j + 1)
-        }
-        return out s
-    }
-    function reps(s, k,    out) {
-        out = ""
-        while (k-- > 0) out = out s
-        return out
-    }
-    # argv(LINE): LINE split into A[1..n] as CommandLineToArgvW does (blanks outside double quotes
-    # separate; 2n backslashes before a quote give n and the quote toggles quoting, 2n+1 give n and a
-    # literal quote; other backslashes are literal); returns n.
-    function argv(line,    n, i, len, c, q, bs, cur, started) {
-        delete A
-        n = 0; cur = ""; q = 0; started = 0; len = length(line); i = 1
-        while (i <= len) {
-            c = substr(line, i, 1)
-            if (c == "\\") {
-                bs = 0
-                while (i <= len && substr(line, i, 1) == "\\") { bs++; i++ }
-                started = 1
-                if (i <= len && substr(line, i, 1) == "\"") {
-                    cur = cur reps("\\", int(bs / 2))
-                    if (bs % 2) { cur = cur "\""; i++ }
-                } else
-                    cur = cur reps("\\", bs)
-                continue
-            }
-            i++
-            if (c == "\"") { q = !q; started = 1; continue }
-            if (!q && (c == " " || c == "\t")) {
-                if (started) { A[++n] = cur; cur = ""; started = 0 }
-                continue
-            }
-            cur = cur c
-            started = 1
-        }
-        if (started) A[++n] = cur
-        return n
-    }
-    # echo_fact(LINE): for `cmd[.exe] [/d /q /s] /c echo TEXT>TARGET` (one ">", blanks around it
-    # optional, TARGET COM1 or \\HOST\SHARE\PATH, maybe in quotes): "echo com1 |TEXT|" or "echo unc
-    # HOST SHARE |PATH|TEXT|" (HOST lower case, PATH with "/"). TEXT is what cmd echoes: everything
-    # after "echo " up to the ">", blanks included. "" for any other command line.
-    function echo_fact(line,    s, k, prog, p, text, target, lt, rest, host, share, path) {
-        s = line
-        sub(/^[ \t]+/, "", s)
-        if (substr(s, 1, 1) == "\"") {
-            k = index(substr(s, 2), "\"")
-            if (k == 0) return ""
-            prog = substr(s, 2, k - 1)
-            s = substr(s, k + 2)
-        } else {
-            match(s, /^[^ \t]+/)
-            prog = substr(s, 1, RLENGTH)
-            s = substr(s, RLENGTH + 1)
-        }
-        prog = tolower(prog)
-        sub(/^.*[\\\/]/, "", prog)
-        if (prog != "cmd" && prog != "cmd.exe") return ""
-        for (;;) {
-            sub(/^[ \t]+/, "", s)
-            if (s ~ /^\/[cC]([ \t]|$)/) { s = substr(s, 3); break }
-            if (s ~ /^\/[dDqQsS]([ \t]|$)/) { s = substr(s, 3); continue }
-            return ""
-        }
-        sub(/^[ \t]+/, "", s)
-        if (length(s) >= 2 && substr(s, 1, 1) == "\"" && substr(s, length(s)) == "\"") s = substr(s, 2, length(s) - 2)
-        if (tolower(substr(s, 1, 4)) != "echo" || substr(s, 5, 1) !~ /[ \t]/) return ""
-        s = substr(s, 6)
-        p = index(s, ">")
-        if (p == 0 || index(substr(s, p + 1), ">") > 0) return ""
-        text = substr(s, 1, p - 1)
-        target = substr(s, p + 1)
-        if (text ~ /[&|<^%"]/ || text !~ /[^ \t]/ || text ~ /(^|[ \t])[0-9]$/) return ""
-        gsub(/^[ \t]+|[ \t]+$/, "", target)
-        if (length(target) >= 2 && target ~ /^".*"$/) target = substr(target, 2, length(target) - 2)
-        if (target ~ /[&|<^%"]/) return ""
-        lt = tolower(target)
-        if (lt == "com1" || lt == "com1:" || lt == "\\\\.\\com1") return "echo com1 |" text "|"
-        if (substr(target, 1, 2) != "\\\\") return ""
-        rest = substr(target, 3)
-        k = index(rest, "\\")
-        if (k < 2) return ""
-        host = substr(rest, 1, k - 1)
-        rest = substr(rest, k + 1)
-        k = index(rest, "\\")
-        if (k < 2) return ""
-        share = substr(rest, 1, k - 1)
-        path = substr(rest, k + 1)
-        if (host !~ /^[A-Za-z0-9][A-Za-z0-9.-]*$/ || share !~ /^[A-Za-z0-9][A-Za-z0-9_.-]*$/) return ""
-        if (path ~ /[:*?<>|]/ || index(path, "/") > 0 || path ~ /(^|\\)\.?\.?(\\|$)/) return ""
-        gsub(/\\/, "/", path)
-        return "echo unc " tolower(host) " " share " |" path "|" text "|"
-    }
-    # runkey_fact(LINE): for `reg[.exe] add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run /v NAME
-    # [/t REG_SZ] /d DATA [/f]`: "runkey NAME |DATA|" (NAME without blanks or "|"); else "".
-    function runkey_fact(line,    n, prog, key, t, sw, name, type, data, hasd) {
-        n = argv(line)
-        if (n < 3) return ""
-        prog = tolower(A[1])
-        sub(/^.*[\\\/]/, "", prog)
-        if ((prog != "reg" && prog != "reg.exe") || tolower(A[2]) != "add") return ""
-        key = tolower(A[3])
-        sub(/\\+$/, "", key)
-        if (substr(key, 1, 19) == "hkey_local_machine\\") key = "hklm" substr(key, 19)
-        if (key != "hklm\\software\\microsoft\\windows\\currentversion\\run") return ""
-        name = ""; type = "reg_sz"; data = ""; hasd = 0
-        for (t = 4; t <= n; t++) {
-            sw = tolower(A[t])
-            if (sw == "/v" && t < n) name = A[++t]
-            else if (sw == "/t" && t < n) type = tolower(A[++t])
-            else if (sw == "/d" && t < n) { data = A[++t]; hasd = 1 }
-            else if (sw != "/f") return ""
-        }
-        if (type != "reg_sz" || !hasd || name == "" || name ~ /[ \t|]/) return ""
-        return "runkey " name " |" data "|"
-    }
-'
+# The awk programs live beside /init in the initramfs; answer-facts.awk and run-key-facts.awk need the
+# command-line functions of cmdline.awk loaded first.
 
 # answer_facts FILE: print what the checks need from the unattend XML in FILE, one "key value" a line:
 # unattend 1 (an <unattend> element), setup 1 (windowsPE has Microsoft-Windows-Setup), diskconfig 1 and
@@ -385,138 +243,13 @@ AWK_LIB='
 # quotes around a word is removed: a password with blanks, quotes or a leading "/" is not understood here
 # (the host refuses blanks and quotes).
 answer_facts() {
-    awk "$AWK_LIB"'
-    function bodies(s, tag,    n, i, rest, c, j) {
-        n = 0
-        delete E
-        while ((i = index(s, "<" tag)) > 0) {
-            rest = substr(s, i + length(tag) + 1)
-            c = substr(rest, 1, 1)
-            if (c != ">" && c != " " && c != "\t" && c != "/") { s = rest; continue }
-            j = index(rest, "</" tag ">")
-            if (j == 0) { E[++n] = rest; break }
-            E[++n] = substr(rest, 1, j - 1)
-            s = substr(rest, j + length(tag) + 3)
-        }
-        return n
-    }
-    function text(s, tag,    i, rest, j) {
-        i = index(s, "<" tag ">")
-        if (i == 0) return ""
-        rest = substr(s, i + length(tag) + 2)
-        j = index(rest, "</" tag ">")
-        return j ? substr(rest, 1, j - 1) : rest
-    }
-    # netuse(ORDER, LINE): the "share" fact of a `net use` command line, if LINE is one ("" else).
-    function netuse(order, line,    T, nt, t, u, tok, unc, rest, k, host, name, user, pass, prog, persist) {
-        nt = split(line, T)
-        for (t = 1; t <= nt; t++)
-            if (length(T[t]) >= 2 && T[t] ~ /^".*"$/) T[t] = substr(T[t], 2, length(T[t]) - 2)
-        for (t = 1; t < nt; t++) {
-            prog = tolower(T[t])
-            sub(/^.*[\\\/]/, "", prog)
-            if ((prog == "net" || prog == "net.exe") && tolower(T[t + 1]) == "use") break
-        }
-        if (t >= nt) return ""
-        unc = T[t + 3]
-        rest = substr(unc, 3)
-        k = index(rest, "\\")
-        host = substr(rest, 1, k - 1)
-        name = substr(rest, k + 1)
-        if (T[t + 2] !~ /^[A-Za-z]:$/ || substr(unc, 1, 2) != "\\\\" || k < 2 || name !~ /^[A-Za-z0-9][A-Za-z0-9_.-]*$/) {
-            print "netuse-bad " order
-            return ""
-        }
-        user = ""
-        pass = ""
-        persist = 0
-        for (u = t + 4; u <= nt; u++) {
-            tok = T[u]
-            if (tolower(substr(tok, 1, 6)) == "/user:") user = substr(tok, 7)
-            else if (tolower(tok) == "/persistent:yes") persist = 1
-            else if (substr(tok, 1, 1) != "/") pass = tok
-        }
-        return "share " toupper(T[t + 2]) " " host " " name " " persist (user == "" ? "" : " " user (pass == "" ? "" : " " pass))
-    }
-    function attr(s, name,    head) {
-        head = substr(s, 1, index(s, ">"))
-        if (!match(head, name "=[\"\047][^\"\047]*")) return ""
-        return substr(head, RSTART + length(name) + 2, RLENGTH - length(name) - 2)
-    }
-    { doc = doc $0 " " }
-    END {
-        gsub(/\r/, "", doc)
-        while ((i = index(doc, "<!--")) > 0) {
-            rest = substr(doc, i + 4)
-            j = index(rest, "-->")
-            doc = substr(doc, 1, i - 1) (j ? substr(rest, j + 3) : "")
-        }
-        if (index(doc, "<unattend") > 0) print "unattend 1"
-        ns = bodies(doc, "settings")
-        for (k = 1; k <= ns; k++) S[k] = E[k]
-        ncmd = 0
-        for (k = 1; k <= ns; k++) {
-            pass = attr(S[k], "pass")
-            if (pass == "windowsPE") {
-                nc = bodies(S[k], "component")
-                for (c = 1; c <= nc; c++) {
-                    if (attr(E[c], "name") != "Microsoft-Windows-Setup") continue
-                    print "setup 1"
-                    if (index(E[c], "<DiskConfiguration") > 0) print "diskconfig 1"
-                    if (index(E[c], "<ImageInstall") > 0) print "imageinstall 1"
-                }
-            } else if (pass == "specialize") {
-                name = unxml(text(S[k], "ComputerName"))
-                gsub(/^[ \t]+|[ \t]+$/, "", name)
-                if (name != "") print "computername " name
-                nr = bodies(S[k], "RunSynchronousCommand")
-                for (r = 1; r <= nr; r++) {
-                    path = tolower(unxml(text(E[r], "Path")))
-                    if (path ~ /install-drivers\.cmd/) print "specialize 1"
-                    if (path ~ /10\.0\.2\.4[ \t]+host\.lan/ && path ~ />>?[ \t]*"?[^ \t]*[\\\/]etc[\\\/]hosts/)
-                        print "hostslan 1"
-                    if (path ~ /lanmanworkstation/ && path ~ /allowinsecureguestauth/ && path ~ /\/d[ \t]+1/)
-                        print "guestauth 1"
-                }
-            } else if (pass == "oobeSystem") {
-                nf = bodies(S[k], "FirstLogonCommands")
-                all = ""
-                for (f = 1; f <= nf; f++) all = all E[f]
-                nr = bodies(all, "SynchronousCommand")
-                for (r = 1; r <= nr; r++) {
-                    line = unxml(text(E[r], "CommandLine"))
-                    order = text(E[r], "Order")
-                    gsub(/[ \t]/, "", order)
-                    if (tolower(line) ~ /install-drivers\.cmd/) print "firstlogon 1"
-                    fact = netuse(order, line)
-                    if (fact == "") fact = echo_fact(line)
-                    if (fact == "") fact = runkey_fact(line)
-                    if (fact == "") continue
-                    ncmd++
-                    O[ncmd] = order + 0
-                    C[ncmd] = order " " fact
-                }
-            }
-        }
-        # FirstLogonCommands run by Order (a stable insertion sort: equal Orders keep document order)
-        for (a = 2; a <= ncmd; a++) {
-            o = O[a]; v = C[a]
-            for (b = a - 1; b >= 1 && O[b] > o; b--) { O[b + 1] = O[b]; C[b + 1] = C[b] }
-            O[b + 1] = o; C[b + 1] = v
-        }
-        for (a = 1; a <= ncmd; a++) print "fl " C[a]
-    }' "$1"
+    awk -f /cmdline.awk -f /answer-facts.awk "$1"
 }
 
 # run_key_facts FILE: for each "NAME COMMAND" line of the Run-key file FILE (in its order) whose COMMAND
 # the testbed executes: "rk NAME echo ..." (see echo_fact).
 run_key_facts() {
-    awk "$AWK_LIB"'
-    {
-        name = $1
-        fact = echo_fact(substr($0, index($0, name) + length(name) + 1))
-        if (fact != "") print "rk " name " " fact
-    }' "$1"
+    awk -f /cmdline.awk -f /run-key-facts.awk "$1"
 }
 
 # check_answer FILE: die with the reason unless FILE is an answer file Setup can install from; then set
@@ -902,14 +635,7 @@ is_fat() {
 # fsck_findings FILE: what fsck.fat printed in FILE, on one line ("finding; finding"): its banner, the
 # closing counts and its notes on what it did (or, with -n, did not do) left out.
 fsck_findings() {
-    awk '
-        /^fsck\.fat [0-9]/ || /^Leaving filesystem unchanged/ || /^\*\*\* Filesystem was changed/ { next }
-        /^Writing changes/ || /: [0-9]+ files, [0-9]+\/[0-9]+ clusters$/ || /^ *Automatically removing dirty bit/ { next }
-        { sub(/^[ \t]+/, ""); sub(/[ \t]+$/, "") }
-        $0 == "" { next }
-        /^Dirty bit is set\./ { $0 = "dirty bit set (not properly unmounted)" }
-        { out = out (out == "" ? "" : "; ") $0 }
-        END { print substr(out, 1, 300) }' "$1"
+    awk -f /fsck-findings.awk "$1"
 }
 
 # fsck_pass -n|-a: run fsck.fat with that option on each FAT partition of /dev/vda; FOUND lists what the

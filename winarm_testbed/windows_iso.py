@@ -27,16 +27,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from winarm_testbed.guest import GuestBuildError, _locked, _run, build_guest_efi_image, make_seed
+from winarm_testbed.guest import build_guest_efi_image
+from winarm_testbed.images import make_seed
+from winarm_testbed.tools import GuestBuildError, locked, run
 from winarm_testbed.wim_image import build_bridge_iso
 
-__all__ = ["BUILD", "EDITIONS", "ISO_NAME", "SEED_PATH", "build_windows_testbed"]
+__all__ = ["BUILD", "EDITIONS", "ISO_MODULES", "ISO_NAME", "SEED_PATH", "build_windows_testbed"]
 
 ISO_NAME = "winarm-windows-testbed.iso"
 EDITIONS = ("Windows 11 Home", "Windows 11 Pro")
 BUILD = "26100"
 SEED_PATH = "sources/winarm-seed.img"
 """Where the guest finds the image it applies (read from the UDF tree; init.sh knows this path)."""
+ISO_MODULES = ("windows_iso.py", "wim_writer.py", "wim_image.py", "images.py")
+"""The modules of this package that turn the guest into the Windows-shaped ISO (its cache key hashes them)."""
 DATA_MIB = 128
 """Size of the seed's "Windows" partition; the system disk must be at least this plus about 42 MiB."""
 VOLUME_ID = "CCCOMA_A64FRE_EN-US_DV9"
@@ -73,7 +77,7 @@ def build_windows_testbed(
         iso = cache_dir / f"windows-{_cache_key(efi_image, wim_padding)}" / ISO_NAME
         if iso.is_file() and not force:
             return iso
-        with _locked(cache_dir / ".lock-windows"):
+        with locked(cache_dir / ".lock-windows"):
             if iso.is_file() and not force:
                 return iso
             started = time.monotonic()
@@ -86,16 +90,16 @@ def build_windows_testbed(
 
 
 def _cache_key(efi_image: Path, wim_padding: int) -> str:
-    """Short hash of the guest build (its cache directory is named by its own key), of this module and
-    the WIM writer, and of the padding."""
+    """Short hash of the guest build (its cache directory is named by its own key), of the modules that turn
+    it into this ISO (this one, the ISO and WIM writers, the seed disk's, and winarm's WIM reader, whose layout
+    the writer packs), pycdlib's version and the padding."""
     from importlib.metadata import version
 
     from winarm.media import wim
 
     digest = hashlib.sha256()
     digest.update(f"{efi_image.parent.name}\npadding={wim_padding}\npycdlib={version('pycdlib')}\n".encode())
-    for module_file in (Path(__file__), Path(wim.__file__), Path(__file__).with_name("guest.py"),
-                        Path(__file__).with_name("wim_image.py")):
+    for module_file in (*(Path(__file__).with_name(name) for name in ISO_MODULES), Path(wim.__file__)):
         digest.update(module_file.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -109,7 +113,7 @@ def _build(efi_image: Path, iso: Path, wim_padding: int) -> None:
     with tempfile.TemporaryDirectory(prefix=".build-", dir=iso.parent) as tmp:
         work = Path(tmp)
         loader = work / "bootaa64.efi"
-        _run(["mcopy", "-n", "-i", str(efi_image), "::/EFI/BOOT/BOOTAA64.EFI", str(loader)],
+        run(["mcopy", "-n", "-i", str(efi_image), "::/EFI/BOOT/BOOTAA64.EFI", str(loader)],
              env={"MTOOLS_SKIP_CHECK": "1"})
         seed = work / "seed.img"
         make_seed(efi_image, seed, data_mib=DATA_MIB)

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from winarm_testbed.disk_image import Partition, partitions, read_partition, run_tool
-from winarm_testbed.guest import GuestBuildError
+from winarm_testbed.tools import GuestBuildError
 
 __all__ = ["REQUEST_PATH", "set_write_load", "write_load_requested"]
 
@@ -50,7 +50,7 @@ def set_write_load(disk: Path, enabled: bool = True, *, image_format: str = "qco
             run_tool(["mcopy", "-o", "-i", str(after), str(request), f"::/{REQUEST_PATH}"], _MTOOLS)
         elif _exists(after):
             run_tool(["mdel", "-i", str(after), f"::/{REQUEST_PATH}"], _MTOOLS)
-        _write_back(disk, image_format, before, after, part.start, work)
+        _write_back(disk, image_format, before, after, start=part.start, work=work)
 
 
 def write_load_requested(disk: Path, *, image_format: str = "qcow2") -> bool:
@@ -79,7 +79,7 @@ def _exists(image: Path) -> bool:
     return any(line.rstrip().lower().endswith("/" + name.lower()) for line in listing.stdout.splitlines())
 
 
-def _write_back(disk: Path, image_format: str, before: Path, after: Path, start: int, work: Path) -> None:  # noqa: PLR0917
+def _write_back(disk: Path, image_format: str, before: Path, after: Path, *, start: int, work: Path) -> None:
     """Write the 64 KiB blocks in which AFTER differs from BEFORE to DISK at byte START + their offset."""
     commands: list[str] = []
     with before.open("rb") as old, after.open("rb") as new:

@@ -202,20 +202,37 @@ class Qmp:
                     self.events.append(message)
 
 
-def boot_with_answer(tmp_path: Path, run_base: Path, windows_iso: Path, answer: Path, *,  # noqa: C901, PLR0915
+def boot_with_answer(tmp_path: Path, run_base: Path, windows_iso: Path, answer: Path, *,
                      timeout: float = 150) -> Run:
     """Boot the testbed ISO with ANSWER as a second USB CD on a fresh 1 GiB disk until QEMU exits.
 
     Presses space at the CD prompt (the first only), the power button once the guest prints ``ready``."""
+    argv = qemu_argv(tmp_path, run_base, windows_iso, answer)
+    log = (tmp_path / "qemu.log").open("wb")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    started = time.monotonic()
+    try:
+        run = follow(proc, run_base / "t", started=started, deadline=started + timeout)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    return run
+
+
+def qemu_argv(tmp_path: Path, run_base: Path, windows_iso: Path, answer: Path) -> list[str]:
+    """winarm's QEMU command line for VM ``t`` (from ``winarm up --dry-run``) with ANSWER as a second USB CD,
+    sockets as paths, and the VM's fresh firmware variables and 1 GiB disk in place."""
     env = {"WINARM_RUN_DIR": str(run_base)}
     dry = winarm("up", "--name", "t", "--storage", str(tmp_path), "--iso", str(windows_iso), "--no-tpm",
                  "--no-secure-boot", "--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--dry-run", env=env)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     argv = dry.stdout.splitlines()
     vm_dir = tmp_path / "t"
-    run_dir = run_base / "t"
     vm_dir.mkdir(parents=True, exist_ok=True)
-    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (run_base / "t").mkdir(mode=0o700, parents=True, exist_ok=True)
     from winarm.qemu.firmware import find_firmware
 
     shutil.copyfile(find_firmware(False).vars_template, vm_dir / "efivars.fd")
@@ -223,55 +240,68 @@ def boot_with_answer(tmp_path: Path, run_base: Path, windows_iso: Path, answer: 
     argv += ["-drive", f"if=none,id=cd9,file={answer},format=raw,media=cdrom,readonly=on",
              "-device", "usb-storage,bus=xhci.0,drive=cd9,bootindex=2"]
     # winarm hands QEMU its sockets as descriptors or paths; either way they live in the run directory
-    argv = [a.replace("fd=", "path=") for a in argv]
-    log = (tmp_path / "qemu.log").open("wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    run = Run()
-    started = time.monotonic()
-    deadline = started + timeout
-    try:
-        qmp = Qmp(run_dir / "qmp.sock", deadline)
-        serial = socket.socket(socket.AF_UNIX)
-        serial.connect(str(run_dir / "serial.sock"))
-        serial.settimeout(0.05)
-        qmp.execute("cont")
-        splitter = LineSplitter()
-        boot, powered = 1, False
-        while proc.poll() is None:
-            if time.monotonic() > deadline:
-                raise AssertionError("guest did not finish in time:\n" + "\n".join(run.console[-40:]))
-            try:
-                data = serial.recv(65536)
-            except OSError:  # TimeoutError included: nothing to read yet
-                data = b""
-            lines = splitter.feed(data) if data else []
-            qmp.poll()
-            for message in qmp.events:
-                run.qmp_events.append(message["event"])
-                if message["event"] == "RESET":
-                    boot += 1
-            qmp.events.clear()
-            now = time.monotonic() - started
-            for line in lines:
-                run.console.append(line)
-                match = re.search(r"WINARM-(PHASE|EVENT) .*", line)
-                if match:
-                    run.lines.append((now, boot, match.group(0)))
-                    if match.group(0) == "WINARM-PHASE ready" and not powered:
-                        qmp.execute("system_powerdown")
-                        powered = True
-            if run.keys == 0 and (PROMPT in splitter.pending() or any(PROMPT in line for line in lines)):
-                qmp.execute("send-key", keys=[{"type": "qcode", "data": "spc"}])
-                run.keys += 1
-            if "SHUTDOWN" in run.qmp_events:
-                with_quit(qmp)
-                break
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
+    return [a.replace("fd=", "path=") for a in argv]
+
+
+@dataclass
+class Follower:
+    """The state of following one run: the boot count (QMP RESETs), whether the power button was pressed."""
+
+    run: Run
+    qmp: Qmp
+    started: float
+    boot: int = 1
+    powered: bool = False
+
+    def take_events(self) -> None:
+        """Record the QMP events read so far; each RESET starts another boot."""
+        self.qmp.poll()
+        for message in self.qmp.events:
+            self.run.qmp_events.append(message["event"])
+            if message["event"] == "RESET":
+                self.boot += 1
+        self.qmp.events.clear()
+
+    def take_lines(self, lines: list[str]) -> None:
+        """Record console LINES and their markers; press the power button at the first ``ready``."""
+        now = time.monotonic() - self.started
+        for line in lines:
+            self.run.console.append(line)
+            match = re.search(r"WINARM-(PHASE|EVENT) .*", line)
+            if match:
+                self.run.lines.append((now, self.boot, match.group(0)))
+                if match.group(0) == "WINARM-PHASE ready" and not self.powered:
+                    self.qmp.execute("system_powerdown")
+                    self.powered = True
+
+
+def follow(proc: subprocess.Popen[bytes], run_dir: Path, *, started: float, deadline: float) -> Run:
+    """Follow QEMU (PROC, sockets in RUN_DIR), started at STARTED, until the guest shuts down; return what it
+    showed (line times count from STARTED). Raises AssertionError when the guest is not done by DEADLINE (both
+    time.monotonic())."""
+    follower = Follower(Run(), Qmp(run_dir / "qmp.sock", deadline), started)
+    run, qmp = follower.run, follower.qmp
+    serial = socket.socket(socket.AF_UNIX)
+    serial.connect(str(run_dir / "serial.sock"))
+    serial.settimeout(0.05)
+    qmp.execute("cont")
+    splitter = LineSplitter()
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            raise AssertionError("guest did not finish in time:\n" + "\n".join(run.console[-40:]))
+        try:
+            data = serial.recv(65536)
+        except OSError:  # TimeoutError included: nothing to read yet
+            data = b""
+        lines = splitter.feed(data) if data else []
+        follower.take_events()
+        follower.take_lines(lines)
+        if run.keys == 0 and (PROMPT in splitter.pending() or any(PROMPT in line for line in lines)):
+            qmp.execute("send-key", keys=[{"type": "qcode", "data": "spc"}])
+            run.keys += 1
+        if "SHUTDOWN" in run.qmp_events:
+            with_quit(qmp)
+            break
     return run
 
 

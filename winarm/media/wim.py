@@ -17,40 +17,32 @@ architecture number: 12 ARM64, 9 x64, 0 x86, 5 ARM) and ``<WINDOWS><VERSION><BUI
 
 Parsing is bounded: the header is one fixed-size read and the XML resource is refused above
 :data:`MAX_XML_SIZE`. Everything wrong with the bytes raises :class:`WimError`; the caller names the file.
-The writer (:func:`write_wim`) exists for tests: it produces a header, optional zero padding (sparse when
-written to a path) and the XML resource at the end, where real images keep it.
+This is the reader only: the test media's writer lives in ``winarm_testbed.wim_writer``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import struct
-import xml.etree.ElementTree as ET  # only to build XML and for its types; parsing goes through defusedxml
-from collections.abc import Sequence
+import xml.etree.ElementTree as ET  # only for its types and ParseError; parsing goes through defusedxml
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as _safe_fromstring
 
 __all__ = [
     "ARCH_NAMES",
+    "HEADER_LAYOUT",
     "HEADER_SIZE",
     "MAGIC",
     "MAX_XML_SIZE",
+    "RESOURCE_LAYOUT",
     "ResourceHeader",
     "WimEdition",
     "WimError",
     "WimHeader",
     "arch_name",
-    "arch_number",
-    "editions_xml",
     "parse_header",
     "parse_xml",
-    "wim_bytes",
-    "write_wim",
 ]
 
 MAGIC = b"MSWIM\x00\x00\x00"
@@ -61,17 +53,18 @@ MAX_XML_SIZE = 16 * 1024 * 1024
 """The XML metadata of a real install image is tens of KiB; anything over 16 MiB is refused unread."""
 MAX_IMAGES = 1000
 
-WIM_VERSION = 0x10D00
 RESHDR_FLAG_COMPRESSED = 0x04
 BOM = b"\xff\xfe"
 
 ARCH_NAMES: dict[int, str] = {12: "arm64", 9: "x64", 0: "x86", 5: "arm"}
 """Windows PROCESSOR_ARCHITECTURE numbers as they appear in ``<ARCH>``."""
 
-_HEADER = struct.Struct("<8sIIII16sHHI24s24s24sI24s60s")
-_RESHDR = struct.Struct("<7sBQQ")
-assert _HEADER.size == HEADER_SIZE
-assert _RESHDR.size == 24
+HEADER_LAYOUT = struct.Struct("<8sIIII16sHHI24s24s24sI24s60s")
+"""The header's fields on disk, in the order of the table above."""
+RESOURCE_LAYOUT = struct.Struct("<7sBQQ")
+"""A resource header on disk: size (7 bytes), flags, offset, original size."""
+assert HEADER_LAYOUT.size == HEADER_SIZE
+assert RESOURCE_LAYOUT.size == 24
 
 
 class WimError(ValueError):
@@ -81,21 +74,6 @@ class WimError(ValueError):
 def arch_name(number: int) -> str:
     """``12`` -> ``arm64``, ``9`` -> ``x64``, ``0`` -> ``x86``, ``5`` -> ``arm``; any other number as digits."""
     return ARCH_NAMES.get(number, str(number))
-
-
-def arch_number(arch: str | int) -> int:
-    """The inverse of :func:`arch_name`: ``arm64`` -> 12, a number (or its digits) -> itself.
-
-    Raises :class:`ValueError` for a name that is neither known nor a number.
-    """
-    if isinstance(arch, int):
-        return arch
-    for number, name in ARCH_NAMES.items():
-        if name == arch:
-            return number
-    if arch.isdigit():
-        return int(arch)
-    raise ValueError(f"unknown Windows architecture {arch!r}: use arm64, x64, x86, arm or a number")
 
 
 @dataclass(frozen=True)
@@ -112,16 +90,10 @@ class ResourceHeader:
         """Whether the resource is stored compressed."""
         return bool(self.flags & RESHDR_FLAG_COMPRESSED)
 
-    def pack(self) -> bytes:
-        """The 24 on-disk bytes. Raises :class:`ValueError` if a field does not fit."""
-        if not 0 <= self.size < 1 << 56 or not 0 <= self.flags < 256:
-            raise ValueError(f"resource size {self.size} or flags {self.flags} out of range")
-        return _RESHDR.pack(self.size.to_bytes(7, "little"), self.flags, self.offset, self.original_size)
-
     @classmethod
     def unpack(cls, data: bytes) -> ResourceHeader:
         """Decode 24 on-disk bytes (any values: they are checked by the caller)."""
-        size, flags, offset, original = _RESHDR.unpack(data)
+        size, flags, offset, original = RESOURCE_LAYOUT.unpack(data)
         return cls(int.from_bytes(size, "little"), flags, offset, original)
 
 
@@ -130,7 +102,7 @@ EMPTY_RESOURCE = ResourceHeader(0, 0, 0, 0)
 
 @dataclass(frozen=True)
 class WimHeader:
-    """The fields of a WIM header that winarm reads or writes."""
+    """The fields of a WIM header that winarm reads."""
 
     header_size: int
     version: int
@@ -146,26 +118,6 @@ class WimHeader:
     boot_index: int = 0
     integrity_table: ResourceHeader = EMPTY_RESOURCE
 
-    def pack(self) -> bytes:
-        """The 208 on-disk bytes (``header_size`` is written as given, so tests can lie with it)."""
-        return _HEADER.pack(
-            MAGIC,
-            self.header_size,
-            self.version,
-            self.flags,
-            self.chunk_size,
-            self.guid.ljust(16, b"\x00")[:16],
-            self.part_number,
-            self.total_parts,
-            self.image_count,
-            self.lookup_table.pack(),
-            self.xml_data.pack(),
-            self.boot_metadata.pack(),
-            self.boot_index,
-            self.integrity_table.pack(),
-            bytes(60),
-        )
-
 
 def parse_header(data: bytes, file_size: int) -> WimHeader:
     """Decode and check the first :data:`HEADER_SIZE` bytes of a WIM file of ``file_size`` bytes.
@@ -176,7 +128,7 @@ def parse_header(data: bytes, file_size: int) -> WimHeader:
     """
     if len(data) < HEADER_SIZE:
         raise WimError(f"the file is {len(data)} bytes, shorter than a WIM header ({HEADER_SIZE})")
-    fields = _HEADER.unpack_from(data)
+    fields = HEADER_LAYOUT.unpack_from(data)
     magic, header_size, version, flags, chunk_size, guid, part, parts, count = fields[:9]
     if magic != MAGIC:
         raise WimError(f"no WIM signature (found {magic[:8]!r}, expected 'MSWIM')")
@@ -241,13 +193,30 @@ def _number(text: str, what: str) -> int:
     return int(text)
 
 
-def parse_xml(data: bytes, image_count: int) -> tuple[WimEdition, ...]:  # noqa: C901, PLR0912
+def parse_xml(data: bytes, image_count: int) -> tuple[WimEdition, ...]:
     """Decode the XML metadata resource into editions, sorted by index.
 
     ``data`` is the raw resource: UTF-16LE, normally with a byte-order mark. DTDs and entities are refused
     (defusedxml). Promises on return: exactly ``image_count`` images with the indexes 1..n, each with a
     non-empty name. Raises :class:`WimError` for anything else.
     """
+    root = _xml_root(data)
+    editions: dict[int, WimEdition] = {}
+    for image in root.findall("IMAGE"):
+        index = _number(image.get("INDEX", "").strip(), "an image INDEX")
+        if index in editions:
+            raise WimError(f"image index {index} appears twice in the XML metadata")
+        editions[index] = _edition(image, index)
+    if len(editions) != image_count:
+        raise WimError(f"the XML metadata lists {len(editions)} images but the header says {image_count}")
+    if sorted(editions) != list(range(1, image_count + 1)):
+        raise WimError(f"the image indexes {sorted(editions)[:10]} are not 1 to {image_count}")
+    return tuple(editions[i] for i in sorted(editions))
+
+
+def _xml_root(data: bytes) -> ET.Element:
+    """The ``<WIM>`` element of the raw XML resource ``data``. Raises :class:`WimError` when it is too large,
+    not UTF-16, not well-formed, uses a DTD or entities, or has another root."""
     if len(data) > MAX_XML_SIZE:
         raise WimError(f"the XML metadata is {len(data)} bytes, over the limit")
     body = data[2:] if data.startswith(BOM) else data
@@ -266,128 +235,33 @@ def parse_xml(data: bytes, image_count: int) -> tuple[WimEdition, ...]:  # noqa:
         raise WimError(f"the XML metadata cannot be parsed ({type(error).__name__})") from None
     if root.tag != "WIM":
         raise WimError(f"the XML metadata's root is <{str(root.tag)[:40]}>, not <WIM>")
-    editions: dict[int, WimEdition] = {}
-    for image in root.findall("IMAGE"):
-        index = _number(image.get("INDEX", "").strip(), "an image INDEX")
-        if index in editions:
-            raise WimError(f"image index {index} appears twice in the XML metadata")
-        name = _text(image.find("NAME")) or _text(image.find("DISPLAYNAME"))
-        if not name:
-            raise WimError(f"image {index} has no NAME in the XML metadata")
-        windows = image.find("WINDOWS")
-        arch: int | None = None
-        build = ""
-        if windows is not None:
-            arch_text = _text(windows.find("ARCH"))
-            arch = _number(arch_text, f"image {index}'s ARCH") if arch_text else None
-            build = _text(windows.find("VERSION/BUILD"))
-            if build:
-                _number(build, f"image {index}'s BUILD")
-                spbuild = _text(windows.find("VERSION/SPBUILD"))
-                if spbuild and spbuild != "0":
-                    _number(spbuild, f"image {index}'s SPBUILD")
-                    build = f"{build}.{spbuild}"
-        editions[index] = WimEdition(index=index, name=" ".join(name.split()), build=build, arch_number=arch)
-    if len(editions) != image_count:
-        raise WimError(f"the XML metadata lists {len(editions)} images but the header says {image_count}")
-    if sorted(editions) != list(range(1, image_count + 1)):
-        raise WimError(f"the image indexes {sorted(editions)[:10]} are not 1 to {image_count}")
-    return tuple(editions[i] for i in sorted(editions))
+    return root
 
 
-def editions_xml(editions: Sequence[str], *, build: str, arch: str | int, total_bytes: int = 0) -> bytes:
-    """The XML metadata resource for images named ``editions`` (index 1, 2, ...), as WIM files store it:
-    UTF-16LE with a byte-order mark.
-
-    ``build`` is ``26100`` or ``26100.1742`` (build and service-pack build). Raises :class:`ValueError` for an
-    empty edition list, a bad build or an unknown architecture name.
-    """
-    if not editions:
-        raise ValueError("a WIM needs at least one edition")
-    major, _, minor = build.partition(".")
-    if not major.isdigit() or (minor and not minor.isdigit()):
-        raise ValueError(f"build {build!r} is not like 26100 or 26100.1742")
-    number = arch_number(arch)
-    root = ET.Element("WIM")
-    ET.SubElement(root, "TOTALBYTES").text = str(total_bytes)
-    for index, name in enumerate(editions, start=1):
-        image = ET.SubElement(root, "IMAGE", INDEX=str(index))
-        for tag in ("DIRCOUNT", "FILECOUNT", "TOTALBYTES", "HARDLINKBYTES"):
-            ET.SubElement(image, tag).text = "0"
-        windows = ET.SubElement(image, "WINDOWS")
-        ET.SubElement(windows, "ARCH").text = str(number)
-        ET.SubElement(windows, "PRODUCTNAME").text = "Microsoft\u00ae Windows\u00ae Operating System"
-        ET.SubElement(windows, "INSTALLATIONTYPE").text = "Client"
-        ET.SubElement(windows, "PRODUCTTYPE").text = "WinNT"
-        languages = ET.SubElement(windows, "LANGUAGES")
-        ET.SubElement(languages, "LANGUAGE").text = "en-US"
-        ET.SubElement(languages, "DEFAULT").text = "en-US"
-        version = ET.SubElement(windows, "VERSION")
-        ET.SubElement(version, "MAJOR").text = "10"
-        ET.SubElement(version, "MINOR").text = "0"
-        ET.SubElement(version, "BUILD").text = major
-        ET.SubElement(version, "SPBUILD").text = minor or "0"
-        ET.SubElement(version, "SPLEVEL").text = "0"
-        ET.SubElement(windows, "SYSTEMROOT").text = "WINDOWS"
-        ET.SubElement(image, "NAME").text = name
-        ET.SubElement(image, "DESCRIPTION").text = name
-        ET.SubElement(image, "DISPLAYNAME").text = name
-    return BOM + ET.tostring(root, encoding="unicode").encode("utf-16-le")
+def _edition(image: ET.Element, index: int) -> WimEdition:
+    """The edition one ``<IMAGE>`` element (of index ``index``) describes. Raises :class:`WimError` when it has
+    no name or a number that is not one."""
+    name = _text(image.find("NAME")) or _text(image.find("DISPLAYNAME"))
+    if not name:
+        raise WimError(f"image {index} has no NAME in the XML metadata")
+    windows = image.find("WINDOWS")
+    arch: int | None = None
+    build = ""
+    if windows is not None:
+        arch_text = _text(windows.find("ARCH"))
+        arch = _number(arch_text, f"image {index}'s ARCH") if arch_text else None
+        build = _build(windows, index)
+    return WimEdition(index=index, name=" ".join(name.split()), build=build, arch_number=arch)
 
 
-def write_wim(
-    target: Path | BinaryIO,
-    editions: Sequence[str],
-    *,
-    build: str,
-    arch: str | int,
-    padding: int = 0,
-) -> int:
-    """Write a WIM with a valid header and an uncompressed XML metadata resource naming ``editions``.
-
-    The layout is header, ``padding`` zero bytes, XML (real images keep the XML at the end too). Written to a
-    path, the padding is a hole (a sparse file), so a 5 GiB image costs no disk or memory; written to a stream,
-    zeros are written in 1 MiB chunks. Returns the total size in bytes. Raises :class:`ValueError` for bad
-    arguments (see :func:`editions_xml`) and :class:`OSError` from the file system.
-    """
-    if padding < 0:
-        raise ValueError(f"padding {padding} is negative")
-    xml_offset = HEADER_SIZE + padding
-    probe = editions_xml(editions, build=build, arch=arch)
-    total = xml_offset + len(probe)
-    xml = editions_xml(editions, build=build, arch=arch, total_bytes=total)
-    total = xml_offset + len(xml)
-    header = WimHeader(
-        header_size=HEADER_SIZE,
-        version=WIM_VERSION,
-        flags=0,
-        chunk_size=0,
-        guid=hashlib.sha256(xml).digest()[:16],
-        part_number=1,
-        total_parts=1,
-        image_count=len(editions),
-        lookup_table=ResourceHeader(0, 0, HEADER_SIZE, 0),
-        xml_data=ResourceHeader(len(xml), 0, xml_offset, len(xml)),
-    )
-    if isinstance(target, Path):
-        with target.open("wb") as handle:
-            handle.write(header.pack())
-            handle.seek(xml_offset)
-            handle.write(xml)
-        return total
-    target.write(header.pack())
-    chunk = bytes(min(padding, 1024 * 1024))
-    left = padding
-    while left > 0:
-        step = min(left, len(chunk))
-        target.write(chunk[:step] if step < len(chunk) else chunk)
-        left -= step
-    target.write(xml)
-    return total
-
-
-def wim_bytes(editions: Sequence[str], *, build: str = "26100", arch: str | int = "arm64", padding: int = 0) -> bytes:
-    """A small WIM in memory (see :func:`write_wim`); for tests that corrupt it byte by byte."""
-    buffer = io.BytesIO()
-    write_wim(buffer, editions, build=build, arch=arch, padding=padding)
-    return buffer.getvalue()
+def _build(windows: ET.Element, index: int) -> str:
+    """``26100`` or ``26100.1742`` from the ``<VERSION>`` of an image's ``<WINDOWS>`` ("" when it names no build).
+    Raises :class:`WimError` when BUILD or SPBUILD is not a number."""
+    build = _text(windows.find("VERSION/BUILD"))
+    if build:
+        _number(build, f"image {index}'s BUILD")
+        spbuild = _text(windows.find("VERSION/SPBUILD"))
+        if spbuild and spbuild != "0":
+            _number(spbuild, f"image {index}'s SPBUILD")
+            build = f"{build}.{spbuild}"
+    return build

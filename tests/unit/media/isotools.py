@@ -10,8 +10,10 @@ import pytest
 
 from winarm.errors import UserError
 from winarm.media.iso import inspect_iso
-from winarm.media.wim import HEADER_SIZE, ResourceHeader, WimHeader, wim_bytes
+from winarm.media.wim import HEADER_SIZE, ResourceHeader
 from winarm_testbed.wim_image import build_bridge_iso
+from winarm_testbed.wim_writer import WritableWimHeader as WimHeader
+from winarm_testbed.wim_writer import wim_bytes
 
 GiB = 1024**3
 EDITIONS = ("Windows 11 Home", "Windows 11 Pro")

@@ -26,8 +26,8 @@ from tests.unit.media.isotools import (
     wim_with_xml,
 )
 from winarm.media.iso import Edition, IsoInfo, inspect_iso
-from winarm.media.wim import wim_bytes
 from winarm_testbed.wim_image import build_bridge_iso
+from winarm_testbed.wim_writer import wim_bytes
 
 # --- the good case -----------------------------------------------------------------------------------------
 

@@ -19,15 +19,8 @@ from tests.unit.media.isotools import (
     refused,
     wim_with_xml,
 )
-from winarm.media.wim import (
-    HEADER_SIZE,
-    MAX_XML_SIZE,
-    editions_xml,
-    parse_header,
-    parse_xml,
-    wim_bytes,
-    write_wim,
-)
+from winarm.media.wim import HEADER_SIZE, MAX_XML_SIZE, parse_header, parse_xml
+from winarm_testbed.wim_writer import editions_xml, wim_bytes, write_wim
 
 # --- broken images -----------------------------------------------------------------------------------------
 

@@ -79,9 +79,11 @@ def test_testbed_is_a_udf_bridge_with_el_torito_and_editions(windows_iso: Path) 
 def test_testbed_is_cached_and_keyed_by_padding(windows_iso: Path) -> None:
     from winarm_testbed.windows_iso import build_windows_testbed
 
-    started = time.monotonic()
-    again = build_windows_testbed(cache_dir(), log=lambda line: None)
-    assert again == windows_iso and time.monotonic() - started < 1.0
+    built_at = windows_iso.stat().st_mtime_ns
+    said: list[str] = []
+    again = build_windows_testbed(cache_dir(), log=said.append)
+    assert again == windows_iso and windows_iso.stat().st_mtime_ns == built_at, "reused, not written again"
+    assert not any("building" in line for line in said), said
     padded = build_windows_testbed(cache_dir(), log=lambda line: None, wim_padding=3 << 30)
     assert padded != windows_iso
     from winarm.media.iso import inspect_iso

@@ -1,0 +1,135 @@
+"""The test guest's own files: the cache key covers every one the guest is made of, and the awk programs init.sh
+runs are the ones shipped beside it and say what init.sh expects of them.
+
+The awk programs run here with the host's awk (mawk on Debian); the guest runs them with busybox awk, which
+the boot tests in tests/system/test_testbed_windows.py exercise.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from winarm_testbed.disk_image import findings
+from winarm_testbed.guest import cache_key, guest_inputs
+from winarm_testbed.packages import Package
+from winarm_testbed.windows_iso import ISO_MODULES
+
+PACKAGE = Path(__file__).resolve().parents[3] / "winarm_testbed"
+PACKAGES = [Package("busybox-static", "1:1.35.0-4", ""), Package("linux-image-6.1.0-1-arm64", "6.1.1-1", "")]
+
+
+def imported_modules(module: str, seen: set[str] | None = None) -> set[str]:
+    """The winarm_testbed modules MODULE imports, directly or not, itself included."""
+    seen = set() if seen is None else seen
+    seen.add(module)
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("winarm_testbed."):
+            name = node.module.split(".", 1)[1]
+            if name not in seen:
+                imported_modules(name, seen)
+    return seen
+
+
+def test_the_cache_key_covers_every_module_and_guest_file() -> None:
+    inputs = {p.name for p in guest_inputs()}
+    modules = {f"{m}.py" for m in imported_modules("guest")}
+    assert modules <= inputs, f"modules the guest build uses but its cache key ignores: {sorted(modules - inputs)}"
+    shipped = {p.name for p in PACKAGE.glob("*.awk")} | {"init.sh", "grub.cfg"}
+    assert shipped <= inputs, sorted(shipped - inputs)
+    assert len(shipped) > 3, "init.sh's awk programs are files of their own"
+
+
+def test_the_windows_iso_key_covers_every_module_the_guests_key_does_not() -> None:
+    guest = {p.name for p in guest_inputs()}
+    modules = {f"{m}.py" for m in imported_modules("windows_iso")} - guest
+    assert modules <= set(ISO_MODULES), sorted(modules - set(ISO_MODULES))
+    assert {"wim_writer.py", "wim_image.py"} <= modules
+
+
+def test_the_cache_key_changes_with_any_input_and_package(tmp_path: Path) -> None:
+    copies = []
+    for path in guest_inputs():
+        copy = tmp_path / path.name
+        shutil.copyfile(path, copy)
+        copies.append(copy)
+    key = cache_key(PACKAGES, copies)
+    assert re.fullmatch(r"[0-9a-f]{12}", key)
+    assert cache_key(PACKAGES, copies) == key, "the key is a function of the inputs"
+    for copy in copies:
+        original = copy.read_bytes()
+        copy.write_bytes(original.replace(b"\n", b"\n ", 1))
+        assert cache_key(PACKAGES, copies) != key, f"a change to {copy.name} leaves the key as it was"
+        copy.write_bytes(original)
+    newer = [PACKAGES[0], Package(PACKAGES[1].name, "6.1.1-2", "")]
+    assert cache_key(newer, copies) != key
+
+
+def test_init_sh_runs_exactly_the_awk_programs_shipped_beside_it() -> None:
+    init = (PACKAGE / "init.sh").read_text()
+    used = set(re.findall(r"-f /([\w.-]+\.awk)\b", init))
+    assert used == {p.name for p in PACKAGE.glob("*.awk")}
+    commands = re.findall(r"(?m)^[^#\n]*?\bawk\s+(\S+)", init)
+    assert len(commands) == 3 and set(commands) == {"-f"}, f"an awk program left inside init.sh: {commands}"
+
+
+def awk(*programs: str, data: str, tmp_path: Path) -> str:
+    """Run the package's awk PROGRAMS (in order) on DATA with the host's awk; return what they print."""
+    assert shutil.which("awk"), "awk (mawk) is part of every Debian system"
+    source = tmp_path / "input.txt"
+    source.write_text(data)
+    argv = ["awk", *(arg for name in programs for arg in ("-f", str(PACKAGE / name))), str(source)]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+ANSWER = r"""<unattend xmlns="urn:schemas-microsoft-com:unattend">
+<!-- <settings pass="oobeSystem"> a decoy -->
+<settings pass="windowsPE"><component name="Microsoft-Windows-Setup"><DiskConfiguration/><ImageInstall/>
+</component></settings>
+<settings pass="specialize"><component name="x"><ComputerName> WINARM-1 </ComputerName><RunSynchronous>
+<RunSynchronousCommand><Path>cmd /c E:\install-drivers.cmd</Path></RunSynchronousCommand>
+</RunSynchronous></component></settings>
+<settings pass="oobeSystem"><component name="y"><FirstLogonCommands>
+<SynchronousCommand><Order>3</Order><CommandLine>cmd.exe /c echo WINARM-PHASE desktop-ready &gt; COM1</CommandLine>
+</SynchronousCommand>
+<SynchronousCommand><Order>1</Order><CommandLine>net use S: \\host.lan\Data pw /user:bob /persistent:yes</CommandLine>
+</SynchronousCommand>
+<SynchronousCommand><Order>2</Order><CommandLine>reg add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run /v Go
+ /d "cmd /c echo &#65;B&gt;COM1" /f</CommandLine></SynchronousCommand>
+</FirstLogonCommands></component></settings>
+</unattend>
+"""
+
+
+def test_answer_facts_read_the_answer_file_as_init_sh_expects(tmp_path: Path) -> None:
+    facts = awk("cmdline.awk", "answer-facts.awk", data=ANSWER, tmp_path=tmp_path).splitlines()
+    assert facts == [
+        "unattend 1", "setup 1", "diskconfig 1", "imageinstall 1", "computername WINARM-1", "specialize 1",
+        "fl 1 share S: host.lan Data 1 bob pw",
+        "fl 2 runkey Go |cmd /c echo AB>COM1|",
+        "fl 3 echo com1 |WINARM-PHASE desktop-ready |",
+    ]
+
+
+def test_run_key_facts_keep_only_the_commands_the_testbed_runs(tmp_path: Path) -> None:
+    keys = "Go cmd /c echo hello>COM1\nFile cmd /d /c \"echo a b >\\\\host.lan\\Data\\x.txt\"\nOther notepad.exe\n"
+    facts = awk("cmdline.awk", "run-key-facts.awk", data=keys, tmp_path=tmp_path).splitlines()
+    assert facts == ["rk Go echo com1 |hello|", "rk File echo unc host.lan Data |x.txt|a b |"]
+
+
+@pytest.mark.parametrize("output", [
+    "fsck.fat 4.2 (2021-01-31)\nDirty bit is set. Fs was not properly unmounted.\n  Automatically removing dirty "
+    "bit.\n/x\n  Reclaimed 2 unused clusters (8192 bytes) in 1 chain.  \n\nLeaving filesystem unchanged.\n"
+    "/dev/vda2: 3 files, 10/100 clusters\n",
+    "fsck.fat 4.2 (2021-01-31)\n/dev/vda1: 1 files, 1/10 clusters\n",
+])
+def test_fsck_findings_match_the_hosts_reading(output: str, tmp_path: Path) -> None:
+    line = awk("fsck-findings.awk", data=output, tmp_path=tmp_path).rstrip("\n")
+    assert line == "; ".join(findings(output))[:300]
+    assert ("dirty bit set (not properly unmounted)" in line) == ("Dirty bit" in output)

@@ -1,0 +1,143 @@
+# cmdline.awk: functions shared by answer-facts.awk and run-key-facts.awk, Windows command lines read as
+# Windows would (loaded first: awk -f cmdline.awk -f PROGRAM). Command lines holding cmd.exe operators other
+# than the one redirection are not understood here.
+function hex(h,    v, i) {
+    v = 0
+    for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", tolower(substr(h, i, 1))) - 1
+    return v
+}
+function unxml(s,    out, i, j, ent, c) {
+    out = ""
+    while ((i = index(s, "&")) > 0) {
+        out = out substr(s, 1, i - 1)
+        s = substr(s, i + 1)
+        j = index(s, ";")
+        ent = j ? substr(s, 1, j - 1) : ""
+        c = ""
+        if (ent == "amp") c = "&"
+        else if (ent == "lt") c = "<"
+        else if (ent == "gt") c = ">"
+        else if (ent == "quot") c = "\""
+        else if (ent == "apos") c = "\047"
+        else if (ent ~ /^#[0-9]+$/ && substr(ent, 2) + 0 > 0) c = sprintf("%c", substr(ent, 2) + 0)
+        else if (ent ~ /^#[xX][0-9a-fA-F]+$/ && hex(substr(ent, 3)) > 0) c = sprintf("%c", hex(substr(ent, 3)))
+        if (c == "") { out = out "&"; continue }
+        out = out c
+        s = substr(s, j + 1)
+    }
+    return out s
+}
+function reps(s, k,    out) {
+    out = ""
+    while (k-- > 0) out = out s
+    return out
+}
+# argv(LINE): LINE split into A[1..n] as CommandLineToArgvW does (blanks outside double quotes
+# separate; 2n backslashes before a quote give n and the quote toggles quoting, 2n+1 give n and a
+# literal quote; other backslashes are literal); returns n.
+function argv(line,    n, i, len, c, q, bs, cur, started) {
+    delete A
+    n = 0; cur = ""; q = 0; started = 0; len = length(line); i = 1
+    while (i <= len) {
+        c = substr(line, i, 1)
+        if (c == "\\") {
+            bs = 0
+            while (i <= len && substr(line, i, 1) == "\\") { bs++; i++ }
+            started = 1
+            if (i <= len && substr(line, i, 1) == "\"") {
+                cur = cur reps("\\", int(bs / 2))
+                if (bs % 2) { cur = cur "\""; i++ }
+            } else
+                cur = cur reps("\\", bs)
+            continue
+        }
+        i++
+        if (c == "\"") { q = !q; started = 1; continue }
+        if (!q && (c == " " || c == "\t")) {
+            if (started) { A[++n] = cur; cur = ""; started = 0 }
+            continue
+        }
+        cur = cur c
+        started = 1
+    }
+    if (started) A[++n] = cur
+    return n
+}
+# echo_fact(LINE): for `cmd[.exe] [/d /q /s] /c echo TEXT>TARGET` (one ">", blanks around it
+# optional, TARGET COM1 or \\HOST\SHARE\PATH, maybe in quotes): "echo com1 |TEXT|" or "echo unc
+# HOST SHARE |PATH|TEXT|" (HOST lower case, PATH with "/"). TEXT is what cmd echoes: everything
+# after "echo " up to the ">", blanks included. "" for any other command line.
+function echo_fact(line,    s, k, prog, p, text, target, lt, rest, host, share, path) {
+    s = line
+    sub(/^[ \t]+/, "", s)
+    if (substr(s, 1, 1) == "\"") {
+        k = index(substr(s, 2), "\"")
+        if (k == 0) return ""
+        prog = substr(s, 2, k - 1)
+        s = substr(s, k + 2)
+    } else {
+        match(s, /^[^ \t]+/)
+        prog = substr(s, 1, RLENGTH)
+        s = substr(s, RLENGTH + 1)
+    }
+    prog = tolower(prog)
+    sub(/^.*[\\\/]/, "", prog)
+    if (prog != "cmd" && prog != "cmd.exe") return ""
+    for (;;) {
+        sub(/^[ \t]+/, "", s)
+        if (s ~ /^\/[cC]([ \t]|$)/) { s = substr(s, 3); break }
+        if (s ~ /^\/[dDqQsS]([ \t]|$)/) { s = substr(s, 3); continue }
+        return ""
+    }
+    sub(/^[ \t]+/, "", s)
+    if (length(s) >= 2 && substr(s, 1, 1) == "\"" && substr(s, length(s)) == "\"") s = substr(s, 2, length(s) - 2)
+    if (tolower(substr(s, 1, 4)) != "echo" || substr(s, 5, 1) !~ /[ \t]/) return ""
+    s = substr(s, 6)
+    p = index(s, ">")
+    if (p == 0 || index(substr(s, p + 1), ">") > 0) return ""
+    text = substr(s, 1, p - 1)
+    target = substr(s, p + 1)
+    if (text ~ /[&|<^%"]/ || text !~ /[^ \t]/ || text ~ /(^|[ \t])[0-9]$/) return ""
+    gsub(/^[ \t]+|[ \t]+$/, "", target)
+    if (length(target) >= 2 && target ~ /^".*"$/) target = substr(target, 2, length(target) - 2)
+    if (target ~ /[&|<^%"]/) return ""
+    lt = tolower(target)
+    if (lt == "com1" || lt == "com1:" || lt == "\\\\.\\com1") return "echo com1 |" text "|"
+    if (substr(target, 1, 2) != "\\\\") return ""
+    rest = substr(target, 3)
+    k = index(rest, "\\")
+    if (k < 2) return ""
+    host = substr(rest, 1, k - 1)
+    rest = substr(rest, k + 1)
+    k = index(rest, "\\")
+    if (k < 2) return ""
+    share = substr(rest, 1, k - 1)
+    path = substr(rest, k + 1)
+    if (host !~ /^[A-Za-z0-9][A-Za-z0-9.-]*$/ || share !~ /^[A-Za-z0-9][A-Za-z0-9_.-]*$/) return ""
+    if (path ~ /[:*?<>|]/ || index(path, "/") > 0 || path ~ /(^|\\)\.?\.?(\\|$)/) return ""
+    gsub(/\\/, "/", path)
+    return "echo unc " tolower(host) " " share " |" path "|" text "|"
+}
+# runkey_fact(LINE): for `reg[.exe] add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run /v NAME
+# [/t REG_SZ] /d DATA [/f]`: "runkey NAME |DATA|" (NAME without blanks or "|"); else "".
+function runkey_fact(line,    n, prog, key, t, sw, name, type, data, hasd) {
+    n = argv(line)
+    if (n < 3) return ""
+    prog = tolower(A[1])
+    sub(/^.*[\\\/]/, "", prog)
+    if ((prog != "reg" && prog != "reg.exe") || tolower(A[2]) != "add") return ""
+    key = tolower(A[3])
+    sub(/\\+$/, "", key)
+    if (substr(key, 1, 19) == "hkey_local_machine\\") key = "hklm" substr(key, 19)
+    if (key != "hklm\\software\\microsoft\\windows\\currentversion\\run") return ""
+    name = ""; type = "reg_sz"; data = ""; hasd = 0
+    for (t = 4; t <= n; t++) {
+        sw = tolower(A[t])
+        if (sw == "/v" && t < n) name = A[++t]
+        else if (sw == "/t" && t < n) type = tolower(A[++t])
+        else if (sw == "/d" && t < n) { data = A[++t]; hasd = 1 }
+        else if (sw != "/f") return ""
+    }
+    if (type != "reg_sz" || !hasd || name == "" || name ~ /[ \t|]/) return ""
+    return "runkey " name " |" data "|"
+}
