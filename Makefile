@@ -42,9 +42,11 @@ check: guest
 	$(VENV)/bin/ruff check winarm winarm_testbed entrypoint.py tests bench
 	$(VENV)/bin/mypy
 
-# Everything: the quick tier and the system tier (tests/system: real QEMU guests, smbd, podman).
+# Everything: the quick tier and the system tier (tests/system: real QEMU guests, smbd, podman), and the linters.
 test: guest
 	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/ruff check winarm winarm_testbed entrypoint.py tests bench
+	$(VENV)/bin/mypy
 
 lint: venv
 	$(VENV)/bin/ruff check winarm winarm_testbed entrypoint.py tests bench
