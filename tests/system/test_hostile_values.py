@@ -1,12 +1,5 @@
-"""Hostile values cannot escape their field: arbitrary text (hypothesis) in every string setting.
-
-- QEMU's argv: storage and ISO paths of any text; each ``key=value,...`` option is parsed back the way QEMU
-  parses it (a doubled comma is a comma) and must have exactly the keys winarm wrote, the path whole in its own.
-- The answer file: username, password, computer name, language, keyboard, product key and share login of any
-  text are either refused with one line or rendered into XML that parses, validates and gives each value back.
-- The answer medium: whatever the values, its ISO holds only the file names winarm chose.
-- A real VM with a storage path full of QEMU's and swtpm's separators boots and stops.
-"""
+"""A real VM whose storage path is full of QEMU's and swtpm's separators boots and stops (the hostile values
+that need no VM are in tests/unit/config/test_hostile_values.py)."""
 
 from __future__ import annotations
 
@@ -14,29 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
 
 from tests.vmtools import Up, winarm
-from winarm.qemu.firmware import Firmware
-from winarm_testbed.virtio_tree import make_fake_virtio_tree
-
-NS = {"u": "urn:schemas-microsoft-com:unattend"}
-FAST = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                       HealthCheck.function_scoped_fixture])
-FW = Firmware("test", Path("/fw/CODE.fd"), Path("/fw/VARS.fd"), False, Path("/fw/x.json"))
-# a file name of any characters a Linux file name can hold (no '/', no NUL), "." and ".." excluded
-file_names = st.text(st.characters(blacklist_characters="/\x00", blacklist_categories=["Cs"]), min_size=1,
-                     max_size=40).filter(lambda n: n not in (".", "..") and len(n.encode()) <= 200)
-anything = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40)
-
-
-printable = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40)
-
-
-@pytest.fixture(scope="module")
-def driver_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_fake_virtio_tree(tmp_path_factory.mktemp("virtio") / "virtio-win", windows=("11",), payload=16)
 
 
 @pytest.mark.qemu

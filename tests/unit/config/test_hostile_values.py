@@ -5,7 +5,7 @@
 - The answer file: username, password, computer name, language, keyboard, product key and share login of any
   text are either refused with one line or rendered into XML that parses, validates and gives each value back.
 - The answer medium: whatever the values, its ISO holds only the file names winarm chose.
-- A real VM with a storage path full of QEMU's and swtpm's separators boots and stops.
+- (A real VM on a storage path full of separators: tests/system/test_hostile_values.py.)
 """
 
 from __future__ import annotations

@@ -169,3 +169,14 @@ def test_any_accepted_path_stays_one_line_of_its_own_section(tail: str) -> None:
     assert [line for line in lines if line.startswith("path = ")] == [f"path = {path}"]
 
 
+def test_an_empty_root_owned_folder_is_adopted_for_the_owner(share_root: Path, tmp_path: Path) -> None:
+    """What `docker run -v ./shared:/shared` makes: an empty folder owned by root, 0755."""
+    os.chown(share_root, 0, 0)
+    os.chmod(share_root, 0o755)
+    s = load({"shared": (str(share_root),), "uid": "1000", "gid": "1000"})
+    assert s is not None and s.shares[0].adopt
+    from winarm.services.smbd import Smbd
+
+    Smbd(s, tmp_path / "samba").write_files()
+    st = share_root.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (1000, 1000, 0o775)

@@ -1,29 +1,18 @@
-"""The Windows-shaped test ISO, and the test guest playing Windows Setup's passes from it.
-
-The fast tests read the ISO with pycdlib, 7z, isoinfo and xorriso. The booting ones run qemu-system-aarch64
-directly (winarm's own argv from ``winarm up --dry-run``, plus a second USB CD: an answer medium built here with
-pycdlib) and follow the guest through windowsPE -> specialize -> oobeSystem -> first logon from its serial
-console and QMP events.
-"""
+"""The Windows-shaped test ISO, read with pycdlib, 7z, isoinfo and xorriso (the guest playing Setup's passes from
+it boots in tests/system/test_testbed_windows.py)."""
 
 from __future__ import annotations
 
 import io
-import json
 import re
 import shutil
-import socket
 import subprocess
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import cache_dir
 
-PROMPT = "Press any key to boot from CD or DVD"
 EDITIONS = ["Windows 11 Home", "Windows 11 Pro"]
 
 
@@ -91,97 +80,3 @@ def test_testbed_is_cached_and_keyed_by_padding(windows_iso: Path) -> None:
     assert len(inspect_iso(padded).editions) == 2
     assert padded.stat().st_size > 3 << 30 and padded.stat().st_blocks * 512 < 1 << 30, "written sparsely"
     shutil.rmtree(padded.parent)
-
-
-# --------------------------------------------------------------------------------------------------
-# An answer medium, as winarm lays it out (see winarm/answer_media.py)
-
-COMPONENT = ('processorArchitecture="arm64" publicKeyToken="31bf3856ad364e35" language="neutral" '
-             'versionScope="nonSxS"')
-RUN = r'cmd /c "for %d in (D E F G H) do if exist %d:\winarm.marker %d:\winarm\install-drivers.cmd"'
-
-
-# --------------------------------------------------------------------------------------------------
-# Running QEMU directly: winarm's argv plus the answer medium as a second USB CD
-
-
-@dataclass
-class Run:
-    """What one VM run showed: guest lines (markers and events, with the boot they came in), QMP events."""
-
-    lines: list[tuple[float, int, str]] = field(default_factory=list)
-    qmp_events: list[str] = field(default_factory=list)
-    console: list[str] = field(default_factory=list)
-    keys: int = 0
-
-    def guest(self) -> list[str]:
-        return [text for _, _, text in self.lines]
-
-    def markers(self) -> list[str]:
-        return [t.split(None, 1)[1] for t in self.guest() if t.startswith("WINARM-PHASE ")]
-
-    def events(self) -> list[str]:
-        return [t.split(None, 1)[1] for t in self.guest() if t.startswith("WINARM-EVENT ")]
-
-
-class Qmp:
-    """A minimal synchronous QMP client: commands and their answers, events queued as they come."""
-
-    def __init__(self, path: Path, deadline: float) -> None:
-        self.sock = socket.socket(socket.AF_UNIX)
-        while True:
-            try:
-                self.sock.connect(str(path))
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.file = self.sock.makefile("rwb", buffering=0)
-        self.events: list[dict[str, Any]] = []
-        self._read()  # greeting
-        self.execute("qmp_capabilities")
-
-    def _read(self) -> dict[str, Any]:
-        line = self.file.readline()
-        if not line:
-            raise EOFError("QMP closed")
-        message: dict[str, Any] = json.loads(line)
-        return message
-
-    def execute(self, command: str, **arguments: Any) -> Any:
-        self.file.write(json.dumps({"execute": command, "arguments": arguments}).encode() + b"\n")
-        while True:
-            message = self._read()
-            if "event" in message:
-                self.events.append(message)
-            elif "error" in message:
-                raise RuntimeError(f"{command}: {message['error']}")
-            else:
-                return message.get("return")
-
-    def poll(self) -> None:
-        """Read the events that are waiting (non-blocking)."""
-        self.sock.setblocking(False)
-        try:
-            data = b""
-            while True:
-                try:
-                    chunk = self.sock.recv(65536)
-                except BlockingIOError:
-                    break
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            self.sock.setblocking(True)
-        for line in data.splitlines():
-            if line.strip():
-                message = json.loads(line)
-                if "event" in message:
-                    self.events.append(message)
-
-
-DRIVERS = [("viorng", "viorng.inf"), ("Balloon", "balloon.inf"), ("vioserial", "vioser.inf")]
-
-
