@@ -10,13 +10,12 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import sys
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
-from winarm.errors import UserError, WinarmError
+from winarm.config.values import Values
+from winarm.errors import UserError
 
 INSTALL_HINT = ("winarm testbed needs the test guest package winarm_testbed, which is not installed: "
                 "in a winarm source tree run 'make venv', or 'pip install -e ./winarm_testbed'")
@@ -28,23 +27,20 @@ def testbed() -> None:
 
 
 def _cache_dir(cache: Path | None) -> Path:
-    return cache or Path(os.environ.get("WINARM_CACHE") or Path.home() / ".cache" / "winarm")
-
-
-def _fail(error: WinarmError) -> NoReturn:
-    """Print ERROR as one line and exit with its status (1 for a failed build, 2 for a missing testbed)."""
-    click.echo(f"winarm: {error}", err=True)
-    sys.exit(error.exit_code)
+    """``--cache``, else the settings table's ``cache`` (``WINARM_CACHE``), else ``~/.cache/winarm``."""
+    chosen = Values({"cache": cache}, os.environ)["cache"]
+    return Path(chosen) if chosen else Path.home() / ".cache" / "winarm"
 
 
 def _require_testbed() -> None:
-    """Return when winarm_testbed can be imported; else print :data:`INSTALL_HINT` and exit with status 2."""
+    """Return when winarm_testbed can be imported; else raise :class:`UserError` with :data:`INSTALL_HINT` (the
+    CLI's error handler prints it as one line, status 2). A failed build's own error is a RuntimeFailure (1)."""
     try:
         importlib.import_module("winarm_testbed")
     except ModuleNotFoundError as error:
         if error.name != "winarm_testbed":
             raise
-        _fail(UserError(INSTALL_HINT))
+        raise UserError(INSTALL_HINT) from None
 
 
 @testbed.command("build")
@@ -61,14 +57,8 @@ def testbed_build(cache: Path | None, force: bool, plain: bool) -> None:
     def log(line: str) -> None:
         click.echo(line, err=True)
 
-    try:
-        if plain:
-            iso = build_guest(_cache_dir(cache), force=force, log=log)
-        else:
-            iso = build_windows_testbed(_cache_dir(cache), force=force, log=log)
-    except WinarmError as error:
-        _fail(error)
-    click.echo(str(iso))
+    build = build_guest if plain else build_windows_testbed
+    click.echo(str(build(_cache_dir(cache), force=force, log=log)))
 
 
 @testbed.command("drivers")
