@@ -20,6 +20,38 @@ INSTALL_DONE_AFTER_DISK_BOOTS = 2
 """Without markers (real Windows): specialize runs in the first boot from the disk, oobeSystem and the first
 logon in the second, so from the second disk boot on the next start needs no answer medium."""
 
+REPORT_ADDRESS = "10.0.2.5"
+"""The guest channel: where the guest reports (``POST http://10.0.2.5/report/<name>``), relayed by QEMU's user
+network to a socket of the daemon's in the run directory. It needs only the network driver: Windows for ARM64
+has no COM port under QEMU, so nothing Windows says can come over the serial console."""
+REPORT_PORT = 80
+REPORT_PATH = "/report/"
+REPORT_URL = f"http://{REPORT_ADDRESS}{REPORT_PATH}"
+"""The report's name follows: ``http://10.0.2.5/report/desktop-ready``."""
+REPORT_DRIVERS = "drivers"
+"""The driver step ended; body ``pass <pass>`` then one ``driver <folder> <pnputil exit code>`` line a driver."""
+REPORT_FIRST_LOGON = "first-logon"
+"""The first logon's commands started (the install's last pass)."""
+REPORT_HOOK = "hook"
+"""A post-install hook ran; body ``hook <name> <exit code>`` lines."""
+REPORT_SHUTDOWN = "shutdown"
+"""The guest was asked to shut down (by itself, not by winarm)."""
+REPORT_NAMES = (REPORT_DRIVERS, REPORT_FIRST_LOGON, "desktop-ready", REPORT_HOOK, REPORT_SHUTDOWN)
+"""The only names the channel accepts; anything else is refused and logged."""
+PHASE_REPORTS = (REPORT_FIRST_LOGON, "desktop-ready")
+"""Reports that start a phase of their name (the others confirm the phase they arrive in)."""
+REPORT_MAX_BODY = 4096
+"""The largest body accepted: ASCII lines ``KEY VALUE``, at most 64 of them."""
+MEDIUM_REPORT_SCRIPT = r"winarm\report.vbs"
+"""On the answer medium: the script that sends one report, hidden and with retries (copied to the disk in
+specialize, so later logons have it once the medium is gone)."""
+REPORT_SCRIPT = r"%WINDIR%\Setup\Scripts\winarm-report.vbs"
+"""Where specialize puts that script."""
+
+SETUP_PASSES = ("windowsPE", "specialize", "oobeSystem")
+"""Setup's passes by boot: from the CD, the first boot from the disk, the second. During an install winarm names
+each boot so (``source: boot-order``) until a report from that boot confirms it (``source: guest``)."""
+
 SHARE_ADDRESS = "10.0.2.4"
 """Where the guest reaches the share (``\\\\10.0.2.4\\Data``, also ``\\\\host.lan\\Data``), on TCP 445."""
 SHARE_HOSTNAME = "host.lan"

@@ -49,6 +49,15 @@ class EventKind(StrEnum):
     KEY_PRESSED = "key-pressed"
     CD_PROMPT_IGNORED = "cd-prompt-ignored"
     ANSWER_MEDIUM_REMOVED = "answer-medium-removed"
+    # the guest channel (reports over the network) and what QEMU sees without the guest
+    CHANNEL_READY = "channel-ready"
+    REPORT = "report"
+    REPORT_REFUSED = "report-refused"
+    APPLY_PROGRESS = "apply-progress"
+    NIC_UP = "nic-up"
+    STALLED = "stalled"
+    STALL_ENDED = "stall-ended"
+    SCREENSHOT = "screenshot"
     FACTS_UNSAVED = "facts-unsaved"
     # QMP events
     RESET = "reset"
