@@ -8,7 +8,11 @@ Phase boundaries (each phase runs from one boundary to the next, so durations ad
 - ``launch``: from ``winarm up`` to QEMU running;
 - ``firmware``: from the start of each boot (QEMU running, or a RESET) to the firmware starting a boot entry;
 - ``boot-<device>``: from the firmware starting an entry (the CD, the disk) to the guest's first marker;
-- ``<marker>``: each ``WINARM-PHASE <name>`` line on the serial console starts a phase of that name;
+- ``<marker>``: each marker starts a phase of its name; its ``source`` says who named it: ``serial`` (a
+  ``WINARM-PHASE <name>`` line on the console: the test guest's own Linux phases), ``guest`` (a report over the
+  guest channel), ``share`` (the desktop-ready file), or ``boot-order`` (winarm named an install boot by Setup's
+  sequence: windowsPE, specialize, oobeSystem); a guest report later in that boot confirms it (``guest``);
+- phases winarm sees itself (launch, firmware, boot-<device>, shutdown) carry no source;
 - ``shutdown``: from the stop request (``stop-requested``: a signal, ``winarm down``, the ``--stop-at`` marker;
   or ``powerdown-requested`` when winarm stops the VM by itself) to QEMU's exit; markers the guest prints
   meanwhile do not split it.
@@ -22,6 +26,10 @@ from typing import Any
 
 from winarm.timeline.events import Event
 
+INFERRED = "boot-order"
+"""The source of a phase winarm named by Setup's boot sequence alone."""
+CONFIRMED = "guest"
+"""The source of a phase a report over the guest channel started or confirmed."""
 BOUNDARY_KINDS = ("running", "boot-device", "marker", "reset", "stop-requested", "powerdown-requested", "exit")
 
 
@@ -35,6 +43,13 @@ class Phase:
     end: float | None
     paused: float = 0.0
     """Seconds of this phase the VM spent paused because the storage was full (part of ``duration``)."""
+    source: str | None = None
+    """Who named the phase (see the module docstring); None for the phases winarm sees itself."""
+
+    @property
+    def inferred(self) -> bool:
+        """Whether the phase is only inferred from the boot order (no guest report confirmed it)."""
+        return self.source == INFERRED
 
     @property
     def duration(self) -> float | None:
@@ -53,24 +68,28 @@ class _Clock:
         self.phases: list[Phase] = []
         self.said: set[int] = set()  # indexes of phases the guest announced: kept even when zero-length
         self.name, self.boot, self.start = "launch", 0, 0.0
+        self.source: str | None = None
         self.from_marker = self.closed = False
 
     def close(self, at: float) -> None:
         """End the phase under way at ``at``."""
         if self.from_marker:
             self.said.add(len(self.phases))
-        self.phases.append(Phase(self.name, self.boot, self.start, round(at, 6)))
+        self.phases.append(Phase(self.name, self.boot, self.start, round(at, 6), source=self.source))
 
-    def open(self, name: str, at: float, *, boot: int | None = None, from_marker: bool = False) -> None:
-        """Close the phase under way at ``at`` and start ``name`` there."""
+    def open(self, name: str, at: float, *, boot: int | None = None, source: str | None = None) -> None:
+        """Close the phase under way at ``at`` and start ``name`` there (``source``: see :class:`Phase`)."""
         self.close(at)
-        self.name, self.start, self.from_marker = name, at, from_marker
+        self.name, self.start, self.from_marker, self.source = name, at, source is not None, source
         if boot is not None:
             self.boot = boot
 
     def feed(self, event: Event) -> None:
-        """Apply one event; kinds other than the boundaries are ignored."""
+        """Apply one event; kinds other than the boundaries (and reports, which confirm) are ignored."""
         kind, t = event.get("kind"), float(event.get("t", 0.0))
+        if kind == "report" and not self.closed and self.source == INFERRED:
+            self.source = CONFIRMED  # the guest spoke in this boot: the boot order named it right
+            return
         if self.closed or kind not in BOUNDARY_KINDS or self._ignored(kind):
             return
         if kind == "running":
@@ -80,7 +99,7 @@ class _Clock:
         elif kind == "boot-device":
             self.open(f"boot-{event.get('device', 'unknown')}", t)
         elif kind == "marker":
-            self.open(str(event.get("name", "marker")), t, from_marker=True)
+            self.open(str(event.get("name", "marker")), t, source=str(event.get("source", "serial")))
         elif kind in ("stop-requested", "powerdown-requested"):
             self.open("shutdown", t)
         else:  # exit
@@ -98,7 +117,8 @@ class _Clock:
         """The phases, with the last one open unless an exit closed the stream; a zero-length phase of
         winarm's own making says nothing (two boundaries in the same instant); one the guest announced is
         kept: its markers can arrive in one read, and the phase still happened."""
-        phases = self.phases if self.closed else [*self.phases, Phase(self.name, self.boot, self.start, None)]
+        phases = self.phases if self.closed else [
+            *self.phases, Phase(self.name, self.boot, self.start, None, source=self.source)]
         return [p for i, p in enumerate(phases)
                 if p.end is None or p.end > p.start or p.name == "launch" or i in self.said]
 
@@ -173,16 +193,18 @@ def format_phase_line(phase: Phase) -> str:
 
 
 def format_table(phases: list[Phase], *, now: float | None = None) -> Iterator[str]:
-    """The timeline for people: one row a phase, then the total."""
-    yield f"{'#':>2}  {'phase':<20} {'boot':>4} {'start s':>9} {'end s':>9} {'duration s':>11}"
+    """The timeline for people: one row a phase (with who named it: ``boot-order`` rows are inferred, not
+    reported), then the total."""
+    yield f"{'#':>2}  {'phase':<20} {'boot':>4} {'start s':>9} {'end s':>9} {'duration s':>11}  source"
     for index, phase in enumerate(phases, 1):
         lead = f"{index:>2}  {phase.name:<20} {phase.boot:>4} {phase.start:>9.2f}"
+        source = f"  {phase.source or '-'}"
         if phase.end is None:
             running = f"{(now - phase.start):.2f}+" if now is not None else "running"
-            yield f"{lead} {'-':>9} {running:>11}"
+            yield f"{lead} {'-':>9} {running:>11}{source}"
         else:
             paused = f"   of which {phase.paused:.2f} s paused: storage full" if phase.paused else ""
-            yield f"{lead} {phase.end:>9.2f} {phase.duration or 0.0:>11.2f}{paused}"
+            yield f"{lead} {phase.end:>9.2f} {phase.duration or 0.0:>11.2f}{source}{paused}"
     total = total_duration(phases)
     if total is not None:
         yield f"{'':>2}  {'total':<20} {'':>4} {'':>9} {'':>9} {total:>11.2f}"

@@ -1,9 +1,11 @@
 """What the console tells about the install, and what the supervisor does about it.
 
-Each boot: the boot device the firmware starts (the CD, then the disk), the guest's markers (phases) and
-events, the CD's "press any key" prompt (a key pressed only before the disk has ever booted), and at the
-install-done marker the answer medium (it holds the password) unplugged and deleted. What it learns about
-the VM (the disk booted, the install complete) is kept in the VM's facts.
+Each boot: the boot device the firmware starts (the CD, then the disk); during an install, the boot named by
+Setup's sequence (from the CD windowsPE, the first disk boot specialize, the second oobeSystem: inferred, since
+real Windows says nothing on the console); the guest's markers (phases) and events; the CD's "press any key"
+prompt (a key pressed only before the disk has ever booted); and at the install-done marker the answer medium
+(it holds the password) unplugged and deleted. What it learns about the VM (the disk booted, the install
+complete) is kept in the VM's facts.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from winarm.errors import RuntimeFailure
-from winarm.guest import CD_PROMPT, INSTALL_DONE_AFTER_DISK_BOOTS, INSTALL_DONE_MARKERS, KEY_FOR_CD_PROMPT
+from winarm.guest import (
+    CD_PROMPT,
+    INSTALL_DONE_AFTER_DISK_BOOTS,
+    INSTALL_DONE_MARKERS,
+    KEY_FOR_CD_PROMPT,
+    SETUP_PASSES,
+)
 from winarm.qemu import console
 from winarm.timeline.events import EventKind
 from winarm.vm.facts import Facts
@@ -83,6 +91,7 @@ class InstallWatch:
                                  description=entry.description, path=entry.path)
             if entry.device == "disk":
                 self._disk_booted()
+            await self._name_boot(entry.device)
             return
         marker = console.parse_marker(line)
         if marker is not None:
@@ -103,6 +112,26 @@ class InstallWatch:
         if values["disk_boots"] >= INSTALL_DONE_AFTER_DISK_BOOTS and self.answer_medium is not None:
             values["install_complete"] = True
         self.facts.save()
+
+    def setup_pass(self, device: str) -> str | None:
+        """The Setup pass a boot from ``device`` runs while an install is under way (the answer medium still
+        attached), or None: the CD before the disk ever booted is windowsPE; the first and second disk boots are
+        specialize and oobeSystem. A CD boot after that is the prompt timing out before the disk boots."""
+        if self.answer_medium is None:
+            return None
+        values = self.facts.values
+        if device == "cd":
+            return None if values.get("disk_booted") else SETUP_PASSES[0]
+        boots = int(values.get("disk_boots", 0))
+        if device == "disk" and 1 <= boots < len(SETUP_PASSES):
+            return SETUP_PASSES[boots]
+        return None
+
+    async def _name_boot(self, device: str) -> None:
+        """Start this boot's Setup pass as an inferred phase (``source: boot-order``) during an install."""
+        name = self.setup_pass(device)
+        if name is not None:
+            await self.on_guest_marker(name, "", source="boot-order")
 
     async def on_guest_marker(self, name: str, rest: str, *, source: str) -> None:
         """A guest marker: the first of its name in a boot starts a phase; a repeat (the same signal through

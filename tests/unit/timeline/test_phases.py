@@ -105,7 +105,7 @@ def test_event_log_appends_json_lines_as_they_happen(tmp_path: Path) -> None:
 def test_timeline_json_shape() -> None:
     doc = timeline_json(BOOT)
     assert set(doc) == {"events", "phases", "total"}
-    assert set(doc["phases"][0]) == {"name", "boot", "start", "end", "duration", "paused"}
+    assert set(doc["phases"][0]) == {"name", "boot", "start", "end", "duration", "paused", "source"}
     json.dumps(doc)
 
 
@@ -217,3 +217,56 @@ def test_event_kinds_are_written_as_their_plain_strings(tmp_path: Path) -> None:
     assert read_events(tmp_path / "events.jsonl")[0]["kind"] == "storage-full"
     assert set(BOUNDARY_KINDS) <= {kind.value for kind in EventKind}, "every phase boundary is a known kind"
     assert len({kind.value for kind in EventKind}) == len(EventKind), "no two kinds share a string"
+
+
+WINDOWS_INSTALL = [
+    {"t": 0.0, "kind": "start"},
+    {"t": 0.3, "kind": "running"},
+    {"t": 2.0, "kind": "boot-device", "device": "cd"},
+    {"t": 2.0, "kind": "marker", "name": "windowsPE", "source": "boot-order"},
+    {"t": 60.0, "kind": "reset"},
+    {"t": 62.0, "kind": "boot-device", "device": "disk"},
+    {"t": 62.0, "kind": "marker", "name": "specialize", "source": "boot-order"},
+    {"t": 80.0, "kind": "report", "name": "drivers"},
+    {"t": 90.0, "kind": "reset"},
+    {"t": 92.0, "kind": "boot-device", "device": "disk"},
+    {"t": 92.0, "kind": "marker", "name": "oobeSystem", "source": "boot-order"},
+    {"t": 120.0, "kind": "report", "name": "first-logon"},
+    {"t": 120.0, "kind": "marker", "name": "first-logon", "source": "guest"},
+    {"t": 130.0, "kind": "marker", "name": "desktop-ready", "source": "share"},
+    {"t": 131.0, "kind": "stop-requested"},
+    {"t": 133.0, "kind": "exit"},
+]
+
+
+def test_sources_say_who_named_each_phase() -> None:
+    """An install named by the boot order: a report in a boot confirms that boot's inferred pass (specialize by
+    the driver report, oobeSystem by the first-logon report), the windowsPE boot without one stays inferred, and
+    the phases winarm sees itself carry no source."""
+    phases = {p.name: p for p in derive_phases(WINDOWS_INSTALL)}
+    assert phases["windowsPE"].source == "boot-order" and phases["windowsPE"].inferred
+    assert phases["specialize"].source == "guest" and not phases["specialize"].inferred
+    assert phases["oobeSystem"].source == "guest"
+    assert phases["first-logon"].source == "guest"
+    assert phases["desktop-ready"].source == "share"
+    assert phases["firmware"].source is None and phases["shutdown"].source is None
+    assert [p.name for p in derive_phases(WINDOWS_INSTALL)] == [
+        "launch", "firmware", "windowsPE", "firmware", "specialize", "firmware", "oobeSystem", "first-logon",
+        "desktop-ready", "shutdown"]
+
+
+def test_a_report_confirms_only_the_boot_it_arrives_in() -> None:
+    """A report after a reset belongs to the new boot: it does not confirm the pass of the boot before."""
+    events = [e for e in WINDOWS_INSTALL if e["t"] <= 62.0] + [{"t": 61.0, "kind": "report", "name": "drivers"}]
+    events.sort(key=lambda e: e["t"])
+    phases = {p.name: p for p in derive_phases(events)}
+    assert phases["windowsPE"].source == "boot-order"
+    assert phases["specialize"].source == "boot-order"
+
+
+def test_the_table_shows_the_source_column() -> None:
+    lines = list(format_table(derive_phases(WINDOWS_INSTALL)))
+    assert lines[0].endswith("source")
+    assert next(line for line in lines if " windowsPE " in line).split()[-1] == "boot-order"
+    assert next(line for line in lines if " specialize " in line).split()[-1] == "guest"
+    assert next(line for line in lines if " firmware " in line).split()[-1] == "-"
