@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from winarm.qemu.console import (
     LineSplitter,
@@ -219,7 +220,7 @@ def test_event_kinds_are_written_as_their_plain_strings(tmp_path: Path) -> None:
     assert len({kind.value for kind in EventKind}) == len(EventKind), "no two kinds share a string"
 
 
-WINDOWS_INSTALL = [
+WINDOWS_INSTALL: list[dict[str, Any]] = [
     {"t": 0.0, "kind": "start"},
     {"t": 0.3, "kind": "running"},
     {"t": 2.0, "kind": "boot-device", "device": "cd"},
@@ -258,7 +259,7 @@ def test_sources_say_who_named_each_phase() -> None:
 def test_a_report_confirms_only_the_boot_it_arrives_in() -> None:
     """A report after a reset belongs to the new boot: it does not confirm the pass of the boot before."""
     events = [e for e in WINDOWS_INSTALL if e["t"] <= 62.0] + [{"t": 61.0, "kind": "report", "name": "drivers"}]
-    events.sort(key=lambda e: e["t"])
+    events.sort(key=lambda e: float(e["t"]))
     phases = {p.name: p for p in derive_phases(events)}
     assert phases["windowsPE"].source == "boot-order"
     assert phases["specialize"].source == "boot-order"
