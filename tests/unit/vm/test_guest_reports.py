@@ -1,0 +1,97 @@
+"""The guest's reports turned into events, phases and lines (no QEMU: the supervisor's fake machine drives it,
+and the reports are handed over as the guest channel would after its checks)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.unit.vm.fakes import Rig
+from winarm.timeline.events import EventKind
+from winarm.timeline.phases import derive_phases
+from winarm.vm.guest_reports import GuestReports, report_details, report_line
+
+DISK_BOOT = 'BdsDxe: starting Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x4,0x0)\r\n'
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A report as the channel hands it over."""
+
+    name: str
+    items: tuple[tuple[str, str], ...] = ()
+
+
+DRIVERS = Sent("drivers", (("pass", "specialize"), ("driver", "02-viostor 0"), ("driver", "03-NetKVM 3010"),
+                           ("driver", "05-Balloon 1")))
+
+
+def test_driver_results_name_each_failure() -> None:
+    details = report_details(DRIVERS)
+    assert details["pass"] == "specialize" and details["failed"] == 1
+    assert [(d["folder"], d["code"], d["ok"]) for d in details["drivers"]] == [
+        ("02-viostor", "0", True), ("03-NetKVM", "3010", True), ("05-Balloon", "1", False)]
+    assert report_line("drivers", details) == (
+        "guest: driver step ended in specialize: 2 of 3 installed; FAILED: 05-Balloon (pnputil exit 1)")
+
+
+def test_hooks_and_plain_reports() -> None:
+    hooks = report_details(Sent("hook", (("hook", "install.bat 0"), ("hook", "setup.ps1 2"))))
+    assert report_line("hook", hooks) == "guest: hooks ran: install.bat ok, setup.ps1 FAILED (exit 2)"
+    assert report_details(Sent("desktop-ready")) == {}
+    assert report_details(Sent("shutdown", (("by", "user"),))) == {"body": [["by", "user"]]}
+
+
+def test_reports_confirm_the_boot_and_start_their_phases(tmp_path: Path, run_base: Path) -> None:
+    """The drivers report confirms the inferred specialize boot; first-logon and desktop-ready start phases of
+    their own (source guest); desktop-ready also ends the install (the answer medium detached); the stall watch
+    hears each report."""
+    async def scenario() -> None:
+        medium = tmp_path / "answer.iso"
+        medium.write_bytes(b"answer")
+        rig = Rig(tmp_path, run_base, answer_medium=medium, stop_at="desktop-ready")
+        rig.machine.obey_power_button()
+        rig.supervisor.facts.values.update(disk_booted=True, disk_boots=0)
+        tasks: list[asyncio.Task[None]] = []
+
+        def spawn(work: Coroutine[Any, Any, None]) -> object:
+            tasks.append(asyncio.get_running_loop().create_task(work))
+            return tasks[-1]
+
+        reports = GuestReports(rig.supervisor.reporter, rig.supervisor.install, spawn)
+        heard: list[str] = []
+        reports.listeners.append(heard.append)
+        task = rig.start()
+        await rig.log.seen(EventKind.RUNNING)
+        rig.machine.console(DISK_BOOT)
+        await rig.log.seen(EventKind.MARKER)
+        reports.on_report(DRIVERS)
+        await rig.machine.emit("RESET", {"guest": True})
+        rig.machine.console(DISK_BOOT)
+        await rig.log.seen(EventKind.MARKER, after=len(rig.log.events))
+        reports.on_report(Sent("first-logon"))
+        reports.on_report(Sent("desktop-ready"))
+        await asyncio.gather(*tasks)
+        assert await task == 0, "--stop-at desktop-ready stopped the VM"
+        phases = [(p.name, p.source) for p in derive_phases(rig.log.events) if p.source]
+        assert phases == [("specialize", "guest"), ("oobeSystem", "guest"), ("first-logon", "guest"),
+                          ("desktop-ready", "guest")]
+        assert "answer-medium-removed" in rig.log.kinds() and not medium.exists()
+        assert heard == ["drivers", "first-logon", "desktop-ready"]
+        assert reports.snapshot() == {"accepted": 3, "refused": 0, "last": "desktop-ready"}
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
+
+
+def test_refusals_are_recorded_and_counted(tmp_path: Path, run_base: Path) -> None:
+    rig = Rig(tmp_path, run_base)
+    reports = GuestReports(rig.supervisor.reporter, rig.supervisor.install, lambda work: work.close())
+    reports.on_refused("unknown report name", {"name": "evil"})
+    reports.on_refused("refusals suppressed", {"count": 41})
+    refused = [e for e in rig.log.events if e["kind"] == "report-refused"]
+    assert [e["reason"] for e in refused] == ["unknown report name", "refusals suppressed"]
+    assert reports.snapshot()["refused"] == 42
+    assert "[t] guest channel: refused: unknown report name" in rig.said()

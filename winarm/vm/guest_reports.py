@@ -1,0 +1,112 @@
+"""What the guest's reports over the guest channel mean: events in the phase log, phases, and lines.
+
+A report is already checked when it gets here (:mod:`winarm.vm.guest_channel` accepts only known names and
+bounded ``KEY VALUE`` bodies). ``first-logon`` and ``desktop-ready`` start phases of their name (``source: guest``);
+every report confirms the inferred Setup pass of the boot it arrives in (see :mod:`winarm.timeline.phases`);
+``drivers`` carries pnputil's exit code for each driver, said in one line with the failures named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+from winarm.guest import DESKTOP_READY, PHASE_REPORTS, REPORT_DRIVERS, REPORT_HOOK, REPORT_SHUTDOWN
+from winarm.timeline.events import EventKind
+from winarm.vm.report import Reporter
+
+PNPUTIL_OK = frozenset({"0", "259", "3010", "1641"})
+"""pnputil's exit codes that are not failures: done, nothing to do, reboot needed, reboot started."""
+
+
+class ReportLike(Protocol):
+    """A report as the guest channel hands it over."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def items(self) -> tuple[tuple[str, str], ...]: ...
+
+
+class MarkerSink(Protocol):
+    """Where a report that starts a phase goes (:class:`winarm.vm.install_watch.InstallWatch`)."""
+
+    async def on_guest_marker(self, name: str, rest: str, *, source: str) -> None: ...
+
+
+def report_details(report: ReportLike) -> dict[str, Any]:
+    """The event details of ``report``: for ``drivers`` its pass and each driver's folder, code and whether it
+    failed; for ``hook`` each hook's name and code; else the body's lines as ``[key, value]`` pairs."""
+    if report.name == REPORT_DRIVERS:
+        drivers = [_driver(value) for key, value in report.items if key == "driver"]
+        passes = [value for key, value in report.items if key == "pass"]
+        return {"pass": passes[0] if passes else None, "drivers": drivers,
+                "failed": sum(1 for d in drivers if not d["ok"])}
+    if report.name == REPORT_HOOK:
+        return {"hooks": [_hook(value) for key, value in report.items if key == "hook"]}
+    return {"body": [list(item) for item in report.items]} if report.items else {}
+
+
+def _driver(value: str) -> dict[str, Any]:
+    folder, _, code = value.partition(" ")
+    return {"folder": folder, "code": code.strip() or None, "ok": code.strip() in PNPUTIL_OK}
+
+
+def _hook(value: str) -> dict[str, Any]:
+    name, _, code = value.rpartition(" ")
+    return {"name": name or code, "code": code if name else None, "ok": bool(name) and code == "0"}
+
+
+def report_line(name: str, details: dict[str, Any]) -> str:
+    """What the person watching reads when the guest reports ``name``."""
+    if name == REPORT_DRIVERS:
+        drivers = details["drivers"]
+        failed = [f"{d['folder']} (pnputil exit {d['code']})" for d in drivers if not d["ok"]]
+        where = f" in {details['pass']}" if details.get("pass") else ""
+        outcome = f"{len(drivers) - len(failed)} of {len(drivers)} installed"
+        return f"guest: driver step ended{where}: {outcome}" + (f"; FAILED: {', '.join(failed)}" if failed else "")
+    if name == REPORT_HOOK:
+        return "guest: hooks ran: " + ", ".join(
+            f"{h['name']} {'ok' if h['ok'] else 'FAILED (exit ' + str(h['code']) + ')'}" for h in details["hooks"])
+    if name == REPORT_SHUTDOWN:
+        return "guest: Windows was asked to shut down (not by winarm)"
+    if name == DESKTOP_READY:
+        return "guest: the desktop is ready (reported over the guest channel)"
+    return f"guest: {name} (reported over the guest channel)"
+
+
+class GuestReports:
+    """Turns accepted and refused reports into events, phases and lines, and counts them for ``status``."""
+
+    def __init__(self, reporter: Reporter, markers: MarkerSink,
+                 spawn: Callable[[Coroutine[Any, Any, None]], object]) -> None:
+        self.reporter = reporter
+        self.markers = markers
+        self.spawn = spawn
+        self.accepted = 0
+        self.refused = 0
+        self.last: str | None = None
+        self.listeners: list[Callable[[str], None]] = []
+        """Hear the name of each accepted report (the stall watch takes it as activity)."""
+
+    def on_report(self, report: ReportLike) -> None:
+        """Record ``report`` (EventKind.REPORT), say it, and start its phase when it names one."""
+        details = report_details(report)
+        self.accepted += 1
+        self.last = report.name
+        self.reporter.record(EventKind.REPORT, name=report.name, **details)
+        self.reporter.say(report_line(report.name, details))
+        for listener in self.listeners:
+            listener(report.name)
+        if report.name in PHASE_REPORTS:
+            self.spawn(self.markers.on_guest_marker(report.name, "", source="guest"))
+
+    def on_refused(self, reason: str, details: dict[str, Any]) -> None:
+        """Record a refusal (the channel already keeps a flood of them down to a summary) and say it."""
+        self.refused += int(details.get("count", 1))
+        self.reporter.record(EventKind.REPORT_REFUSED, reason=reason, **details)
+        self.reporter.say(f"guest channel: refused: {reason}")
+
+    def snapshot(self) -> dict[str, Any]:
+        """For ``status``: reports accepted and refused, and the last one's name."""
+        return {"accepted": self.accepted, "refused": self.refused, "last": self.last}
