@@ -36,6 +36,16 @@ class VmStatus:
     vnc: str | None = None
     vnc_password: bool = False
     phase: str | None = None
+    phase_source: str | None = None
+    """Who named the phase under way: ``boot-order`` (inferred), ``guest``, ``share``, ``serial`` or None."""
+    progress: dict[str, Any] | None = None
+    """The phase's progress where it is known (the image apply: ``percent``, ``line``...)."""
+    activity: dict[str, Any] | None = None
+    """The last minute: disk and install-medium bytes, network driver, CPU (see :mod:`winarm.vm.traffic`)."""
+    reports: dict[str, Any] | None = None
+    """The guest channel: reports accepted and refused, the last one's name; None when the channel is off."""
+    stall: dict[str, Any] | None = None
+    """The stall watch (see :mod:`winarm.vm.stall`): ``stalled``, since when, the last activity."""
     uptime: float | None = None
 
     @property
@@ -71,8 +81,38 @@ def status_lines(reports: list[VmStatus], *, as_json: bool) -> Iterator[str]:
                 f"phase {report.phase or '-'}, vnc {report.vnc or '-'}, run dir {report.run_dir}"
             )
         yield line
+        yield from _activity_lines(report)
         if isinstance(report.share, dict):
             yield from _share_lines(report.share)
+
+
+def _megabytes(value: Any) -> str:
+    return f"{int(value or 0) / 1e6:.1f} MB"
+
+
+def _activity_lines(report: VmStatus) -> Iterator[str]:
+    """The phase's source and progress, the last minute's activity, the guest channel and a stall."""
+    if report.phase and report.phase_source == "boot-order":
+        yield f"  phase {report.phase}: inferred from the boot order (no guest report in this boot yet)"
+    if report.progress and report.progress.get("line"):
+        yield f"  {report.progress['line']}"
+    activity = report.activity or {}
+    if activity:
+        parts = [f"disk {_megabytes(activity.get('disk_written'))} written, {_megabytes(activity.get('disk_read'))} "
+                 f"read", f"install medium {_megabytes(activity.get('iso_read'))} read"]
+        if activity.get("screen_changes") is not None:
+            parts.append(f"screen changed {activity['screen_changes']} times")
+        if activity.get("cpu_percent") is not None:
+            parts.append(f"CPU {activity['cpu_percent']:.0f} %")
+        parts.append("network driver up" if activity.get("nic_up") else "network driver not seen yet")
+        yield "  last minute: " + ", ".join(parts)
+    if report.reports is not None:
+        reports = report.reports
+        yield (f"  guest channel: {reports.get('accepted', 0)} reports, last {reports.get('last') or '-'}"
+               + (f", {reports['refused']} refused" if reports.get("refused") else ""))
+    stall = report.stall or {}
+    if stall.get("stalled"):
+        yield f"  STALLED: {stall.get('line') or stall.get('message') or 'no activity'}"
 
 
 def _share_lines(share: dict[str, Any]) -> Iterator[str]:
