@@ -45,11 +45,12 @@ class DaemonCollector:
 
         durations = GaugeMetricFamily(
             "winarm_phase_duration_seconds", "Duration of each completed boot phase of this run",
-            labels=["vm", "boot", "index", "phase"],
+            labels=["vm", "boot", "index", "phase", "source"],
         )
         for index, phase in enumerate(phases, 1):
             if phase.duration is not None:
-                durations.add_metric([vm, str(phase.boot), str(index), phase.name], phase.duration)
+                durations.add_metric([vm, str(phase.boot), str(index), phase.name, phase.source or "winarm"],
+                                     phase.duration)
         yield durations
 
         current = GaugeMetricFamily("winarm_phase_current", "1 for the phase under way, with the seconds it has "
@@ -71,6 +72,7 @@ class DaemonCollector:
         uptime.add_metric([vm], float(status.get("uptime") or 0.0))
         yield uptime
 
+        yield from activity_families(vm, status)
         share = status.get("share")
         if isinstance(share, dict):
             share_healthy = GaugeMetricFamily("winarm_share_healthy", "1 when an SMB session reaches the share",
@@ -81,6 +83,43 @@ class DaemonCollector:
                                          labels=["vm"])
             restarts.add_metric([vm], float(share.get("restarts") or 0))
             yield restarts
+
+
+def activity_families(vm: str, status: dict[str, Any]) -> Iterator[Any]:
+    """The answers to "is it hung?": progress, the last minute's activity, the guest channel, a stall."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    def gauge(name: str, text: str, value: Any, **labels: str) -> Any:
+        family = GaugeMetricFamily(name, text, labels=["vm", *labels])
+        family.add_metric([vm, *labels.values()], float(value or 0))
+        return family
+
+    progress = status.get("progress") or {}
+    if progress.get("percent") is not None:
+        yield gauge("winarm_progress_ratio", "Progress of the phase under way where it is known (0 to 1)",
+                    float(progress["percent"]) / 100, what=str(progress.get("what", "apply")))
+    stall = status.get("stall")
+    if isinstance(stall, dict):
+        yield gauge("winarm_stalled", "1 while the VM shows no disk I/O, screen change or report for the stall "
+                    "timeout", 1 if stall.get("stalled") else 0)
+    activity = status.get("activity") or {}
+    for key in ("disk_written", "disk_read", "iso_read"):
+        if key in activity:
+            yield gauge(f"winarm_{key}_bytes_last_minute", f"Bytes ({key.replace('_', ' ')}) in the last minute",
+                        activity[key])
+    if activity.get("cpu_percent") is not None:
+        yield gauge("winarm_cpu_percent_last_minute", "QEMU's CPU use in the last minute, percent of one core",
+                    activity["cpu_percent"])
+    if "nic_up" in activity:
+        yield gauge("winarm_network_driver_up", "1 once the guest's network driver programmed the NIC in this boot",
+                    1 if activity["nic_up"] else 0)
+    reports = status.get("reports")
+    if isinstance(reports, dict):
+        family = GaugeMetricFamily("winarm_guest_reports", "Reports over the guest channel in this run",
+                                   labels=["vm", "result"])
+        for result in ("accepted", "refused"):
+            family.add_metric([vm, result], float(reports.get(result) or 0))
+        yield family
 
 
 class MetricsServer:
