@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from winarm.errors import RuntimeFailure
 from winarm.files import write_atomic
+from winarm.timeline.phases import INFERRED
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -339,7 +340,9 @@ def _draw_phases(phases: list[dict[str, Any]], title: str) -> Figure:
     for row, phase in enumerate(phases):
         name = str(phase.get("name"))
         boot = int(phase.get("boot", 0))
-        labels.append(f"{name}  (boot {boot})" if several_boots and boot > 0 else name)
+        inferred = phase.get("source") == INFERRED  # named by the boot order: drawn hatched and labelled so
+        label = f"{name}  (boot {boot})" if several_boots and boot > 0 else name
+        labels.append(f"{label}  [inferred]" if inferred else label)
         span = _closed(phase)
         if span is None:
             start = float(phase.get("start") or 0.0)
@@ -348,8 +351,8 @@ def _draw_phases(phases: list[dict[str, Any]], title: str) -> Figure:
             continue
         start, stop = span
         bar = ax.barh(row, stop - start, left=start, height=BAR_HEIGHT, color=phase_color(name), edgecolor="white",
-                      linewidth=0.6)  # fmt: skip
-        bar.patches[0].set_gid(f"phase-{row + 1}-{name}")
+                      linewidth=0.6, hatch="///" if inferred else None, alpha=0.6 if inferred else 1.0)  # fmt: skip
+        bar.patches[0].set_gid(f"phase-{row + 1}-{name}{'-inferred' if inferred else ''}")
         ax.text(stop + pad, row, f"{stop - start:.1f} s", va="center", fontsize=9)
     _time_axis(ax, list(range(len(phases))), labels, x_max * 1.12)
     ax.set_ylim(len(phases) - 0.4, -0.6)
@@ -377,7 +380,7 @@ def _save(figure: Figure, out: Path) -> list[Path]:
         figure.savefig(buffer, format=fmt, dpi=110, metadata=metadata)
         rendered.append(buffer.getvalue())
     for target, data in zip(targets, rendered, strict=True):
-        _write_atomic(target, data)
+        write_atomic(target, data, mode=0o644, what="chart")
     return targets
 
 
@@ -391,10 +394,5 @@ def _time_axis(ax: Any, ticks: Sequence[float], labels: Sequence[str], x_limit: 
     ax.set_axisbelow(True)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, mode 0644. Raises :class:`UserError`."""
-    write_atomic(path, data, mode=0o644, what="chart")
 
 

@@ -225,6 +225,19 @@ def test_phases_chart_one_row_per_phase(tmp_path: Path) -> None:
     assert fill_of(ids["phase-2-firmware"], ids) == fill_of(ids["phase-5-firmware"], ids) == PHASE_COLORS["firmware"]
 
 
+def test_inferred_phases_are_drawn_apart(tmp_path: Path) -> None:
+    """A phase named by the boot order is labelled [inferred] and its bar hatched; a reported one is not."""
+    phases = [{"name": "windowsPE", "boot": 1, "start": 2.0, "end": 60.0, "source": "boot-order"},
+              {"name": "first-logon", "boot": 1, "start": 60.0, "end": 70.0, "source": "guest"}]
+    svg = phases_chart(phases, tmp_path / "install.png", "install")[1].read_bytes()
+    root = fromstring(svg)
+    labels = texts(root)
+    assert "windowsPE  [inferred]" in labels and "first-logon" in labels
+    ids = by_id(root)
+    assert "phase-1-windowsPE-inferred" in ids and "phase-2-first-logon" in ids
+    assert b"<pattern" in svg, "the inferred bar is hatched"
+
+
 def test_unknown_phase_colour_is_stable_across_processes() -> None:
     """No salted hash() and no eager matplotlib import: two interpreters, two hash seeds, one answer."""
     code = (
