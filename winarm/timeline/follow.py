@@ -9,17 +9,41 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from winarm.timeline.events import read_events
+from winarm.timeline.events import Event, EventKind, read_events
 from winarm.timeline.phases import derive_phases, format_phase_line, total_duration
 from winarm.vm.watch import IN_CLOSE_WRITE, IN_CREATE, IN_MODIFY, IN_MOVED_TO, Watch
+
+
+def _gigabytes(value: Any) -> str:
+    size = float(value or 0)
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
+
+
+_LINES: dict[str, Callable[[Event], str]] = {
+    EventKind.APPLY_PROGRESS: lambda e: (f"applying image: {float(e.get('percent', 0)):.0f} % "
+                                         f"({_gigabytes(e.get('written'))} of about {_gigabytes(e.get('total'))})"),
+    EventKind.REPORT: lambda e: f"guest reported {e.get('name')}",
+    EventKind.REPORT_REFUSED: lambda e: f"guest channel refused: {e.get('reason')}",
+    EventKind.NIC_UP: lambda e: "the guest's network driver is up",
+    EventKind.STALLED: lambda e: f"STALLED: nothing moved for {float(e.get('quiet', 0)):.0f} s (last: {e.get('last')})",
+    EventKind.STALL_ENDED: lambda e: "moving again",
+}
+
+
+def event_line(event: Event) -> str | None:
+    """The line ``--follow`` prints for an event between phases (progress, reports, the network driver, a
+    stall), or None for the kinds it leaves to the phase lines."""
+    line = _LINES.get(str(event.get("kind")))
+    return None if line is None else f"  {float(event.get('t', 0.0)):8.2f} s  {line(event)}"
 
 
 def follow_phases(log: Path, echo: Callable[[str], None], *, idle_timeout: float | None = None) -> int:
     """Print the phases already complete, then each one as it completes, until the run's ``exit`` event
     (status 0) or ``idle_timeout`` seconds without any change (status 1). Raises OSError when the VM's
     directory cannot be watched."""
-    printed = 0
+    printed = seen = 0
     inode: int | None = None
     with Watch(log.parent, IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO) as watch:
         while True:
@@ -29,7 +53,12 @@ def follow_phases(log: Path, echo: Callable[[str], None], *, idle_timeout: float
             except FileNotFoundError:
                 current, events = None, []
             if current != inode:  # a new run started a new log
-                inode, printed = current, 0
+                inode, printed, seen = current, 0, 0
+            for event in events[seen:]:
+                line = event_line(event)
+                if line is not None:
+                    echo(line)
+            seen = len(events)
             phases = [p for p in derive_phases(events) if p.end is not None]
             for phase in phases[printed:]:
                 echo(format_phase_line(phase))

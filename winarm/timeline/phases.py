@@ -188,7 +188,8 @@ def timeline_json(events: list[Event]) -> dict[str, Any]:
 def format_phase_line(phase: Phase) -> str:
     """One live line for a phase that just ended."""
     paused = f", {phase.paused:.2f} s of it paused: storage full" if phase.paused else ""
-    ends = f"ends at {phase.end:.2f} s{paused}"
+    source = {INFERRED: ", inferred from the boot order", CONFIRMED: ", reported"}.get(phase.source or "", "")
+    ends = f"ends at {phase.end:.2f} s{paused}{source}"
     return f"phase {phase.name:<18} {phase.duration or 0:8.2f} s   (boot {phase.boot}, {ends})"
 
 

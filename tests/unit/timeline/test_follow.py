@@ -68,3 +68,30 @@ def test_follow_gives_up_after_the_idle_timeout(tmp_path: Path) -> None:
     log = tmp_path / "events.jsonl"
     append(log, {"t": 0.0, "kind": "start"})
     assert follow_phases(log, lambda line: None, idle_timeout=0.2) == 1
+
+
+def test_follow_prints_progress_reports_and_a_stall_between_phases(tmp_path: Path) -> None:
+    """An install's windowsPE (inferred) with its apply progress, a stall and its end, then a report."""
+    log = tmp_path / "events.jsonl"
+    for event in ({"t": 0.0, "kind": "start"}, {"t": 0.2, "kind": "running"},
+                  {"t": 2.0, "kind": "boot-device", "device": "cd"},
+                  {"t": 2.0, "kind": "marker", "name": "windowsPE", "source": "boot-order"}):
+        append(log, event)
+    lines, result, thread = start(log)
+    assert lines.get(timeout=10).startswith("phase launch ")
+    assert lines.get(timeout=10).startswith("phase firmware ")
+    append(log, {"t": 9.0, "kind": "apply-progress", "percent": 45, "written": 4_300_000_000,
+                 "total": 9_600_000_000})
+    assert lines.get(timeout=10) == "      9.00 s  applying image: 45 % (4.3 GB of about 9.6 GB)"
+    append(log, {"t": 900.0, "kind": "stalled", "quiet": 600, "last": "disk I/O at 300.0 s"})
+    assert lines.get(timeout=10) == "    900.00 s  STALLED: nothing moved for 600 s (last: disk I/O at 300.0 s)"
+    append(log, {"t": 950.0, "kind": "reset"})
+    line = lines.get(timeout=10)
+    assert line.startswith("phase windowsPE ") and line.endswith("inferred from the boot order)")
+    append(log, {"t": 960.0, "kind": "report", "name": "drivers"})
+    assert lines.get(timeout=10) == "    960.00 s  guest reported drivers"
+    append(log, {"t": 961.0, "kind": "exit", "code": 0})
+    assert lines.get(timeout=10).startswith("phase firmware ")
+    assert lines.get(timeout=10).startswith("stopped: total")
+    thread.join(10)
+    assert result == [0]
