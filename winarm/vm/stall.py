@@ -122,6 +122,7 @@ class StallWatch:
             digest = None
         if digest is not None:
             if self._digest is not None and digest != self._digest:
+                self._forget_before(self.clock() - RECENT)
                 self._changes.append(self.clock())
                 self.note("screen change")
             self._digest = digest
@@ -155,8 +156,7 @@ class StallWatch:
         ``last_activity`` (what), ``last_activity_at``, ``seconds_since_activity``,
         ``screen_changes_last_minute``."""
         now = self.clock()
-        while self._changes and self._changes[0] < now - RECENT:
-            self._changes.popleft()
+        self._forget_before(now - RECENT)
         what, when = self.last
         return {
             "armed": self.armed, "timeout": self.timeout, "stalled": self.stalled_since is not None,
@@ -164,3 +164,8 @@ class StallWatch:
             "stalls": self.stalls, "last_activity": what, "last_activity_at": round(when, 1),
             "seconds_since_activity": round(now - when, 1), "screen_changes_last_minute": len(self._changes),
         }
+
+    def _forget_before(self, since: float) -> None:
+        """Drop the screen changes older than ``since`` (the count stays bounded)."""
+        while self._changes and self._changes[0] < since:
+            self._changes.popleft()
