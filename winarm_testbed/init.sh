@@ -588,7 +588,17 @@ setup_from_cd() {
     die "reboot -f returned"
 }
 
+# hang_if_asked: the stall watch's test (sources/winarm-hang on the install CD): say so, then do nothing more
+# (no disk I/O, no output; the console cursor stops blinking, so the screen stays the same).
+hang_if_asked() {
+    [ -f "${SEED%/*}/winarm-hang" ] || return 0
+    event hang
+    echo 0 >/sys/class/graphics/fbcon/cursor_blink 2>/dev/null
+    while :; do sleep 3600; done
+}
+
 windows_pe() {
+    hang_if_asked
     phase windowsPE
     check_answer "$ANSWER"
     root="${ANSWER%/*}"

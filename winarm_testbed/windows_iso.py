@@ -8,6 +8,8 @@ efi/microsoft/boot/efisys.bin      the El Torito EFI boot image (the guest's FAT
 boot/bcd                           a placeholder
 sources/install.wim                a valid WIM header and XML: ARM64, build 26100, two editions
 sources/winarm-seed.img            what the guest "applies": a GPT disk image, ESP + a FAT "Windows" partition
+sources/winarm-hang                only with ``hang``: the guest stops at the top of windowsPE (tests of the
+                                   stall watch)
 ```
 The El Torito entry (platform EFI, no emulation) boots the guest's FAT image, as on the plain guest ISO, so
 AAVMF boots it from a USB CD the same way. The image (about 40 MiB: the kernel is stored uncompressed) is
@@ -32,13 +34,16 @@ from winarm_testbed.images import make_seed
 from winarm_testbed.tools import GuestBuildError, locked, run
 from winarm_testbed.wim_image import build_bridge_iso
 
-__all__ = ["BUILD", "EDITIONS", "ISO_MODULES", "ISO_NAME", "SEED_PATH", "build_windows_testbed"]
+__all__ = ["BUILD", "EDITIONS", "HANG_PATH", "ISO_MODULES", "ISO_NAME", "SEED_PATH", "build_windows_testbed"]
 
 ISO_NAME = "winarm-windows-testbed.iso"
 EDITIONS = ("Windows 11 Home", "Windows 11 Pro")
 BUILD = "26100"
 SEED_PATH = "sources/winarm-seed.img"
 """Where the guest finds the image it applies (read from the UDF tree; init.sh knows this path)."""
+HANG_PATH = "sources/winarm-hang"
+"""With this file on the medium the guest prints ``WINARM-EVENT hang`` at the top of windowsPE and then does
+nothing more: no disk I/O, no output, the screen unchanged (init.sh knows this path)."""
 ISO_MODULES = ("windows_iso.py", "wim_writer.py", "wim_image.py", "images.py")
 """The modules of this package that turn the guest into the Windows-shaped ISO (its cache key hashes them)."""
 DATA_MIB = 128
@@ -57,13 +62,15 @@ def build_windows_testbed(
     force: bool = False,
     log: Callable[[str], None] = print,
     wim_padding: int = 0,
+    hang: bool = False,
 ) -> Path:
     """Build (or reuse from cache) the Windows-shaped test ISO and return its path.
 
     Built from the test guest (``build_guest_efi_image``, itself cached), into
     ``cache_dir/windows-<key>/winarm-windows-testbed.iso`` where the key hashes the guest build, this module,
     the WIM writer and ``wim_padding`` (zero bytes before the WIM's XML, to give ``install.wim`` a realistic
-    size; the ISO is written sparsely, so the padding costs no disk). Idempotent and fast on a cache hit;
+    size; the ISO is written sparsely, so the padding costs no disk) and ``hang`` (:data:`HANG_PATH` on the
+    medium: a separate ISO whose guest freezes in windowsPE). Idempotent and fast on a cache hit;
     ``force`` rebuilds the ISO (not the guest). Written atomically (temp file + rename) under a lock.
 
     Raises GuestBuildError (one line) when the guest cannot be built, a host tool fails, ``wim_padding``
@@ -74,7 +81,7 @@ def build_windows_testbed(
     cache_dir = Path(cache_dir)
     efi_image = build_guest_efi_image(cache_dir, log=log)
     try:
-        iso = cache_dir / f"windows-{_cache_key(efi_image, wim_padding)}" / ISO_NAME
+        iso = cache_dir / f"windows-{_cache_key(efi_image, wim_padding, hang)}" / ISO_NAME
         if iso.is_file() and not force:
             return iso
         with locked(cache_dir / ".lock-windows"):
@@ -82,29 +89,31 @@ def build_windows_testbed(
                 return iso
             started = time.monotonic()
             log(f"testbed: building {iso}")
-            _build(efi_image, iso, wim_padding)
+            _build(efi_image, iso, wim_padding, hang)
             log(f"testbed: built {iso.name} in {time.monotonic() - started:.1f} s")
             return iso
     except (OSError, ValueError) as exc:
         raise GuestBuildError(f"cannot build the Windows test ISO in {cache_dir}: {exc}") from exc
 
 
-def _cache_key(efi_image: Path, wim_padding: int) -> str:
+def _cache_key(efi_image: Path, wim_padding: int, hang: bool) -> str:
     """Short hash of the guest build (its cache directory is named by its own key), of the modules that turn
     it into this ISO (this one, the ISO and WIM writers, the seed disk's, and winarm's WIM reader, whose layout
-    the writer packs), pycdlib's version and the padding."""
+    the writer packs), pycdlib's version, the padding and the hang option."""
     from importlib.metadata import version
 
     from winarm.media import wim
 
     digest = hashlib.sha256()
     digest.update(f"{efi_image.parent.name}\npadding={wim_padding}\npycdlib={version('pycdlib')}\n".encode())
+    if hang:
+        digest.update(b"hang\n")
     for module_file in (*(Path(__file__).with_name(name) for name in ISO_MODULES), Path(wim.__file__)):
         digest.update(module_file.read_bytes())
     return digest.hexdigest()[:12]
 
 
-def _build(efi_image: Path, iso: Path, wim_padding: int) -> None:
+def _build(efi_image: Path, iso: Path, wim_padding: int, hang: bool) -> None:
     """Write the ISO to ISO from the guest's EFI image (through a temp file and a rename).
 
     Raises GuestBuildError when mtools or sfdisk fail, OSError from the file system.
@@ -117,6 +126,9 @@ def _build(efi_image: Path, iso: Path, wim_padding: int) -> None:
              env={"MTOOLS_SKIP_CHECK": "1"})
         seed = work / "seed.img"
         make_seed(efi_image, seed, data_mib=DATA_MIB)
+        extra: dict[str, bytes | Path] = {"efi/boot/bootaa64.efi": loader, SEED_PATH: seed}
+        if hang:
+            extra[HANG_PATH] = b"winarm test: the guest hangs at the top of windowsPE\r\n"
         tmp_iso = work / ISO_NAME
         build_bridge_iso(
             tmp_iso,
@@ -124,7 +136,7 @@ def _build(efi_image: Path, iso: Path, wim_padding: int) -> None:
             build=BUILD,
             arch="arm64",
             wim_padding=wim_padding,
-            extra_files={"efi/boot/bootaa64.efi": loader, SEED_PATH: seed},
+            extra_files=extra,
             efi_boot_image=efi_image,
             volume_id=VOLUME_ID,
             readme=README,

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "down": "winarm.cli.lifecycle:down",
     "status": "winarm.cli.lifecycle:status",
     "phases": "winarm.cli.phases:phases",
+    "screenshot": "winarm.cli.screenshot:screenshot",
     "prepare": "winarm.cli.prepare:prepare",
     "bench": "winarm.cli.bench:bench",
     "env": "winarm.cli.env:env",

@@ -142,6 +142,10 @@ SETTINGS: tuple[Setting, ...] = (
          "without it Windows 11 Setup is told to skip that check", more="Off for unsigned test guests."),
     _row("timeout", "--timeout", "TIMEOUT", "105", "Seconds the guest gets to shut down before QEMU is told to "
          "quit"),
+    _row("stall_timeout", "--stall-timeout", "STALL_TIMEOUT", "1800", "Seconds with no disk I/O, no screen change "
+         "and no guest report after which a running install is told stalled (an event, a line, a screenshot); 0 "
+         "turns the watch off", metavar="SECONDS", more="The default allows for TCG on a small host, where one "
+         "step of Setup can be quiet for many minutes."),
     _row("vnc", "--vnc", "VNC", "127.0.0.1", "Address VNC listens on"),
     _row("vnc_password_file", "--vnc-password-file", "VNC_PASSWORD_FILE", None, "Require the VNC password in "
          "FILE's first line (1-8 characters, the VNC protocol's limit)", metavar="FILE", more="Or the password "
@@ -175,8 +179,8 @@ INSTALL = ("iso", "iso_sha256", "drivers", "drivers_pass", "unattend", "username
            "computer_name", "language", "keyboard", "edition", "product_key")
 SHARE = ("shared", "share", "share_readonly", "uid", "gid", "file_mode", "dir_mode", "share_user", "share_password",
          "share_port")
-RUN = ("accel", "tpm", "secure_boot", "timeout", "vnc", "vnc_password_file", "metrics_port", "metrics_address",
-       "stop_at", "cpu_model")
+RUN = ("accel", "tpm", "secure_boot", "timeout", "stall_timeout", "vnc", "vnc_password_file", "metrics_port",
+       "metrics_address", "stop_at", "cpu_model")
 UP = (*VM, "ram", "cpus", *DISK, *INSTALL, *SHARE, *RUN)
 """The options of ``winarm up``, in the order its help lists them."""
 PREPARE = (*VM, *INSTALL, *SHARE, "disk_bus", "tpm", "secure_boot")

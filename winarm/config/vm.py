@@ -85,6 +85,8 @@ class Config:
     share: ShareSettings | None = None
     metrics_port: int | None = None
     metrics_address: str = default_of("metrics_address")
+    stall_timeout: float = float(default_of("stall_timeout"))
+    """Seconds of no activity after which a running install is told stalled; 0: never."""
     allocate: bool = False
     notes: tuple[str, ...] = field(default=(), compare=False)
     """Things the user should know that are not mistakes (one line each), printed by ``winarm up``."""
@@ -185,6 +187,7 @@ def load_config(flags: Mapping[str, Any], env: Mapping[str, str], host: HostFact
     fields |= _disk(values, storage / name)
     fields |= _iso(values, storage, discover=flags.get("discover_iso", True) is not False)
     fields |= _running(values, flags, host)
+    fields["stall_timeout"] = parse_stall_timeout(str(values["stall_timeout"]))
     fields |= _install(values)
     fields["share"] = load_share_settings(flags, env)
     fields |= metrics(values)
@@ -259,6 +262,19 @@ def _running(values: Values, flags: Mapping[str, Any], host: HostFacts) -> dict[
         raise UserError(f"timeout {timeout_text!r} is out of range: use 1 to 3600 seconds")
     return {"accel": choose_accel(accel, host), "tpm": values["tpm"], "secure_boot": bool(values["secure_boot"]),
             "timeout": timeout, "run_base": Path(str(values["run_base"])).absolute()}
+
+
+def parse_stall_timeout(text: str) -> float:
+    """The stall timeout in seconds: a number from 0 (the watch off) to a week. Raises :class:`UserError` naming
+    the value."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise UserError(f"stall timeout {text!r} is not a number of seconds: use for example 1800, or 0 to turn "
+                        "the stall watch off") from None
+    if not 0 <= seconds <= 7 * 86400:
+        raise UserError(f"stall timeout {text!r} is out of range: use 0 (off) to 604800 seconds")
+    return seconds
 
 
 def _install(values: Values) -> dict[str, Any]:

@@ -1,7 +1,7 @@
-"""The client side of a running daemon's control socket (``winarm status`` and ``winarm down``).
+"""The client side of a running daemon's control socket (``winarm status``, ``winarm down``, ``winarm screenshot``).
 
-Protocol: one JSON object on one line in (``{"command": "status"}`` or ``{"command": "down"}``), one JSON
-object on one line back.
+Protocol: one JSON object on one line in (``{"command": "status"}``, ``{"command": "down"}`` or
+``{"command": "screenshot"}``), one JSON object on one line back.
 """
 
 from __future__ import annotations

@@ -53,6 +53,8 @@ class InstallWatch:
         self.answer_medium = answer_medium
         self.on_marker = on_marker
         """Hears the name of each new marker (the supervisor stops at ``--stop-at``)."""
+        self.heard: Callable[[str], None] = lambda line: None
+        """Hears every complete console line (the stall watch counts it as activity)."""
         self._key_pressed_this_boot = False
         self._output_this_boot = False
         self._markers_this_boot: set[str] = set()
@@ -77,6 +79,7 @@ class InstallWatch:
                     self._output_this_boot = True
                     self.reporter.record(EventKind.FIRMWARE_OUTPUT)
                 for line in splitter.feed(data):
+                    self.heard(line)
                     await self.on_line(line)
                 if CD_PROMPT in splitter.pending():
                     await self.on_prompt()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from winarm.errors import RuntimeFailure
 from winarm.guest import DESKTOP_READY
+from winarm.qemu.screen import Screen
 from winarm.timeline.events import EventKind
 from winarm.timeline.phases import derive_phases
 from winarm.vm import ending
@@ -30,6 +31,7 @@ from winarm.vm.full_storage import wait_for_room
 from winarm.vm.install_watch import InstallWatch
 from winarm.vm.report import Reporter
 from winarm.vm.share_watch import ShareWatch
+from winarm.vm.stall import StallWatch
 from winarm.vm.state import Lifecycle, VmState
 from winarm.vm.status import VmStatus
 from winarm.vm.storage_pause import RoomWait, StoragePause
@@ -87,6 +89,10 @@ class Supervisor:
                                     qemu_log=self.paths.qemu_log, cont=lambda: machine.execute("cont"),
                                     wait_for_room=room)
         self.storage.before_resume = self.facts.save_if_unsaved
+        self.stall = StallWatch(Screen(machine.execute, self.paths.run_dir), timeout=self.cfg.stall_timeout,
+                                folder=self.paths.state_dir, record=self.reporter.record, say=self.reporter.say,
+                                clock=launched.events.now)
+        self.install.heard = lambda line: self.stall.note("console line", line)
         self._stop_requested = asyncio.Event()
         self.storage.stopping = self._stop_requested.is_set
         self._stop_reason = ""
@@ -215,7 +221,8 @@ class Supervisor:
         if smbd_ready is not None:
             await smbd_ready
             self._start_share()
-        await stack.enter_async_context(ControlServer(self.paths.control_socket, self.status, self._on_down))
+        await stack.enter_async_context(ControlServer(self.paths.control_socket, self.status, self._on_down,
+                                                      self.stall.screenshot))
         self._start_metrics(stack)
         self._background.append(self._spawn(self.machine.pump_events(self._on_qmp_event)))
         assert self.machine.serial_reader is not None
@@ -224,6 +231,8 @@ class Supervisor:
         run_state = await self.machine.cont()
         self.lifecycle.move(VmState.RUNNING)
         self.reporter.record(EventKind.RUNNING, status=run_state)
+        self.stall.arm()
+        self._background.append(self._spawn(self.stall.run()))
         self.reporter.say(f"QEMU pid {self.machine.pid} running ({self.cfg.accel}); phase log {self.paths.events}")
         await self._query_vnc()
 
@@ -323,6 +332,7 @@ class Supervisor:
     async def _stop_vm(self, paused: bool) -> str:
         """The graceful stop (power button, then quit, then kill); a VM paused for room is told to quit."""
         self.lifecycle.move(VmState.STOPPING)
+        self.stall.disarm()
         if paused:
             self.reporter.say(f"stopping ({self._stop_reason}): the VM is paused for lack of room and cannot shut "
                               "down, so QEMU is told to quit (it closes the disk image consistent; the guest checks "
