@@ -57,6 +57,7 @@ class EventKind(StrEnum):
     NIC_UP = "nic-up"
     STALLED = "stalled"
     STALL_ENDED = "stall-ended"
+    DESKTOP_READY_MISSING = "desktop-ready-missing"
     SCREENSHOT = "screenshot"
     FACTS_UNSAVED = "facts-unsaved"
     # QMP events

@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from winarm.guest import DESKTOP_READY, PHASE_REPORTS, REPORT_DRIVERS, REPORT_HOOK, REPORT_SHUTDOWN
+from winarm.guest import (
+    DESKTOP_READY,
+    PHASE_REPORTS,
+    REPORT_DRIVERS,
+    REPORT_FIRST_LOGON,
+    REPORT_HOOK,
+    REPORT_SHUTDOWN,
+)
 from winarm.timeline.events import EventKind
 from winarm.vm.report import Reporter
 
@@ -73,6 +80,30 @@ def report_line(name: str, details: dict[str, Any]) -> str:
     if name == DESKTOP_READY:
         return "guest: the desktop is ready (reported over the guest channel)"
     return f"guest: {name} (reported over the guest channel)"
+
+
+def desktop_ready_missing(events: list[dict[str, Any]]) -> bool:
+    """Whether this run reached Setup's last pass (oobeSystem, or the first logon) and no ``desktop-ready``
+    came after it: the install probably ended, and winarm could not hear it."""
+    last_pass = None
+    for index, event in enumerate(events):
+        if event.get("kind") == EventKind.MARKER and event.get("name") in ("oobeSystem", REPORT_FIRST_LOGON):
+            last_pass = index
+    if last_pass is None:
+        return False
+    return not any(e.get("kind") == EventKind.MARKER and e.get("name") == DESKTOP_READY for e in events[last_pass:])
+
+
+def missing_line(channel_on: bool, accepted: int) -> str:
+    """The line that says desktop-ready never came, and the likely reason."""
+    if not channel_on:
+        why = "the guest channel is off (--no-guest-channel), so Windows cannot report"
+    elif accepted == 0:
+        why = ("no report reached winarm over the guest channel (no network driver in the guest, or its network "
+               "blocked)")
+    else:
+        why = f"the guest reported {accepted} times, but not desktop-ready"
+    return f"desktop-ready was never reported: {why}; the phases marked boot-order are inferred"
 
 
 class GuestReports:

@@ -95,3 +95,17 @@ def test_refusals_are_recorded_and_counted(tmp_path: Path, run_base: Path) -> No
     assert [e["reason"] for e in refused] == ["unknown report name", "refusals suppressed"]
     assert reports.snapshot()["refused"] == 42
     assert "[t] guest channel: refused: unknown report name" in rig.said()
+
+
+def test_desktop_ready_missing_after_the_last_pass() -> None:
+    from winarm.vm.guest_reports import desktop_ready_missing, missing_line
+
+    install = [{"kind": "marker", "name": "windowsPE"}, {"kind": "marker", "name": "specialize"},
+               {"kind": "reset"}, {"kind": "marker", "name": "oobeSystem", "source": "boot-order"}]
+    assert desktop_ready_missing(install)
+    assert not desktop_ready_missing([*install, {"kind": "marker", "name": "desktop-ready", "source": "guest"}])
+    assert not desktop_ready_missing(install[:2]), "before the last pass nothing is missing yet"
+    assert not desktop_ready_missing([{"kind": "marker", "name": "ready"}]), "no install, nothing missing"
+    assert "--no-guest-channel" in missing_line(False, 0)
+    assert "no report reached winarm" in missing_line(True, 0)
+    assert "reported 2 times" in missing_line(True, 2)
