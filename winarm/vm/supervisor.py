@@ -33,6 +33,7 @@ from winarm.vm.share_watch import ShareWatch
 from winarm.vm.state import Lifecycle, VmState
 from winarm.vm.status import VmStatus
 from winarm.vm.storage_pause import RoomWait, StoragePause
+from winarm.vm.traffic import TrafficWatch
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -87,6 +88,7 @@ class Supervisor:
                                     qemu_log=self.paths.qemu_log, cont=lambda: machine.execute("cont"),
                                     wait_for_room=room)
         self.storage.before_resume = self.facts.save_if_unsaved
+        self.traffic = TrafficWatch(machine.execute, record=self.reporter.record, image=launched.install_image)
         self._stop_requested = asyncio.Event()
         self.storage.stopping = self._stop_requested.is_set
         self._stop_reason = ""
@@ -106,6 +108,7 @@ class Supervisor:
             self.reporter.record(EventKind.STOP_REQUESTED, reason=reason)
 
     def _on_marker(self, name: str) -> None:
+        self.traffic.set_phase(name)
         if self.cfg.stop_at and name in self.cfg.stop_at.split(","):
             self.request_stop(f"the guest reached {name}")
 
@@ -130,8 +133,10 @@ class Supervisor:
 
     # -- what happens -------------------------------------------------------------------------------------------
     def _on_qmp_event(self, name: str, data: dict[str, Any]) -> None:
+        self.traffic.on_qmp_event(name, data)
         if name == "RESET":
             self.install.new_boot()
+            self.traffic.new_boot()
             self.reporter.record(EventKind.RESET, guest=bool(data.get("guest", False)), reason=data.get("reason"))
         elif name == "SHUTDOWN":
             self.reporter.record(EventKind.SHUTDOWN, guest=bool(data.get("guest", False)),
@@ -218,6 +223,7 @@ class Supervisor:
         await stack.enter_async_context(ControlServer(self.paths.control_socket, self.status, self._on_down))
         self._start_metrics(stack)
         self._background.append(self._spawn(self.machine.pump_events(self._on_qmp_event)))
+        self._background.append(self._spawn(self.traffic.run()))
         assert self.machine.serial_reader is not None
         self._reader = self._spawn(self.install.read(self.machine.serial_reader, self.paths.serial_log,
                                                      echo=self.echo_console))
