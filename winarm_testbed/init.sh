@@ -14,7 +14,8 @@
 # /Windows/Panther/winarm-state, lines "next=<pass>" and "drivers=<passes>"):
 #   windowsPE            winarm.boot=cd: answer file checked (windowsPE has Microsoft-Windows-Setup with
 #                        DiskConfiguration and ImageInstall); one "WINARM-EVENT winpe-driver <folder>" per
-#                        folder of $WinPEDriver$; sources/winarm-seed.img (UDF tree) written to /dev/vda;
+#                        folder of $WinPEDriver$; sources/winarm-seed.img (UDF tree) written to /dev/vda,
+#                        then sources/install.wim right after it (the bytes its TOTALBYTES counts);
 #                        state next=specialize; `reboot -f`
 #   specialize           first boot from the disk; when specialize runs install-drivers.cmd
 #                        (RunSynchronousCommand Path), the drivers of /winarm/drivers.txt are installed
@@ -576,8 +577,16 @@ run_keys() {
 
 apply_seed() {
     wait_for /dev/vda 30 || die "no virtio disk /dev/vda"
-    dd if="$SEED" of=/dev/vda bs=1M conv=fsync 2>/tmp/dd.err || die "writing /dev/vda: $(tail -n 1 /tmp/dd.err)"
+    dd if="$SEED" of=/dev/vda bs=1M oflag=direct conv=fsync 2>/tmp/dd.err ||
+        die "writing /dev/vda: $(tail -n 1 /tmp/dd.err)"
     sync
+}
+
+# apply_wim FILE: the rest of the image apply: FILE (install.wim, whole MiB) written onto /dev/vda from the
+# seed's end, into the Windows partition's free space; the seed and FILE are what TOTALBYTES counts.
+apply_wim() {
+    dd if="$1" of=/dev/vda bs=1M seek=$(($(stat -c %s "$SEED") / 1048576)) oflag=direct conv=fsync \
+        2>/tmp/dd.err || die "applying $1 to /dev/vda: $(tail -n 1 /tmp/dd.err)"
 }
 
 setup_from_cd() {
@@ -615,6 +624,7 @@ windows_pe() {
     esac
     [ -f "${SEED%/*}/install.wim" ] || die "the install medium has no sources/install.wim"
     apply_seed
+    apply_wim "${SEED%/*}/install.wim"
     blockdev --rereadpt /dev/vda || die "re-reading the partition table of /dev/vda"
     wait_for /dev/vda2 10 || die "the applied image has no Windows partition /dev/vda2"
     mkdir -p /mnt/sys

@@ -71,6 +71,8 @@ class IsoOptions(TypedDict, total=False):
     build: str
     arch: str
     wim_padding: int
+    wim_size: int | None
+    image_bytes: int | Sequence[int]
     extra_files: Mapping[str, bytes | Path] | None
     efi_boot_image: Path | None
     install_image: str | None
@@ -84,8 +86,9 @@ class IsoOptions(TypedDict, total=False):
 class BridgeIso:
     """What goes on a Windows-shaped ISO.
 
-    ``editions``, ``build``, ``arch`` and ``wim_padding`` go to :func:`winarm_testbed.wim_writer.write_wim` for
-    the install image at ``install_image`` (None: no install image at all). ``extra_files`` maps relative paths
+    ``editions``, ``build``, ``arch``, ``wim_padding``, ``wim_size`` (the image file's exact size, filled) and
+    ``image_bytes`` (each edition's TOTALBYTES) go to :func:`winarm_testbed.wim_writer.write_wim` for the install
+    image at ``install_image`` (None: no install image at all). ``extra_files`` maps relative paths
     (any case, ``/``-separated) to contents or to a file to copy; they replace default files at the same path
     (the boot loader, the install image). ``efi_boot_image`` is a FAT image made the El Torito boot entry
     (platform EFI, no emulation; any size). With ``hide_boot_image`` (bridge layout), the boot image and catalog
@@ -99,6 +102,8 @@ class BridgeIso:
     build: str = "26100"
     arch: str = "arm64"
     wim_padding: int = 0
+    wim_size: int | None = None
+    image_bytes: int | Sequence[int] = 0
     extra_files: Mapping[str, bytes | Path] | None = None
     efi_boot_image: Path | None = None
     install_image: str | None = "sources/install.wim"
@@ -143,7 +148,8 @@ def build_bridge_iso(out: Path, **options: Unpack[IsoOptions]) -> Path:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="winarm-wim-", dir=out.parent)))
         if spec.install_image is not None and spec.install_image.strip("/") not in files:
             wim = scratch / "install.wim"
-            write_wim(wim, spec.editions, build=spec.build, arch=spec.arch, padding=spec.wim_padding)
+            write_wim(wim, spec.editions, build=spec.build, arch=spec.arch, padding=spec.wim_padding,
+                      size=spec.wim_size, image_bytes=spec.image_bytes)
             files[spec.install_image.strip("/")] = wim
         iso = pycdlib.PyCdlib()
         if spec.layout == "bridge":

@@ -1,14 +1,17 @@
 """The writer of Windows images (WIM) for test media: a valid header and the XML metadata naming editions.
 
 The inverse of :mod:`winarm.media.wim` (the reader winarm ships), for the Windows-shaped test ISOs only: a
-header, optional zero padding (sparse when written to a path) and the uncompressed UTF-16LE XML resource at the
-end, where real images keep it. No file resources, no lookup table: enough for everything winarm reads.
+header, optional zero padding (sparse when written to a path) or filler (pseudo-random bytes standing in for the
+image's compressed resources, so that a guest copying the file writes no zero blocks) and the uncompressed
+UTF-16LE XML resource at the end, where real images keep it. Each image's ``TOTALBYTES`` (its expanded size) is
+what the caller says. No file resources, no lookup table: enough for everything winarm reads.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import random
 import xml.etree.ElementTree as ET  # only builds XML, never parses
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,8 +29,8 @@ from winarm.media.wim import (
     WimHeader,
 )
 
-__all__ = ["WIM_VERSION", "WritableWimHeader", "arch_number", "editions_xml", "pack_resource", "wim_bytes",
-           "write_wim"]
+__all__ = ["WIM_VERSION", "WritableWimHeader", "arch_number", "editions_xml", "filler", "pack_resource",
+           "wim_bytes", "write_wim"]
 
 WIM_VERSION = 0x10D00
 _CHUNK = 1024 * 1024
@@ -84,25 +87,31 @@ class WritableWimHeader(WimHeader):
         )
 
 
-def editions_xml(editions: Sequence[str], *, build: str, arch: str | int, total_bytes: int = 0) -> bytes:
+def editions_xml(editions: Sequence[str], *, build: str, arch: str | int, total_bytes: int = 0,
+                 image_bytes: int | Sequence[int] = 0) -> bytes:
     """The XML metadata resource for images named ``editions`` (index 1, 2, ...), as WIM files store it:
     UTF-16LE with a byte-order mark.
 
-    ``build`` is ``26100`` or ``26100.1742`` (build and service-pack build). Raises :class:`ValueError` for an
-    empty edition list, a bad build or an unknown architecture name.
+    ``build`` is ``26100`` or ``26100.1742`` (build and service-pack build). ``total_bytes`` is the WIM's own
+    size (the root ``TOTALBYTES``), ``image_bytes`` each image's expanded size (its ``TOTALBYTES``: one for all,
+    or one per edition). Raises :class:`ValueError` for an empty edition list, a bad build, an unknown
+    architecture name or an ``image_bytes`` list of another length than ``editions``.
     """
     if not editions:
         raise ValueError("a WIM needs at least one edition")
     major, _, minor = build.partition(".")
     if not major.isdigit() or (minor and not minor.isdigit()):
         raise ValueError(f"build {build!r} is not like 26100 or 26100.1742")
+    sizes = [image_bytes] * len(editions) if isinstance(image_bytes, int) else list(image_bytes)
+    if len(sizes) != len(editions):
+        raise ValueError(f"{len(sizes)} image sizes for {len(editions)} editions")
     number = arch_number(arch)
     root = ET.Element("WIM")
     ET.SubElement(root, "TOTALBYTES").text = str(total_bytes)
-    for index, name in enumerate(editions, start=1):
+    for index, (name, size) in enumerate(zip(editions, sizes, strict=True), start=1):
         image = ET.SubElement(root, "IMAGE", INDEX=str(index))
         for tag in ("DIRCOUNT", "FILECOUNT", "TOTALBYTES", "HARDLINKBYTES"):
-            ET.SubElement(image, tag).text = "0"
+            ET.SubElement(image, tag).text = str(size) if tag == "TOTALBYTES" else "0"
         _windows_element(image, number, major, minor)
         ET.SubElement(image, "NAME").text = name
         ET.SubElement(image, "DESCRIPTION").text = name
@@ -137,20 +146,31 @@ def write_wim(
     build: str,
     arch: str | int,
     padding: int = 0,
+    size: int | None = None,
+    image_bytes: int | Sequence[int] = 0,
 ) -> int:
     """Write a WIM with a valid header and an uncompressed XML metadata resource naming ``editions``.
 
-    The layout is header, ``padding`` zero bytes, XML (real images keep the XML at the end too). Written to a
-    path, the padding is a hole (a sparse file), so a 5 GiB image costs no disk or memory; written to a stream,
-    zeros are written in 1 MiB chunks. Returns the total size in bytes. Raises :class:`ValueError` for bad
-    arguments (see :func:`editions_xml`) and :class:`OSError` from the file system.
+    The layout is header, ``padding`` zero bytes, filler, XML (real images keep the XML at the end too). Written
+    to a path, the padding is a hole (a sparse file), so a 5 GiB image costs no disk or memory; written to a
+    stream, zeros are written in 1 MiB chunks. With ``size`` the file is exactly that many bytes, the room left
+    before the XML filled with :func:`filler` (never a zero block); without it there is no filler.
+    ``image_bytes`` is each image's ``TOTALBYTES`` (see :func:`editions_xml`). Returns the total size in bytes.
+    Raises :class:`ValueError` for bad arguments (see :func:`editions_xml`; a ``size`` too small for the header,
+    padding and XML) and :class:`OSError` from the file system.
     """
     if padding < 0:
         raise ValueError(f"padding {padding} is negative")
-    xml_offset = HEADER_SIZE + padding
-    probe = editions_xml(editions, build=build, arch=arch)
-    xml = editions_xml(editions, build=build, arch=arch, total_bytes=xml_offset + len(probe))
-    total = xml_offset + len(xml)
+    if size is None:  # no filler: the size is the header, padding and XML, whose root TOTALBYTES is that size
+        size = HEADER_SIZE + padding
+        while size != (fits := HEADER_SIZE + padding + len(editions_xml(
+                editions, build=build, arch=arch, total_bytes=size, image_bytes=image_bytes))):
+            size = fits
+    xml = editions_xml(editions, build=build, arch=arch, total_bytes=size, image_bytes=image_bytes)
+    filler_bytes = size - HEADER_SIZE - padding - len(xml)
+    if filler_bytes < 0:
+        raise ValueError(f"size {size} is smaller than the header, {padding} bytes of padding and the XML")
+    xml_offset = size - len(xml)
     header = WritableWimHeader(
         header_size=HEADER_SIZE,
         version=WIM_VERSION,
@@ -165,23 +185,44 @@ def write_wim(
     )
     if isinstance(target, Path):
         with target.open("wb") as handle:
-            handle.write(header.pack())
-            handle.seek(xml_offset)
-            handle.write(xml)
-        return total
-    target.write(header.pack())
-    chunk = bytes(min(padding, _CHUNK))
-    left = padding
-    while left > 0:
-        step = min(left, len(chunk))
-        target.write(chunk[:step] if step < len(chunk) else chunk)
-        left -= step
-    target.write(xml)
-    return total
+            _write_parts(handle, header.pack(), padding, filler_bytes, xml, sparse=True)
+    else:
+        _write_parts(target, header.pack(), padding, filler_bytes, xml, sparse=False)
+    return size
 
 
-def wim_bytes(editions: Sequence[str], *, build: str = "26100", arch: str | int = "arm64", padding: int = 0) -> bytes:
+def _write_parts(handle: BinaryIO, header: bytes, padding: int, filler_bytes: int, xml: bytes, *,
+                 sparse: bool) -> None:
+    """Write a WIM's parts in order: the header, ``padding`` zeros (a hole when ``sparse``), filler, the XML."""
+    handle.write(header)
+    if sparse:
+        handle.seek(HEADER_SIZE + padding)
+    else:
+        chunk = bytes(min(padding, _CHUNK))
+        left = padding
+        while left > 0:
+            step = min(left, len(chunk))
+            handle.write(chunk[:step] if step < len(chunk) else chunk)
+            left -= step
+    _write_filler(handle, filler_bytes)
+    handle.write(xml)
+
+
+def filler(size: int, *, seed: int = 0x57494D) -> bytes:
+    """``size`` pseudo-random bytes, the same for the same ``seed``: what stands in for an image's compressed
+    data (no zero blocks, which QEMU would turn into zero writes, and nothing a file system could shrink)."""
+    return random.Random(seed).randbytes(size)
+
+
+def _write_filler(handle: BinaryIO, size: int) -> None:
+    """Write ``size`` bytes of :func:`filler`, 1 MiB at a time (each MiB its own seed)."""
+    for number, offset in enumerate(range(0, size, _CHUNK)):
+        handle.write(filler(min(_CHUNK, size - offset), seed=number))
+
+
+def wim_bytes(editions: Sequence[str], *, build: str = "26100", arch: str | int = "arm64", padding: int = 0,
+              image_bytes: int | Sequence[int] = 0) -> bytes:
     """A small WIM in memory (see :func:`write_wim`); for tests that corrupt it byte by byte."""
     buffer = io.BytesIO()
-    write_wim(buffer, editions, build=build, arch=arch, padding=padding)
+    write_wim(buffer, editions, build=build, arch=arch, padding=padding, image_bytes=image_bytes)
     return buffer.getvalue()

@@ -6,11 +6,16 @@ tree is UDF:
 efi/boot/bootaa64.efi              the guest's standalone GRUB (kernel and initramfs in its memdisk)
 efi/microsoft/boot/efisys.bin      the El Torito EFI boot image (the guest's FAT image, same bytes)
 boot/bcd                           a placeholder
-sources/install.wim                a valid WIM header and XML: ARM64, build 26100, two editions
+sources/install.wim                a valid WIM header and XML: ARM64, build 26100, two editions; filler between
 sources/winarm-seed.img            what the guest "applies": a GPT disk image, ESP + a FAT "Windows" partition
 sources/winarm-hang                only with ``hang``: the guest stops at the top of windowsPE (tests of the
                                    stall watch)
 ```
+The guest's apply (windowsPE) writes the seed onto the disk, then the whole ``install.wim`` right after it (into
+the Windows partition's free space): each edition's ``TOTALBYTES`` in the WIM XML is exactly those bytes, the
+seed's size plus the WIM's, as a real edition's ``TOTALBYTES`` is about what Setup's apply writes. The WIM is
+:data:`WIM_MIB` MiB of pseudo-random filler (not zeros, which QEMU would turn into zero writes), so the apply
+takes a few seconds under TCG and its progress is seen rising.
 The El Torito entry (platform EFI, no emulation) boots the guest's FAT image, as on the plain guest ISO, so
 AAVMF boots it from a USB CD the same way. The image (about 40 MiB: the kernel is stored uncompressed) is
 larger than the 32 MiB an El Torito entry can count: like xorriso, the entry then records a load size of 0,
@@ -48,6 +53,10 @@ ISO_MODULES = ("windows_iso.py", "wim_writer.py", "wim_image.py", "images.py")
 """The modules of this package that turn the guest into the Windows-shaped ISO (its cache key hashes them)."""
 DATA_MIB = 128
 """Size of the seed's "Windows" partition; the system disk must be at least this plus about 42 MiB."""
+WIM_MIB = 80
+"""The size of ``install.wim`` (without ``wim_padding``): what the apply reads from the ISO and writes to the
+disk after the seed, inside the Windows partition."""
+_MIB = 1024 * 1024
 VOLUME_ID = "CCCOMA_A64FRE_EN-US_DV9"
 README = (
     b"This disc contains a \"UDF\" file system and requires an operating system\r\n"
@@ -69,8 +78,9 @@ def build_windows_testbed(
     Built from the test guest (``build_guest_efi_image``, itself cached), into
     ``cache_dir/windows-<key>/winarm-windows-testbed.iso`` where the key hashes the guest build, this module,
     the WIM writer and ``wim_padding`` (zero bytes before the WIM's XML, to give ``install.wim`` a realistic
-    size; the ISO is written sparsely, so the padding costs no disk) and ``hang`` (:data:`HANG_PATH` on the
-    medium: a separate ISO whose guest freezes in windowsPE). Idempotent and fast on a cache hit;
+    size; the ISO is written sparsely, so the padding costs no disk; the guest cannot apply such an image, which
+    no longer fits its Windows partition: it is for reading) and ``hang`` (:data:`HANG_PATH` on the medium: a
+    separate ISO whose guest freezes in windowsPE). Idempotent and fast on a cache hit;
     ``force`` rebuilds the ISO (not the guest). Written atomically (temp file + rename) under a lock.
 
     Raises GuestBuildError (one line) when the guest cannot be built, a host tool fails, ``wim_padding``
@@ -129,6 +139,8 @@ def _build(efi_image: Path, iso: Path, wim_padding: int, hang: bool) -> None:
         extra: dict[str, bytes | Path] = {"efi/boot/bootaa64.efi": loader, SEED_PATH: seed}
         if hang:
             extra[HANG_PATH] = b"winarm test: the guest hangs at the top of windowsPE\r\n"
+        wim_size = wim_padding + WIM_MIB * _MIB
+        applied = _applied_bytes(efi_image, seed, wim_size, must_fit=not wim_padding)
         tmp_iso = work / ISO_NAME
         build_bridge_iso(
             tmp_iso,
@@ -136,6 +148,8 @@ def _build(efi_image: Path, iso: Path, wim_padding: int, hang: bool) -> None:
             build=BUILD,
             arch="arm64",
             wim_padding=wim_padding,
+            wim_size=wim_size,
+            image_bytes=applied,
             extra_files=extra,
             efi_boot_image=efi_image,
             volume_id=VOLUME_ID,
@@ -143,3 +157,17 @@ def _build(efi_image: Path, iso: Path, wim_padding: int, hang: bool) -> None:
             hide_boot_image=True,
         )
         os.replace(tmp_iso, iso)
+
+
+def _applied_bytes(efi_image: Path, seed: Path, wim_size: int, *, must_fit: bool) -> int:
+    """What the guest's apply writes: the seed, then ``install.wim`` (``wim_size`` bytes) from the seed's end,
+    in whole MiB (the guest writes with O_DIRECT). Raises GuestBuildError when the seed does not end on a MiB
+    or, with ``must_fit``, the WIM would not fit in the Windows partition (which ends after 1 MiB, the ESP and
+    DATA_MIB MiB)."""
+    seed_size = seed.stat().st_size
+    if seed_size % _MIB or wim_size % _MIB:
+        raise GuestBuildError(f"the seed ({seed_size} bytes) or install.wim ({wim_size}) is not whole MiB")
+    partition_end = _MIB + efi_image.stat().st_size + DATA_MIB * _MIB
+    if must_fit and seed_size + wim_size > partition_end:
+        raise GuestBuildError(f"install.wim ({wim_size} bytes) does not fit in the seed's Windows partition")
+    return seed_size + wim_size

@@ -14,7 +14,7 @@ from winarm.answer.settings import AnswerSettings, check_settings
 from winarm.config.vm import Config
 from winarm.errors import UserError
 from winarm.media.drivers import DriverSelection, pick_drivers, resolve_tree
-from winarm.media.iso import Edition, IsoInfo, inspect_iso
+from winarm.media.iso import Edition, InstallImage, IsoInfo, inspect_iso
 
 WINDOWS_11_FIRST_BUILD = 22000
 
@@ -27,6 +27,11 @@ class InstallPlan:
     edition: Edition
     settings: AnswerSettings
     selection: DriverSelection
+
+    @property
+    def image(self) -> InstallImage | None:
+        """What applying the chosen edition writes and reads (None when the image gives no TOTALBYTES)."""
+        return self.info.install_image(self.edition)
 
 
 def choose_edition(info: IsoInfo, wanted: str | None) -> Edition:

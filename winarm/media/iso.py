@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 from winarm.errors import UserError
 from winarm.media.wim import HEADER_SIZE, WimError, parse_header, parse_xml
 
-__all__ = ["BOOT_LOADERS", "INSTALL_IMAGES", "Edition", "IsoInfo", "inspect_iso"]
+__all__ = ["BOOT_LOADERS", "INSTALL_IMAGES", "Edition", "InstallImage", "IsoInfo", "inspect_iso"]
 
 SECTOR = 2048
 FIRST_DESCRIPTOR = 16
@@ -44,17 +44,37 @@ FIX_DOWNLOAD = "download the ISO again"
 
 @dataclass(frozen=True)
 class Edition:
-    """One installable edition: its 1-based image index, its name, build (``26100`` or ``26100.1742``) and
-    architecture (``arm64``, ``x64``, ``x86``, ``arm``, another ``<ARCH>`` number, or ``unknown``)."""
+    """One installable edition: its 1-based image index, its name, build (``26100`` or ``26100.1742``),
+    architecture (``arm64``, ``x64``, ``x86``, ``arm``, another ``<ARCH>`` number, or ``unknown``) and expanded
+    size in bytes (the WIM XML's ``TOTALBYTES``; None when the image gives none)."""
 
     index: int
     name: str
     build: str
     arch: str
+    total_bytes: int | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """``{"index", "name", "build", "arch"}``."""
-        return {"index": self.index, "name": self.name, "build": self.build, "arch": self.arch}
+        """``{"index", "name", "build", "arch", "total_bytes"}``."""
+        return {"index": self.index, "name": self.name, "build": self.build, "arch": self.arch,
+                "total_bytes": self.total_bytes}
+
+
+@dataclass(frozen=True)
+class InstallImage:
+    """What applying one edition costs: the edition's name and index, its expanded size (``total_bytes``, about
+    what Setup writes to the disk in windowsPE) and the size of the install image file on the ISO
+    (``wim_bytes``, what it reads). Made by :meth:`IsoInfo.install_image`; both sizes are positive."""
+
+    edition: str
+    index: int
+    total_bytes: int
+    wim_bytes: int
+
+    def as_json(self) -> dict[str, Any]:
+        """``{"edition", "index", "total_bytes", "wim_bytes"}``."""
+        return {"edition": self.edition, "index": self.index, "total_bytes": self.total_bytes,
+                "wim_bytes": self.wim_bytes}
 
 
 _PLAIN_PRO = re.compile(r"\bPro\s*$")
@@ -63,15 +83,25 @@ _ANY_PRO = re.compile(r"\bPro\b")
 
 @dataclass(frozen=True)
 class IsoInfo:
-    """What :func:`inspect_iso` found: the media's architecture, the install image path, its editions."""
+    """What :func:`inspect_iso` found: the media's architecture, the install image path, its editions and its
+    size in bytes (0 when not known)."""
 
     arch: str
     image: str
     editions: tuple[Edition, ...]
+    image_bytes: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        """``{"arch": ..., "image": "sources/install.wim", "editions": [{"index", "name", "build", "arch"}]}``."""
-        return {"arch": self.arch, "image": self.image, "editions": [e.as_json() for e in self.editions]}
+        """``{"arch": ..., "image": "sources/install.wim", "image_bytes": n, "editions": [{"index", "name",
+        "build", "arch", "total_bytes"}]}``."""
+        return {"arch": self.arch, "image": self.image, "image_bytes": self.image_bytes,
+                "editions": [e.as_json() for e in self.editions]}
+
+    def install_image(self, edition: Edition) -> InstallImage | None:
+        """What applying ``edition`` reads and writes, or None when its size or the image's is not known."""
+        if not edition.total_bytes or self.image_bytes <= 0:
+            return None
+        return InstallImage(edition.name, edition.index, edition.total_bytes, self.image_bytes)
 
     def default_edition(self) -> Edition:
         """The edition to install when none is named: the first plain "Pro" (a name ending in the word Pro,
@@ -209,8 +239,8 @@ def _check_contiguous(iso: Any, found: _Found, where: str) -> None:
         expected_block = block + -(-length // iso.logical_block_size)
 
 
-def _read_editions(iso: Any, found: _Found, where: str) -> tuple[Edition, ...]:
-    """Read the header and the XML resource of the install image, nothing else."""
+def _read_editions(iso: Any, found: _Found, where: str) -> tuple[tuple[Edition, ...], int]:
+    """Read the header and the XML resource of the install image, nothing else: its editions and its size."""
     broken = f"ISO {where}: {found.logical} is not a readable Windows image"
     _check_contiguous(iso, found, where)
     with iso.open_file_from_iso(**{found.key: found.path}) as image:
@@ -229,7 +259,7 @@ def _read_editions(iso: Any, found: _Found, where: str) -> tuple[Edition, ...]:
         editions = parse_xml(xml, header.image_count)
     except WimError as error:
         raise UserError(f"{broken} ({error}); {FIX_DOWNLOAD}") from None
-    return tuple(Edition(e.index, e.name, e.build, e.arch) for e in editions)
+    return tuple(Edition(e.index, e.name, e.build, e.arch, e.total_bytes) for e in editions), length
 
 
 def _media_arch(boot_arch: str | None, editions: tuple[Edition, ...]) -> str:
@@ -243,7 +273,7 @@ def _media_arch(boot_arch: str | None, editions: tuple[Edition, ...]) -> str:
     return boot_arch or "unknown"
 
 
-def _inspect_open(iso: Any, where: str) -> tuple[str, str, tuple[Edition, ...]]:
+def _inspect_open(iso: Any, where: str) -> IsoInfo:
     trees = _trees(iso)
     image: _Found | None = None
     for tree in trees:
@@ -266,8 +296,8 @@ def _inspect_open(iso: Any, where: str) -> tuple[str, str, tuple[Edition, ...]]:
                 break
         if boot_arch is not None:
             break
-    editions = _read_editions(iso, image, where)
-    return _media_arch(boot_arch, editions), image.logical, editions
+    editions, size = _read_editions(iso, image, where)
+    return IsoInfo(_media_arch(boot_arch, editions), image.logical, editions, size)
 
 
 def _arch_phrase(arch: str) -> str:
@@ -279,7 +309,8 @@ def _arch_phrase(arch: str) -> str:
 
 
 def inspect_iso(path: Path, *, require_arm64: bool = True) -> IsoInfo:
-    """Read the architecture, install image and editions of the Windows install ISO at ``path``.
+    """Read the architecture, install image (its path and size) and editions of the Windows install ISO at
+    ``path``.
 
     Reads only the ISO's volume and directory descriptors and the install image's header and XML metadata.
     The architecture is the install image's (from ``<ARCH>``), falling back to the EFI boot loader's name when
@@ -308,7 +339,7 @@ def inspect_iso(path: Path, *, require_arm64: bool = True) -> IsoInfo:
                 reason = " ".join(str(error).split())[:120] or type(error).__name__
                 raise UserError(f"{where} is not an ISO image winarm can read ({reason}): {FIX_MEDIA}") from None
             try:
-                arch, image, editions = _inspect_open(iso, where)
+                info = _inspect_open(iso, where)
             finally:
                 with contextlib.suppress(Exception):  # closing a half-parsed ISO may fail; the answer is known
                     iso.close()
@@ -321,6 +352,6 @@ def inspect_iso(path: Path, *, require_arm64: bool = True) -> IsoInfo:
             raise UserError(f"ISO {where} has a damaged directory tree or image ({reason}): {FIX_DOWNLOAD}") from None
     finally:
         fp.close()
-    if require_arm64 and arch != "arm64":
-        raise UserError(f"ISO {where} {_arch_phrase(arch)}: winarm needs Windows for ARM64 (arm64) media")
-    return IsoInfo(arch=arch, image=image, editions=editions)
+    if require_arm64 and info.arch != "arm64":
+        raise UserError(f"ISO {where} {_arch_phrase(info.arch)}: winarm needs Windows for ARM64 (arm64) media")
+    return info

@@ -13,7 +13,8 @@ A WIM file starts with a 208-byte header (all integers little-endian)::
 A resource header is 7 bytes of size in the file, 1 byte of flags, an 8-byte offset and an 8-byte original
 (uncompressed) size. The XML data resource is uncompressed UTF-16LE text with a byte-order mark: ``<WIM>``
 holding one ``<IMAGE INDEX="n">`` per image with ``<NAME>``, ``<WINDOWS><ARCH>`` (a Windows processor
-architecture number: 12 ARM64, 9 x64, 0 x86, 5 ARM) and ``<WINDOWS><VERSION><BUILD>``.
+architecture number: 12 ARM64, 9 x64, 0 x86, 5 ARM), ``<WINDOWS><VERSION><BUILD>`` and ``<TOTALBYTES>`` (the
+image's expanded size: about what applying it writes to the disk).
 
 Parsing is bounded: the header is one fixed-size read and the XML resource is refused above
 :data:`MAX_XML_SIZE`. Everything wrong with the bytes raises :class:`WimError`; the caller names the file.
@@ -52,6 +53,8 @@ MAX_HEADER_SIZE = 4096
 MAX_XML_SIZE = 16 * 1024 * 1024
 """The XML metadata of a real install image is tens of KiB; anything over 16 MiB is refused unread."""
 MAX_IMAGES = 1000
+MAX_SIZE_DIGITS = 15
+"""A TOTALBYTES of more digits (a petabyte and up) is refused: no Windows image comes near it."""
 
 RESHDR_FLAG_COMPRESSED = 0x04
 BOM = b"\xff\xfe"
@@ -176,6 +179,8 @@ class WimEdition:
     build: str
     arch_number: int | None
     """The ``<ARCH>`` number, None when the image has no ``<WINDOWS>`` section."""
+    total_bytes: int | None = None
+    """The image's ``<TOTALBYTES>``, its expanded size in bytes; None when the image gives none (or 0)."""
 
     @property
     def arch(self) -> str:
@@ -187,18 +192,20 @@ def _text(element: ET.Element | None) -> str:
     return (element.text or "").strip() if element is not None else ""
 
 
-def _number(text: str, what: str) -> int:
-    if not text.isdigit() or len(text) > 9:
+def _number(text: str, what: str, *, digits: int = 9) -> int:
+    """``text`` as a non-negative integer of at most ``digits`` digits. Raises :class:`WimError` naming
+    ``what`` otherwise."""
+    if not text.isascii() or not text.isdigit() or len(text) > digits:
         raise WimError(f"{what} {text[:40]!r} is not a number")
     return int(text)
 
 
 def parse_xml(data: bytes, image_count: int) -> tuple[WimEdition, ...]:
-    """Decode the XML metadata resource into editions, sorted by index.
+    """Decode the XML metadata resource into editions, sorted by index (with each image's TOTALBYTES).
 
     ``data`` is the raw resource: UTF-16LE, normally with a byte-order mark. DTDs and entities are refused
     (defusedxml). Promises on return: exactly ``image_count`` images with the indexes 1..n, each with a
-    non-empty name. Raises :class:`WimError` for anything else.
+    non-empty name. Raises :class:`WimError` for anything else (a TOTALBYTES that is not a number included).
     """
     root = _xml_root(data)
     editions: dict[int, WimEdition] = {}
@@ -251,7 +258,10 @@ def _edition(image: ET.Element, index: int) -> WimEdition:
         arch_text = _text(windows.find("ARCH"))
         arch = _number(arch_text, f"image {index}'s ARCH") if arch_text else None
         build = _build(windows, index)
-    return WimEdition(index=index, name=" ".join(name.split()), build=build, arch_number=arch)
+    total_text = _text(image.find("TOTALBYTES"))
+    total = _number(total_text, f"image {index}'s TOTALBYTES", digits=MAX_SIZE_DIGITS) if total_text else 0
+    return WimEdition(index=index, name=" ".join(name.split()), build=build, arch_number=arch,
+                      total_bytes=total or None)
 
 
 def _build(windows: ET.Element, index: int) -> str:

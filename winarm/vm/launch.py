@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from winarm.answer.plan import InstallPlan
+    from winarm.media.iso import InstallImage
 
 HISTORY_KEEP = 20
 
@@ -105,6 +106,9 @@ class Launched:
     smbd: Smbd | None = None
     answer_medium: Path | None = None
     """The answer medium attached this run (it holds the password), None when there is none."""
+    install_image: InstallImage | None = None
+    """The image this run's install applies (its TOTALBYTES and file size), None when there is no install or
+    the image gives no size."""
 
     def close(self) -> None:
         """Undo the launch (see the class docstring); idempotent, never raises for a run directory already gone."""
@@ -236,5 +240,6 @@ def launch(cfg: Config, t0: float) -> Launched:
             share_port=smbd.port if smbd else None), stack)
         events.record(EventKind.SPAWNED, pid=proc.pid)
         launched = Launched(cfg, paths, events, facts, proc, argv, stack.pop_all(), swtpm, smbd,
-                            answer_medium=media[-1] if plan is not None else None)
+                            answer_medium=media[-1] if plan is not None else None,
+                            install_image=plan.image if plan is not None else None)
     return launched

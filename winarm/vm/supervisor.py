@@ -35,6 +35,7 @@ from winarm.vm.stall import StallWatch
 from winarm.vm.state import Lifecycle, VmState
 from winarm.vm.status import VmStatus
 from winarm.vm.storage_pause import RoomWait, StoragePause
+from winarm.vm.traffic import TrafficWatch
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from winarm.vm.launch import Launched
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+ACTIVITY_NAMES = {"disk": "disk I/O", "iso": "install medium read"}
+"""The traffic watch's activity kinds as the stall line names them."""
 
 
 class MachineLike(Protocol):
@@ -93,6 +96,9 @@ class Supervisor:
                                 folder=self.paths.state_dir, record=self.reporter.record, say=self.reporter.say,
                                 clock=launched.events.now)
         self.install.heard = lambda line: self.stall.note("console line", line)
+        self.traffic = TrafficWatch(machine.execute, record=self.reporter.record, image=launched.install_image,
+                                    on_activity=lambda kind: self.stall.note(ACTIVITY_NAMES.get(kind, kind)))
+        self.reporter.phase_listeners.append(lambda phase: self.traffic.set_phase(phase.name if phase else ""))
         self._stop_requested = asyncio.Event()
         self.storage.stopping = self._stop_requested.is_set
         self._stop_reason = ""
@@ -136,8 +142,10 @@ class Supervisor:
 
     # -- what happens -------------------------------------------------------------------------------------------
     def _on_qmp_event(self, name: str, data: dict[str, Any]) -> None:
+        self.traffic.on_qmp_event(name, data)
         if name == "RESET":
             self.install.new_boot()
+            self.traffic.new_boot()
             self.reporter.record(EventKind.RESET, guest=bool(data.get("guest", False)), reason=data.get("reason"))
         elif name == "SHUTDOWN":
             self.reporter.record(EventKind.SHUTDOWN, guest=bool(data.get("guest", False)),
@@ -225,6 +233,7 @@ class Supervisor:
                                                       self.stall.screenshot))
         self._start_metrics(stack)
         self._background.append(self._spawn(self.machine.pump_events(self._on_qmp_event)))
+        self._background.append(self._spawn(self.traffic.run()))
         assert self.machine.serial_reader is not None
         self._reader = self._spawn(self.install.read(self.machine.serial_reader, self.paths.serial_log,
                                                      echo=self.echo_console))

@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 import pytest
 
-from tests.unit.media.isotools import EDITIONS, CountingFile, GiB
+from tests.unit.media.isotools import EDITION_BYTES, EDITIONS, CountingFile, GiB
 from winarm.media import iso as isoread
 from winarm_testbed.wim_image import build_bridge_iso
 
@@ -21,7 +21,7 @@ def isos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="package")
 def good_iso(isos: Path) -> Path:
-    return build_bridge_iso(isos / "good.iso", editions=EDITIONS, build="26100")
+    return build_bridge_iso(isos / "good.iso", editions=EDITIONS, build="26100", image_bytes=EDITION_BYTES)
 
 
 @pytest.fixture(scope="package")

@@ -17,6 +17,8 @@ from winarm_testbed.wim_writer import wim_bytes
 
 GiB = 1024**3
 EDITIONS = ("Windows 11 Home", "Windows 11 Pro")
+EDITION_BYTES = (7_861_235_712, 9_614_917_632)
+"""The editions' TOTALBYTES on the good ISO: different, so a reader that mixes them up is caught."""
 ARM64_MEDIA = "winarm needs Windows for ARM64 (arm64) media"
 
 

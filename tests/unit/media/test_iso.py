@@ -18,6 +18,7 @@ import pytest
 
 from tests.unit.media.isotools import (
     ARM64_MEDIA,
+    EDITION_BYTES,
     EDITIONS,
     CountingFile,
     GiB,
@@ -33,19 +34,24 @@ from winarm_testbed.wim_writer import wim_bytes
 
 
 def test_arm64_bridge_iso_reports_editions_exactly(good_iso: Path) -> None:
+    home, pro = EDITION_BYTES
+    wim_size = len(wim_bytes(EDITIONS, image_bytes=EDITION_BYTES))
     info = inspect_iso(good_iso)
     assert info == IsoInfo(
         arch="arm64",
         image="sources/install.wim",
-        editions=(Edition(1, "Windows 11 Home", "26100", "arm64"), Edition(2, "Windows 11 Pro", "26100", "arm64")),
+        editions=(Edition(1, "Windows 11 Home", "26100", "arm64", home),
+                  Edition(2, "Windows 11 Pro", "26100", "arm64", pro)),
+        image_bytes=wim_size,
     )
-    assert info.default_edition() == Edition(2, "Windows 11 Pro", "26100", "arm64")
+    assert info.default_edition() == Edition(2, "Windows 11 Pro", "26100", "arm64", pro)
     assert info.as_json() == {
         "arch": "arm64",
         "image": "sources/install.wim",
+        "image_bytes": wim_size,
         "editions": [
-            {"index": 1, "name": "Windows 11 Home", "build": "26100", "arch": "arm64"},
-            {"index": 2, "name": "Windows 11 Pro", "build": "26100", "arch": "arm64"},
+            {"index": 1, "name": "Windows 11 Home", "build": "26100", "arch": "arm64", "total_bytes": home},
+            {"index": 2, "name": "Windows 11 Pro", "build": "26100", "arch": "arm64", "total_bytes": pro},
         ],
     }
 

@@ -80,3 +80,26 @@ def test_testbed_is_cached_and_keyed_by_padding(windows_iso: Path) -> None:
     assert len(inspect_iso(padded).editions) == 2
     assert padded.stat().st_size > 3 << 30 and padded.stat().st_blocks * 512 < 1 << 30, "written sparsely"
     shutil.rmtree(padded.parent)
+
+
+def test_testbed_totalbytes_is_what_the_guest_applies(windows_iso: Path) -> None:
+    """The guest's windowsPE apply writes the seed, then the whole install.wim after it (init.sh apply_seed and
+    apply_wim): each edition's TOTALBYTES must be exactly those bytes, so the progress measured is the truth."""
+    import pycdlib
+
+    from winarm.media.iso import inspect_iso
+    from winarm_testbed.windows_iso import SEED_PATH, WIM_MIB
+
+    iso = pycdlib.PyCdlib()
+    iso.open(str(windows_iso))
+    try:
+        sizes = {path: iso.get_record(udf_path=f"/{path}").get_data_length()
+                 for path in (SEED_PATH, "sources/install.wim")}
+    finally:
+        iso.close()
+    info = inspect_iso(windows_iso)
+    assert info.image_bytes == sizes["sources/install.wim"] == WIM_MIB << 20
+    assert sizes[SEED_PATH] % (1 << 20) == 0, "the guest seeks to the seed's end in whole MiB"
+    assert [e.total_bytes for e in info.editions] == [sizes[SEED_PATH] + info.image_bytes] * 2
+    total = info.editions[0].total_bytes
+    assert total is not None and 64 << 20 <= total <= 128 << 20, "enough to follow, little enough for TCG"
