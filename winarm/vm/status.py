@@ -112,7 +112,9 @@ def _activity_lines(report: VmStatus) -> Iterator[str]:
                + (f", {reports['refused']} refused" if reports.get("refused") else ""))
     stall = report.stall or {}
     if stall.get("stalled"):
-        yield f"  STALLED: {stall.get('line') or stall.get('message') or 'no activity'}"
+        yield (f"  STALLED since {stall.get('stalled_since')} s: nothing moved for "
+               f"{stall.get('seconds_since_activity')} s (last: {stall.get('last_activity')} at "
+               f"{stall.get('last_activity_at')} s); screenshots beside the phase log")
 
 
 def _share_lines(share: dict[str, Any]) -> Iterator[str]:

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from winarm.errors import RuntimeFailure
 from winarm.guest import DESKTOP_READY
-from winarm.qemu.screen import Screen
 from winarm.timeline.events import EventKind
 from winarm.timeline.phases import derive_phases
 from winarm.vm import ending
@@ -31,11 +30,10 @@ from winarm.vm.full_storage import wait_for_room
 from winarm.vm.install_watch import InstallWatch
 from winarm.vm.report import Reporter
 from winarm.vm.share_watch import ShareWatch
-from winarm.vm.stall import StallWatch
 from winarm.vm.state import Lifecycle, VmState
 from winarm.vm.status import VmStatus
 from winarm.vm.storage_pause import RoomWait, StoragePause
-from winarm.vm.traffic import TrafficWatch
+from winarm.vm.watches import Watches
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -44,8 +42,6 @@ if TYPE_CHECKING:
     from winarm.vm.launch import Launched
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-ACTIVITY_NAMES = {"disk": "disk I/O", "iso": "install medium read"}
-"""The traffic watch's activity kinds as the stall line names them."""
 
 
 class MachineLike(Protocol):
@@ -92,13 +88,7 @@ class Supervisor:
                                     qemu_log=self.paths.qemu_log, cont=lambda: machine.execute("cont"),
                                     wait_for_room=room)
         self.storage.before_resume = self.facts.save_if_unsaved
-        self.stall = StallWatch(Screen(machine.execute, self.paths.run_dir), timeout=self.cfg.stall_timeout,
-                                folder=self.paths.state_dir, record=self.reporter.record, say=self.reporter.say,
-                                clock=launched.events.now)
-        self.install.heard = lambda line: self.stall.note("console line", line)
-        self.traffic = TrafficWatch(machine.execute, record=self.reporter.record, image=launched.install_image,
-                                    on_activity=lambda kind: self.stall.note(ACTIVITY_NAMES.get(kind, kind)))
-        self.reporter.phase_listeners.append(lambda phase: self.traffic.set_phase(phase.name if phase else ""))
+        self.watches = Watches(launched, machine, self.reporter, self.install, self._spawn)
         self._stop_requested = asyncio.Event()
         self.storage.stopping = self._stop_requested.is_set
         self._stop_reason = ""
@@ -142,10 +132,9 @@ class Supervisor:
 
     # -- what happens -------------------------------------------------------------------------------------------
     def _on_qmp_event(self, name: str, data: dict[str, Any]) -> None:
-        self.traffic.on_qmp_event(name, data)
+        self.watches.on_qmp_event(name, data)
         if name == "RESET":
             self.install.new_boot()
-            self.traffic.new_boot()
             self.reporter.record(EventKind.RESET, guest=bool(data.get("guest", False)), reason=data.get("reason"))
         elif name == "SHUTDOWN":
             self.reporter.record(EventKind.SHUTDOWN, guest=bool(data.get("guest", False)),
@@ -181,6 +170,8 @@ class Supervisor:
             share=smbd.status() if smbd is not None else None, vnc=self._vnc,
             vnc_password=self.cfg.vnc_password is not None,
             phase=phases[-1].name if phases and phases[-1].end is None else None,
+            phase_source=phases[-1].source if phases and phases[-1].end is None else None,
+            **self.watches.status(),
             uptime=round(time.monotonic() - events.t0, 3),
         )
 
@@ -230,18 +221,16 @@ class Supervisor:
             await smbd_ready
             self._start_share()
         await stack.enter_async_context(ControlServer(self.paths.control_socket, self.status, self._on_down,
-                                                      self.stall.screenshot))
+                                                      self.watches.stall.screenshot))
         self._start_metrics(stack)
         self._background.append(self._spawn(self.machine.pump_events(self._on_qmp_event)))
-        self._background.append(self._spawn(self.traffic.run()))
         assert self.machine.serial_reader is not None
         self._reader = self._spawn(self.install.read(self.machine.serial_reader, self.paths.serial_log,
                                                      echo=self.echo_console))
         run_state = await self.machine.cont()
         self.lifecycle.move(VmState.RUNNING)
         self.reporter.record(EventKind.RUNNING, status=run_state)
-        self.stall.arm()
-        self._background.append(self._spawn(self.stall.run()))
+        self._background += self.watches.start(self._spawn)
         self.reporter.say(f"QEMU pid {self.machine.pid} running ({self.cfg.accel}); phase log {self.paths.events}")
         await self._query_vnc()
 
@@ -341,7 +330,7 @@ class Supervisor:
     async def _stop_vm(self, paused: bool) -> str:
         """The graceful stop (power button, then quit, then kill); a VM paused for room is told to quit."""
         self.lifecycle.move(VmState.STOPPING)
-        self.stall.disarm()
+        self.watches.hold()
         if paused:
             self.reporter.say(f"stopping ({self._stop_reason}): the VM is paused for lack of room and cannot shut "
                               "down, so QEMU is told to quit (it closes the disk image consistent; the guest checks "

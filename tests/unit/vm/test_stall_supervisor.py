@@ -27,7 +27,7 @@ def test_the_supervisor_arms_hears_the_console_and_serves_screenshots(tmp_path: 
             return await fake_execute(command, arguments)
 
         fake_execute = rig.machine.execute
-        watch = rig.supervisor.stall
+        watch = rig.supervisor.watches.stall
         assert not watch.armed and watch.screen.execute == fake_execute, "the screen goes through the machine"
         watch.screen.execute = screendump  # the fake machine's QEMU draws a screen
         task = rig.start()
