@@ -17,7 +17,8 @@ front-door web page, which serves people rather than a guest, will use a library
 - the whole request within 5 s, at most 4 connections at a time, and a token bucket of 20 reports at once then
   2 a second.
 
-Each answer is one status line, ``Connection: close`` and an empty body, then the connection is closed: 204
+Each answer is one status line, ``Connection: close`` and an empty body, then the connection is closed (once the
+guest hangs up, or after :data:`LINGER` seconds, so a guest that sent too much still reads its answer): 204
 accepted; 400 malformed; 404 an unknown name; 405 not POST; 408 too slow; 411 a body without a length; 413 a
 body over the limit; 414 a long request line; 429 over the rate; 431 too many headers; 500 winarm's own error;
 501 ``Transfer-Encoding``; 503 too many connections. Every refusal goes to ``on_refused`` through a
@@ -49,6 +50,8 @@ REQUEST_LINE_MAX = 256
 HEADER_LINES_MAX = 32
 HEADERS_MAX = 4096
 CHUNK = 4096
+LINGER = 1.0
+"""Seconds the channel goes on reading (and dropping) after its answer, for the guest to hang up."""
 
 STATUS = {204: "No Content", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
           408: "Request Timeout", 411: "Length Required", 413: "Content Too Large", 414: "URI Too Long",
@@ -65,9 +68,11 @@ def answer(status: int) -> bytes:
     return f"HTTP/1.1 {status} {STATUS[status]}\r\nConnection: close\r\n\r\n".encode()
 
 
-def shown(text: str | bytes, limit: int = 64) -> str:
-    """Untrusted text as it may go into the phase log: ASCII-escaped and cut to ``limit`` characters."""
-    return ascii(text)[:limit]
+def shown(text: str, limit: int = 64) -> str:
+    """Untrusted text as it may go into the phase log: each character that is not printable ASCII written as its
+    Python escape (``\\x00``, ``\\n``, ``\\xe9``), the whole cut to ``limit`` characters."""
+    escaped = "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii") for c in text[:limit])
+    return escaped[:limit]
 
 
 class Refused(Exception):
@@ -234,19 +239,23 @@ class GuestChannel:
         self.refusals.flush()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One connection: answer it, then close it, whatever the guest did."""
+        """One connection: answer it, then close it, whatever the guest did. Cut off (not refused) when the
+        channel closes meanwhile."""
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         self._active += 1
         try:
-            status = await self._status(reader, writer)
-        except Exception as error:  # noqa: BLE001 - nothing a guest sends may reach the daemon as an error
-            status = 500
-            self._refuse(Refused(500, "internal error", error=shown(repr(error), 200)))
-        try:
-            await self._reply(writer, status)
+            try:
+                status = await self._status(reader, writer)
+            except Exception as error:  # noqa: BLE001 - nothing a guest sends may reach the daemon as an error
+                status = 500
+                self._refuse(Refused(500, "internal error", error=shown(f"{type(error).__name__}: {error}", 200)))
+            await self._reply(reader, writer, status)
+        except asyncio.CancelledError:
+            pass  # the channel is closing; ending quietly keeps asyncio from logging the cancel as an error
         finally:
+            writer.close()
             self._active -= 1
             if task is not None:
                 self._tasks.discard(task)
@@ -287,13 +296,16 @@ class GuestChannel:
     def _refuse(self, refused: Refused) -> None:
         self.refusals.refuse(refused.reason, {"status": refused.status, **refused.details})
 
-    async def _reply(self, writer: asyncio.StreamWriter, status: int) -> None:
-        """Send the answer and close; a guest that is gone or does not read is not waited for."""
+    async def _reply(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int) -> None:
+        """Send the answer and end the writing side, then drop what the guest still sends until it hangs up, for
+        at most :data:`LINGER` seconds: closing with unread bytes would reset the connection, and a guest that
+        sent more than was read would lose its answer. The caller closes."""
         try:
             writer.write(answer(status))
-            async with asyncio.timeout(self.request_timeout):
+            writer.write_eof()
+            async with asyncio.timeout(min(self.request_timeout, LINGER)):
                 await writer.drain()
-        except (ConnectionError, TimeoutError):
+                while await reader.read(CHUNK):
+                    pass
+        except (OSError, TimeoutError):
             pass
-        finally:
-            writer.close()
