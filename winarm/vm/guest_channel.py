@@ -187,26 +187,34 @@ async def read_body(reader: asyncio.StreamReader, start: bytearray, length: int 
     return bytes(body)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """How much the channel takes at once: connections, and the token bucket's burst and rate a second."""
+
+    max_connections: int = MAX_CONNECTIONS
+    burst: int = RATE_BURST
+    rate: float = RATE_PER_SECOND
+
+
 class GuestChannel:
     """Serves the report socket at ``path`` (mode 0600) while entered, an async context manager.
 
     An accepted report is answered 204 and given to ``on_report``; every refusal goes to ``on_refused`` as a
     reason and details (through a :class:`~winarm.vm.channel_limits.RefusalLog`). Nothing a guest sends reaches
     the daemon as an error: an exception while serving a connection (``on_report``'s included) is answered 500
-    and counted as a refusal. ``request_timeout``, ``max_connections``, ``burst``, ``rate`` and ``clock`` (for the
-    rate and the refusal log) are there for tests. :attr:`accepted` and :attr:`refused` count reports.
+    and counted as a refusal. ``request_timeout``, ``limits`` and ``clock`` (read for the rate and the refusal
+    log's summaries) are there for tests. :attr:`accepted` and :attr:`refused` count requests.
     """
 
-    def __init__(self, path: Path, on_report: Callable[[Report], None],  # noqa: PLR0913 - the limits are tunable
+    def __init__(self, path: Path, on_report: Callable[[Report], None],
                  on_refused: Callable[[str, dict[str, Any]], None], *, request_timeout: float = REQUEST_TIMEOUT,
-                 max_connections: int = MAX_CONNECTIONS, burst: int = RATE_BURST, rate: float = RATE_PER_SECOND,
-                 clock: Clock = time.monotonic) -> None:
+                 limits: Limits = Limits(), clock: Clock = time.monotonic) -> None:
         self.path = path
         self.on_report = on_report
         self.refusals = RefusalLog(on_refused, clock)
         self.request_timeout = request_timeout
-        self.max_connections = max_connections
-        self.bucket = TokenBucket(burst, rate, clock)
+        self.max_connections = limits.max_connections
+        self.bucket = TokenBucket(limits.burst, limits.rate, clock)
         self.accepted = 0
         self._active = 0
         self._tasks: set[asyncio.Task[Any]] = set()

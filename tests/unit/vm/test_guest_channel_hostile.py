@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.unit.vm.channel_rig import NO_CONTENT, Rig, post, reasons, run, status_of
 from winarm.vm.channel_limits import SUPPRESSED
-from winarm.vm.guest_channel import STATUS, GuestChannel
+from winarm.vm.guest_channel import STATUS, GuestChannel, Limits
 from winarm.vm.report_body import Report
 
 
@@ -184,3 +184,14 @@ def test_any_bytes_get_a_known_status_and_the_channel_stays_up(tmp_path: Path, d
 
     rig = run(tmp_path, scenario, request_timeout=0.5)
     assert all(details["status"] != 500 for _, details in rig.refusals), rig.refusals
+
+
+def test_the_limits_are_the_channel_s_to_set(tmp_path: Path) -> None:
+    async def scenario(rig: Rig) -> None:
+        assert await rig.send(post("shutdown")) == NO_CONTENT
+        assert await rig.status(post("shutdown")) == 429
+        rig.now += 1000
+        assert await rig.status(post("shutdown")) == 429, "a rate of 0 never refills"
+
+    rig = run(tmp_path, scenario, limits=Limits(max_connections=1, burst=1, rate=0.0))
+    assert len(rig.reports) == 1 and reasons(rig) == ["too many reports"] * 2
