@@ -30,6 +30,9 @@ REPORT_URL = f"http://{REPORT_ADDRESS}{REPORT_PATH}"
 """The report's name follows: ``http://10.0.2.5/report/desktop-ready``."""
 REPORT_DRIVERS = "drivers"
 """The driver step ended; body ``pass <pass>`` then one ``driver <folder> <pnputil exit code>`` line a driver."""
+PNPUTIL_SUCCESS = (0, 259, 3010, 1641)
+"""The pnputil exit codes that mean a driver went in: done, nothing to do (259), done but a restart is needed
+(3010, 1641). The driver script counts them as success and the ``drivers`` report carries them as they came."""
 REPORT_FIRST_LOGON = "first-logon"
 """The first logon's commands started (the install's last pass)."""
 REPORT_HOOK = "hook"

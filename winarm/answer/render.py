@@ -18,9 +18,8 @@ from winarm.answer.settings import AnswerSettings, check_settings, encode_passwo
 from winarm.answer.validate import validate
 from winarm.config.windows import TEMPLATE_DIR, keyboard_ids, language_tag
 from winarm.errors import RuntimeFailure, UserError
-from winarm.guest import MEDIUM_DRIVERS_DIR, MEDIUM_MARKER
+from winarm.guest import MEDIUM_DRIVERS_DIR, MEDIUM_MARKER, PNPUTIL_SUCCESS
 
-PNPUTIL_SUCCESS = (0, 259, 3010, 1641)
 DRIVER_FOLDER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 

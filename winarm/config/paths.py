@@ -101,6 +101,11 @@ class VmPaths:
         return self.run_dir / "control.sock"
 
     @property
+    def report_socket(self) -> Path:
+        """The guest channel's socket: QEMU relays the guest's reports (``http://10.0.2.5/report/<name>``) to it."""
+        return self.run_dir / "report.sock"
+
+    @property
     def tpm_socket(self) -> Path:
         return self.run_dir / "swtpm.sock"
 
@@ -111,7 +116,7 @@ class VmPaths:
     def check_socket_lengths(self) -> None:
         """Raise :class:`UserError` when a socket path would not fit in a unix socket address."""
         longest = max(
-            (self.qmp_socket, self.serial_socket, self.control_socket, self.tpm_socket),
+            (self.qmp_socket, self.serial_socket, self.control_socket, self.tpm_socket, self.report_socket),
             key=lambda p: len(os.fsencode(p)),
         )
         if len(os.fsencode(longest)) > SOCKET_PATH_MAX:

@@ -140,6 +140,9 @@ SETTINGS: tuple[Setting, ...] = (
          "to skip its TPM check", yes_no=True),
     _row("secure_boot", "--secure-boot/--no-secure-boot", (), True, "UEFI Secure Boot with Microsoft keys; "
          "without it Windows 11 Setup is told to skip that check", more="Off for unsigned test guests."),
+    _row("guest_channel", "--guest-channel/--no-guest-channel", "GUEST_CHANNEL", True, "The guest reports its "
+         "phases over the network to winarm (http://10.0.2.5/report/NAME)", yes_no=True, more="Off, the guest cannot "
+         "reach winarm and install phases are only inferred from the boot order."),
     _row("timeout", "--timeout", "TIMEOUT", "105", "Seconds the guest gets to shut down before QEMU is told to "
          "quit"),
     _row("stall_timeout", "--stall-timeout", "STALL_TIMEOUT", "1800", "Seconds with no disk I/O, no screen change "
@@ -179,7 +182,8 @@ INSTALL = ("iso", "iso_sha256", "drivers", "drivers_pass", "unattend", "username
            "computer_name", "language", "keyboard", "edition", "product_key")
 SHARE = ("shared", "share", "share_readonly", "uid", "gid", "file_mode", "dir_mode", "share_user", "share_password",
          "share_port")
-RUN = ("accel", "tpm", "secure_boot", "timeout", "stall_timeout", "vnc", "vnc_password_file", "metrics_port",
+RUN = ("accel", "tpm", "secure_boot", "guest_channel", "timeout", "stall_timeout", "vnc", "vnc_password_file",
+       "metrics_port",
        "metrics_address", "stop_at", "cpu_model")
 UP = (*VM, "ram", "cpus", *DISK, *INSTALL, *SHARE, *RUN)
 """The options of ``winarm up``, in the order its help lists them."""

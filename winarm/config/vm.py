@@ -88,6 +88,8 @@ class Config:
     stall_timeout: float = float(default_of("stall_timeout"))
     """Seconds of no activity after which a running install is told stalled; 0: never."""
     allocate: bool = False
+    guest_channel: bool = True
+    """Whether the guest can report to winarm over the network (:mod:`winarm.vm.guest_channel`)."""
     notes: tuple[str, ...] = field(default=(), compare=False)
     """Things the user should know that are not mistakes (one line each), printed by ``winarm up``."""
 
@@ -248,8 +250,8 @@ def _iso(values: Values, storage: Path, *, discover: bool) -> dict[str, Any]:
 
 
 def _running(values: Values, flags: Mapping[str, Any], host: HostFacts) -> dict[str, Any]:
-    """``accel`` (``KVM=N`` forces tcg unless ``--accel`` is given), ``tpm``, ``secure_boot``, ``timeout``,
-    ``run_base``. Raises :class:`UserError`."""
+    """``accel`` (``KVM=N`` forces tcg unless ``--accel`` is given), ``tpm``, ``secure_boot``, ``guest_channel``,
+    ``timeout``, ``run_base``. Raises :class:`UserError`."""
     accel = values["accel"]
     if flags.get("accel") is None and values["kvm"] is False:
         accel = "tcg"
@@ -261,7 +263,8 @@ def _running(values: Values, flags: Mapping[str, Any], host: HostFacts) -> dict[
     if not 0 < timeout <= 3600:
         raise UserError(f"timeout {timeout_text!r} is out of range: use 1 to 3600 seconds")
     return {"accel": choose_accel(accel, host), "tpm": values["tpm"], "secure_boot": bool(values["secure_boot"]),
-            "timeout": timeout, "run_base": Path(str(values["run_base"])).absolute()}
+            "guest_channel": bool(values["guest_channel"]), "timeout": timeout,
+            "run_base": Path(str(values["run_base"])).absolute()}
 
 
 def parse_stall_timeout(text: str) -> float:

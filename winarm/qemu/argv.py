@@ -5,11 +5,15 @@ Layout choices, each for a reason recorded in NOTES.md:
 - the system disk before the CD in the boot order, and the NIC without a boot ROM, so the firmware never
   spends minutes in PXE;
 - TCG with ``-cpu max,pauth-impdef=on``: pointer authentication emulated the cheap way (3-4x faster boots);
+- the guest channel: the guest's ``10.0.2.5:80`` relayed by QEMU's user network to the daemon's report socket,
+  since Windows for ARM64 has no COM port under QEMU and the network is all it needs;
 - sockets handed over as already-listening file descriptors, so winarm can connect the moment QEMU starts.
 """
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +21,7 @@ from pathlib import Path
 from winarm.config.paths import VmPaths
 from winarm.config.share import relay_command
 from winarm.config.vm import Config, MiB
-from winarm.guest import SHARE_ADDRESS, SHARE_PORT
+from winarm.guest import REPORT_ADDRESS, REPORT_PORT, SHARE_ADDRESS, SHARE_PORT
 from winarm.qemu.firmware import Firmware
 
 Endpoint = int | Path
@@ -87,12 +91,30 @@ def vnc_option(address: str, *, password: bool) -> str:
     return f"{host}:0,to=99" + (",password=on" if password else "")
 
 
-def netdev_user(share_port: int | None) -> str:
-    """QEMU's user network; with a share, the guest's ``10.0.2.4:445`` is relayed to smbd's loopback port
-    (one relay process per guest connection, started by QEMU, ended with the connection)."""
-    if share_port is None:
-        return "user,id=net0"
-    return f"user,id=net0,guestfwd=tcp:{SHARE_ADDRESS}:{SHARE_PORT}-cmd:{opt(relay_command(share_port))}"
+def socat_path(path: Path) -> str:
+    """``path`` as one parameter of a socat address: every character but letters, digits and ``/._-`` behind a
+    backslash, since socat splits an address at ``:``, ``,``, ``!!``, quotes and brackets and reads ``\\x`` as
+    ``x``."""
+    return re.sub(r"([^A-Za-z0-9/._-])", r"\\\1", str(path))
+
+
+def report_relay_command(report_socket: Path) -> str:
+    """What QEMU runs for each guest connection to ``10.0.2.5:80``: ``socat STDIO UNIX-CONNECT:<socket>``, a byte
+    relay to the daemon's report socket. Quoted for a POSIX shell: QEMU's user network splits the command the way
+    a shell would (libslirp's ``g_shell_parse_argv``; older ones ran ``/bin/sh -c``)."""
+    return f"socat STDIO {shlex.quote('UNIX-CONNECT:' + socat_path(report_socket))}"
+
+
+def netdev_user(share_port: int | None, report_socket: Path | None = None) -> str:
+    """QEMU's user network. With a share, the guest's ``10.0.2.4:445`` is relayed to smbd's loopback port; with a
+    report socket, the guest's ``10.0.2.5:80`` to it (see :func:`report_relay_command`). Each relay is one process
+    per guest connection, started by QEMU, ended with the connection."""
+    netdev = "user,id=net0"
+    if share_port is not None:
+        netdev += f",guestfwd=tcp:{SHARE_ADDRESS}:{SHARE_PORT}-cmd:{opt(relay_command(share_port))}"
+    if report_socket is not None:
+        netdev += f",guestfwd=tcp:{REPORT_ADDRESS}:{REPORT_PORT}-cmd:{opt(report_relay_command(report_socket))}"
+    return netdev
 
 
 def machine_args(cfg: Config) -> list[str]:
@@ -130,10 +152,15 @@ def input_args() -> list[str]:
     return ["-device", "qemu-xhci,id=xhci", "-device", "usb-kbd,bus=xhci.0", "-device", "usb-tablet,bus=xhci.0"]
 
 
-def net_args(share_port: int | None) -> list[str]:
-    """The user network (see :func:`netdev_user`) on a virtio NIC without a boot ROM, so the firmware never PXE
-    boots."""
-    return ["-netdev", netdev_user(share_port), "-device", "virtio-net-pci,netdev=net0,romfile="]
+NIC_ID = "nic0"
+"""The virtio NIC's QOM id, which ``query-rx-filter`` and ``NIC_RX_FILTER_CHANGED`` name."""
+
+
+def net_args(share_port: int | None, report_socket: Path | None = None) -> list[str]:
+    """The user network (see :func:`netdev_user`) on a virtio NIC (:data:`NIC_ID`) without a boot ROM, so the
+    firmware never PXE boots."""
+    nic = f"virtio-net-pci,id={NIC_ID},netdev=net0,romfile="
+    return ["-netdev", netdev_user(share_port, report_socket), "-device", nic]
 
 
 def console_args(endpoints: Endpoints) -> list[str]:
@@ -175,7 +202,8 @@ def build_argv(
     share_port: int | None = None,
 ) -> list[str]:
     """The full argv (program first) of the VM described by ``cfg``. QEMU starts paused (``-S``): the caller
-    connects to QMP and the serial console, then continues it, so no output is ever missed."""
+    connects to QMP and the serial console, then continues it, so no output is ever missed. The guest channel's
+    relay goes to :attr:`VmPaths.report_socket` unless ``cfg.guest_channel`` is off."""
     return [
         cfg.qemu_binary,
         "-name",
@@ -189,7 +217,7 @@ def build_argv(
         *input_args(),
         *disk_args(cfg.disk_bus, paths.disk, cfg.disk_format, allocate=cfg.allocate),
         *media_args(media),
-        *net_args(share_port),
+        *net_args(share_port, paths.report_socket if cfg.guest_channel else None),
         *console_args(endpoints),
         *tpm_args(tpm_socket),
     ]

@@ -59,7 +59,7 @@ def test_disk_boots_before_the_cd_and_the_nic_has_no_rom(tmp_path: Path, host: H
     assert "virtio-blk-pci,drive=disk0,bootindex=0" in devices
     assert "usb-storage,id=media0,bus=xhci.0,drive=cd0,bootindex=1" in devices
     assert "usb-storage,id=media1,bus=xhci.0,drive=cd1,bootindex=2" in devices
-    assert "virtio-net-pci,netdev=net0,romfile=" in devices
+    assert "virtio-net-pci,id=nic0,netdev=net0,romfile=" in devices
     assert any(d.startswith("qemu-xhci") for d in devices) and "ramfb" in devices
 
 
@@ -115,10 +115,10 @@ def test_the_share_is_relayed_from_the_guest_s_445_to_smbd_s_loopback_port(tmp_p
     cfg = load_config(base, {}, host)
     paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
     argv = build_argv(cfg, FW, paths, Endpoints(qmp=7, serial=8), share_port=45123)
-    assert value_after(argv, "-netdev") == [
-        "user,id=net0,guestfwd=tcp:10.0.2.4:445-cmd:socat STDIO TCP4:127.0.0.1:45123"
-    ]
-    assert value_after(argv_for(tmp_path, host), "-netdev") == ["user,id=net0"], "no share, no relay"
+    share, report = value_after(argv, "-netdev")[0].split(",guestfwd=")[1:]
+    assert share == "tcp:10.0.2.4:445-cmd:socat STDIO TCP4:127.0.0.1:45123"
+    assert report.startswith("tcp:10.0.2.5:80-cmd:socat STDIO "), "the guest channel beside the share"
+    assert "10.0.2.4" not in value_after(argv_for(tmp_path, host), "-netdev")[0], "no share, no relay"
 
 
 def test_the_whole_command_line_in_order(tmp_path: Path, host: HostFacts) -> None:
@@ -137,7 +137,8 @@ def test_the_whole_command_line_in_order(tmp_path: Path, host: HostFacts) -> Non
         "-device", "virtio-blk-pci,drive=disk0,bootindex=0",
         "-drive", f"if=none,id=cd0,file={tmp_path}/a.iso,format=raw,media=cdrom,readonly=on",
         "-device", "usb-storage,id=media0,bus=xhci.0,drive=cd0,bootindex=1",
-        "-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile=",
+        "-netdev", f"user,id=net0,guestfwd=tcp:10.0.2.5:80-cmd:socat STDIO UNIX-CONNECT:{run}/report.sock",
+        "-device", "virtio-net-pci,id=nic0,netdev=net0,romfile=",
         "-chardev", "socket,id=serial0,fd=8,server=on,wait=off", "-serial", "chardev:serial0",
         "-chardev", "socket,id=qmp0,fd=7,server=on,wait=off", "-mon", "chardev=qmp0,mode=control",
         "-chardev", f"socket,id=chrtpm,path={run}/swtpm.sock", "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
