@@ -183,8 +183,7 @@ INSTALL = ("iso", "iso_sha256", "drivers", "drivers_pass", "unattend", "username
 SHARE = ("shared", "share", "share_readonly", "uid", "gid", "file_mode", "dir_mode", "share_user", "share_password",
          "share_port")
 RUN = ("accel", "tpm", "secure_boot", "guest_channel", "timeout", "stall_timeout", "vnc", "vnc_password_file",
-       "metrics_port",
-       "metrics_address", "stop_at", "cpu_model")
+       "metrics_port", "metrics_address", "stop_at", "cpu_model")
 UP = (*VM, "ram", "cpus", *DISK, *INSTALL, *SHARE, *RUN)
 """The options of ``winarm up``, in the order its help lists them."""
 PREPARE = (*VM, *INSTALL, *SHARE, "disk_bus", "tpm", "secure_boot")

@@ -9,6 +9,7 @@ every report confirms the inferred Setup pass of the boot it arrives in (see :mo
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from dataclasses import asdict
 from typing import Any, Protocol
 
 from winarm.guest import (
@@ -21,18 +22,7 @@ from winarm.guest import (
 )
 from winarm.timeline.events import EventKind
 from winarm.vm.report import Reporter
-
-PNPUTIL_OK = frozenset({"0", "259", "3010", "1641"})
-"""pnputil's exit codes that are not failures: done, nothing to do, reboot needed, reboot started."""
-
-
-class ReportLike(Protocol):
-    """A report as the guest channel hands it over."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def items(self) -> tuple[tuple[str, str], ...]: ...
+from winarm.vm.report_body import Report, drivers_results, hook_results
 
 
 class MarkerSink(Protocol):
@@ -41,27 +31,16 @@ class MarkerSink(Protocol):
     async def on_guest_marker(self, name: str, rest: str, *, source: str) -> None: ...
 
 
-def report_details(report: ReportLike) -> dict[str, Any]:
+def report_details(report: Report) -> dict[str, Any]:
     """The event details of ``report``: for ``drivers`` its pass and each driver's folder, code and whether it
-    failed; for ``hook`` each hook's name and code; else the body's lines as ``[key, value]`` pairs."""
+    failed; for ``hook`` each hook's name, code and whether it failed; else the body's lines as ``[key, value]``
+    pairs."""
     if report.name == REPORT_DRIVERS:
-        drivers = [_driver(value) for key, value in report.items if key == "driver"]
-        passes = [value for key, value in report.items if key == "pass"]
-        return {"pass": passes[0] if passes else None, "drivers": drivers,
-                "failed": sum(1 for d in drivers if not d["ok"])}
+        drivers = [asdict(result) for result in drivers_results(report)]
+        return {"pass": report.first("pass"), "drivers": drivers, "failed": sum(1 for d in drivers if not d["ok"])}
     if report.name == REPORT_HOOK:
-        return {"hooks": [_hook(value) for key, value in report.items if key == "hook"]}
+        return {"hooks": [asdict(result) for result in hook_results(report)]}
     return {"body": [list(item) for item in report.items]} if report.items else {}
-
-
-def _driver(value: str) -> dict[str, Any]:
-    folder, _, code = value.partition(" ")
-    return {"folder": folder, "code": code.strip() or None, "ok": code.strip() in PNPUTIL_OK}
-
-
-def _hook(value: str) -> dict[str, Any]:
-    name, _, code = value.rpartition(" ")
-    return {"name": name or code, "code": code if name else None, "ok": bool(name) and code == "0"}
 
 
 def report_line(name: str, details: dict[str, Any]) -> str:
@@ -120,7 +99,7 @@ class GuestReports:
         self.listeners: list[Callable[[str], None]] = []
         """Hear the name of each accepted report (the stall watch takes it as activity)."""
 
-    def on_report(self, report: ReportLike) -> None:
+    def on_report(self, report: Report) -> None:
         """Record ``report`` (EventKind.REPORT), say it, and start its phase when it names one."""
         details = report_details(report)
         self.accepted += 1

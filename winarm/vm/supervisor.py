@@ -20,13 +20,14 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from winarm.errors import RuntimeFailure
-from winarm.guest import DESKTOP_READY
+from winarm.guest import DESKTOP_READY, REPORT_URL
 from winarm.timeline.events import EventKind
 from winarm.timeline.phases import derive_phases
 from winarm.vm import ending
 from winarm.vm.control_server import ControlServer
 from winarm.vm.facts import Facts
 from winarm.vm.full_storage import wait_for_room
+from winarm.vm.guest_reports import desktop_ready_missing, missing_line
 from winarm.vm.install_watch import InstallWatch
 from winarm.vm.report import Reporter
 from winarm.vm.share_watch import ShareWatch
@@ -223,6 +224,13 @@ class Supervisor:
         await stack.enter_async_context(ControlServer(self.paths.control_socket, self.status, self._on_down,
                                                       self.watches.stall.screenshot))
         self._start_metrics(stack)
+        if self.cfg.guest_channel:
+            from winarm.vm.guest_channel import GuestChannel
+
+            reports = self.watches.reports
+            await stack.enter_async_context(GuestChannel(self.paths.report_socket, reports.on_report,
+                                                         reports.on_refused))
+            self.reporter.record(EventKind.CHANNEL_READY, url=REPORT_URL)
         self._background.append(self._spawn(self.machine.pump_events(self._on_qmp_event)))
         assert self.machine.serial_reader is not None
         self._reader = self._spawn(self.install.read(self.machine.serial_reader, self.paths.serial_log,
@@ -303,6 +311,9 @@ class Supervisor:
         await self.machine.wait()
         exit_time = self.launched.events.now()
         await self._drain()
+        if self.launched.answer_medium is not None and desktop_ready_missing(self.launched.events.events):
+            self.reporter.record(EventKind.DESKTOP_READY_MISSING, channel=self.cfg.guest_channel)
+            self.reporter.say(missing_line(self.cfg.guest_channel, self.watches.reports.accepted))
         self.lifecycle.move(VmState.STOPPED)
         return ending.finish(self.reporter, self.machine, self.paths, how=how, paused=paused, tpm_lost=tpm_lost,
                              at=exit_time, timeout=self.cfg.timeout)

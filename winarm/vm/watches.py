@@ -50,6 +50,7 @@ class Watches:
         self.reports = GuestReports(reporter, install, spawn)
         self.reports.listeners.append(lambda name: self.stall.note("guest report", name))
         reporter.phase_listeners.append(self._on_phase)
+        self.channel = launched.cfg.guest_channel
         self._desktop = False
         self._held = False
 
@@ -99,4 +100,5 @@ class Watches:
         }
         apply = traffic.get("apply")
         progress = {"what": "apply", **apply} if isinstance(apply, dict) and apply.get("applying") else None
-        return {"progress": progress, "activity": activity, "reports": self.reports.snapshot(), "stall": stall}
+        reports = self.reports.snapshot() if self.channel else None
+        return {"progress": progress, "activity": activity, "reports": reports, "stall": stall}

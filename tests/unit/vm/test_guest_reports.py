@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +12,14 @@ from tests.unit.vm.fakes import Rig
 from winarm.timeline.events import EventKind
 from winarm.timeline.phases import derive_phases
 from winarm.vm.guest_reports import GuestReports, report_details, report_line
+from winarm.vm.report_body import Report
 
 DISK_BOOT = 'BdsDxe: starting Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x4,0x0)\r\n'
 
 
-@dataclass(frozen=True)
-class Sent:
-    """A report as the channel hands it over."""
-
-    name: str
-    items: tuple[tuple[str, str], ...] = ()
+def Sent(name: str, items: tuple[tuple[str, str], ...] = ()) -> Report:  # noqa: N802 - reads like the report
+    """A report as the channel hands it over, after its checks."""
+    return Report(name, items)
 
 
 DRIVERS = Sent("drivers", (("pass", "specialize"), ("driver", "02-viostor 0"), ("driver", "03-NetKVM 3010"),
@@ -33,7 +30,7 @@ def test_driver_results_name_each_failure() -> None:
     details = report_details(DRIVERS)
     assert details["pass"] == "specialize" and details["failed"] == 1
     assert [(d["folder"], d["code"], d["ok"]) for d in details["drivers"]] == [
-        ("02-viostor", "0", True), ("03-NetKVM", "3010", True), ("05-Balloon", "1", False)]
+        ("02-viostor", 0, True), ("03-NetKVM", 3010, True), ("05-Balloon", 1, False)]
     assert report_line("drivers", details) == (
         "guest: driver step ended in specialize: 2 of 3 installed; FAILED: 05-Balloon (pnputil exit 1)")
 
@@ -109,3 +106,60 @@ def test_desktop_ready_missing_after_the_last_pass() -> None:
     assert "--no-guest-channel" in missing_line(False, 0)
     assert "no report reached winarm" in missing_line(True, 0)
     assert "reported 2 times" in missing_line(True, 2)
+
+
+def test_a_report_over_the_channel_socket_reaches_the_phase_log(tmp_path: Path, run_base: Path) -> None:
+    """The supervisor serves the guest channel on the run directory's report socket (what QEMU's guestfwd relay
+    connects to): a report sent there is answered 204 and becomes a report event and a phase; the channel is
+    gone with the run; with --no-guest-channel nothing listens."""
+    async def send(path: Path, request: bytes) -> bytes:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        writer.write(request)
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    async def scenario() -> None:
+        rig = Rig(tmp_path, run_base)
+        rig.machine.obey_power_button()
+        task = rig.start()
+        ready = await rig.log.seen(EventKind.CHANNEL_READY)
+        assert ready["url"] == "http://10.0.2.5/report/"
+        answer = await send(rig.paths.report_socket,
+                            b"POST /report/desktop-ready HTTP/1.1\r\nHost: 10.0.2.5\r\nContent-Length: 0\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 204") or answer.startswith(b"HTTP/1.0 204"), answer
+        marker = await rig.log.seen(EventKind.MARKER)
+        assert (marker["name"], marker["source"]) == ("desktop-ready", "guest")
+        assert rig.supervisor.status().reports == {"accepted": 1, "refused": 0, "last": "desktop-ready"}
+        rig.supervisor.request_stop("the test")
+        assert await task == 0
+        assert not rig.paths.report_socket.exists() or not _answers(rig.paths.report_socket)
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
+
+
+def _answers(path: Path) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def test_no_channel_no_listener(tmp_path: Path, run_base: Path) -> None:
+    async def scenario() -> None:
+        rig = Rig(tmp_path, run_base, guest_channel=False)
+        rig.machine.obey_power_button()
+        task = rig.start()
+        await rig.log.seen(EventKind.RUNNING)
+        assert not rig.paths.report_socket.exists()
+        assert rig.supervisor.status().reports is None
+        rig.supervisor.request_stop("the test")
+        assert await task == 0
+        assert "channel-ready" not in rig.log.kinds()
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
