@@ -133,10 +133,10 @@ class InstallWatch:
     async def _name_boot(self, device: str) -> None:
         """Start this boot's Setup pass as an inferred phase (``source: boot-order``) during an install."""
         name = self.setup_pass(device)
-        if name is not None:
-            await self.on_guest_marker(name, "", source="boot-order")
+        if name is not None:  # from the boot entry's own instant: the pass is the whole boot from the device
+            await self.on_guest_marker(name, "", source="boot-order", at=self.reporter.events.events[-1]["t"])
 
-    async def on_guest_marker(self, name: str, rest: str, *, source: str) -> None:
+    async def on_guest_marker(self, name: str, rest: str, *, source: str, at: float | None = None) -> None:
         """A guest marker: the first of its name in a boot starts a phase; a repeat (the same signal through
         another channel, like desktop-ready on the serial port and on the share) is only noted."""
         if name in self._markers_this_boot:
@@ -148,7 +148,7 @@ class InstallWatch:
             details["detail"] = rest
         if source != "serial":
             details["source"] = source
-        self.reporter.record(EventKind.MARKER, **details)
+        self.reporter.record(EventKind.MARKER, at=at, **details)
         if name in INSTALL_DONE_MARKERS and self.answer_medium is not None:
             await self.detach_answer_medium()
         self.on_marker(name)
