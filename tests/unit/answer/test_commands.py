@@ -154,3 +154,5 @@ def test_every_command_fits_setups_limit() -> None:
                        share_user="u" * 20, share_password="p" * 100)
     for command in specialize_commands(s) + firstlogon_commands(s):
         assert len(command.line) <= MAX_COMMAND_LINE, command
+    for command in specialize_commands(s):
+        assert len(command.line) <= MAX_PATH, f"a RunSynchronousCommand Path is at most {MAX_PATH}: {command}"
