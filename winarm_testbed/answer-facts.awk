@@ -69,6 +69,7 @@ END {
     ns = bodies(doc, "settings")
     for (k = 1; k <= ns; k++) S[k] = E[k]
     ncmd = 0
+    nsp = 0
     for (k = 1; k <= ns; k++) {
         pass = attr(S[k], "pass")
         if (pass == "windowsPE") {
@@ -85,12 +86,21 @@ END {
             if (name != "") print "computername " name
             nr = bodies(S[k], "RunSynchronousCommand")
             for (r = 1; r <= nr; r++) {
-                path = tolower(unxml(text(E[r], "Path")))
+                raw = unxml(text(E[r], "Path"))
+                path = tolower(raw)
                 if (path ~ /install-drivers\.cmd/) print "specialize 1"
                 if (path ~ /10\.0\.2\.4[ \t]+host\.lan/ && path ~ />>?[ \t]*"?[^ \t]*[\\\/]etc[\\\/]hosts/)
                     print "hostslan 1"
                 if (path ~ /lanmanworkstation/ && path ~ /allowinsecureguestauth/ && path ~ /\/d[ \t]+1/)
                     print "guestauth 1"
+                fact = copy_fact(raw)
+                if (fact == "") fact = driver_fact(raw)
+                if (fact == "") continue
+                order = text(E[r], "Order")
+                gsub(/[ \t]/, "", order)
+                nsp++
+                PO[nsp] = order + 0
+                PC[nsp] = order " " fact
             }
         } else if (pass == "oobeSystem") {
             nf = bodies(S[k], "FirstLogonCommands")
@@ -102,9 +112,11 @@ END {
                 order = text(E[r], "Order")
                 gsub(/[ \t]/, "", order)
                 if (tolower(line) ~ /install-drivers\.cmd/) print "firstlogon 1"
-                fact = netuse(order, line)
+                fact = driver_fact(line)
+                if (fact == "") fact = netuse(order, line)
                 if (fact == "") fact = echo_fact(line)
                 if (fact == "") fact = runkey_fact(line)
+                if (fact == "") fact = report_fact(line)
                 if (fact == "") continue
                 ncmd++
                 O[ncmd] = order + 0
@@ -112,11 +124,16 @@ END {
             }
         }
     }
-    # FirstLogonCommands run by Order (a stable insertion sort: equal Orders keep document order)
-    for (a = 2; a <= ncmd; a++) {
-        o = O[a]; v = C[a]
-        for (b = a - 1; b >= 1 && O[b] > o; b--) { O[b + 1] = O[b]; C[b + 1] = C[b] }
-        O[b + 1] = o; C[b + 1] = v
-    }
+    # commands run by Order (a stable insertion sort: equal Orders keep document order)
+    sort_by_order(PO, PC, nsp)
+    for (a = 1; a <= nsp; a++) print "sp " PC[a]
+    sort_by_order(O, C, ncmd)
     for (a = 1; a <= ncmd; a++) print "fl " C[a]
+}
+function sort_by_order(ORD, CMD, n,    a, b, o, v) {
+    for (a = 2; a <= n; a++) {
+        o = ORD[a]; v = CMD[a]
+        for (b = a - 1; b >= 1 && ORD[b] > o; b--) { ORD[b + 1] = ORD[b]; CMD[b + 1] = CMD[b] }
+        ORD[b + 1] = o; CMD[b + 1] = v
+    }
 }

@@ -119,7 +119,8 @@ function echo_fact(line,    s, k, prog, p, text, target, lt, rest, host, share, 
     return "echo unc " tolower(host) " " share " |" path "|" text "|"
 }
 # runkey_fact(LINE): for `reg[.exe] add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run /v NAME
-# [/t REG_SZ] /d DATA [/f]`: "runkey NAME |DATA|" (NAME without blanks or "|"); else "".
+# [/t REG_SZ|REG_EXPAND_SZ] /d DATA [/f]`: "runkey NAME TYPE |DATA|" (NAME without blanks or "|", TYPE
+# reg_sz or reg_expand_sz); else "".
 function runkey_fact(line,    n, prog, key, t, sw, name, type, data, hasd) {
     n = argv(line)
     if (n < 3) return ""
@@ -138,6 +139,69 @@ function runkey_fact(line,    n, prog, key, t, sw, name, type, data, hasd) {
         else if (sw == "/d" && t < n) { data = A[++t]; hasd = 1 }
         else if (sw != "/f") return ""
     }
-    if (type != "reg_sz" || !hasd || name == "" || name ~ /[ \t|]/) return ""
-    return "runkey " name " |" data "|"
+    if ((type != "reg_sz" && type != "reg_expand_sz") || !hasd || name == "" || name ~ /[ \t|]/) return ""
+    return "runkey " name " " type " |" data "|"
+}
+# program(WORD): the program a command line's word names, lower case, without its folder.
+function program(word) {
+    word = tolower(word)
+    sub(/^.*[\\\/]/, "", word)
+    return word
+}
+# report_fact(LINE): for `wscript[.exe] [//B //NoLogo ...] SCRIPT NAME [BODY [ATTEMPTS]]` (waited for) or
+# `cmd[.exe] /c start "" wscript[.exe] ...` (started, not waited for): "report WAIT |SCRIPT|NAME|BODY|ATTEMPTS|"
+# with WAIT 1 or 0; "" for any other command line (or a field holding "|").
+function report_fact(line,    n, i, wait, prog, f) {
+    n = argv(line)
+    if (n < 1) return ""
+    i = 1
+    wait = 1
+    prog = program(A[1])
+    if (prog == "cmd" || prog == "cmd.exe") {
+        if (n < 5 || tolower(A[2]) != "/c" || tolower(A[3]) != "start" || A[4] != "") return ""
+        i = 5
+        wait = 0
+        prog = program(A[5])
+    }
+    if (prog != "wscript" && prog != "wscript.exe") return ""
+    for (i++; i <= n && substr(A[i], 1, 2) == "//"; i++) ;
+    if (i + 1 > n || n > i + 3) return ""
+    f = A[i] "|" A[i + 1] "|" (i + 2 <= n ? A[i + 2] : "") "|" (i + 3 <= n ? A[i + 3] : "")
+    if (gsub(/\|/, "|", f) != 3) return ""
+    return "report " wait " |" f "|"
+}
+# driver_fact(LINE): for a command line that runs install-drivers.cmd: "drivers ARG" (ARG the word after
+# the script's name, "" when none); else "".
+function driver_fact(line,    p, s) {
+    p = index(tolower(line), "install-drivers.cmd")
+    if (p == 0) return ""
+    s = substr(line, p + 19)
+    sub(/^"/, "", s)
+    sub(/^[ \t]+/, "", s)
+    match(s, /^[^ \t"&|()<>]*/)
+    return "drivers " substr(s, 1, RLENGTH)
+}
+# copy_fact(LINE): for `cmd /c for %X in (...) do @if exist %X:\winarm.marker (... copy [/y] %X:\SRC DEST
+# ...)`, a copy from the answer medium: "copy |SRC|DEST|" (SRC with "/", DEST as written, quotes removed);
+# else "".
+function copy_fact(line,    l, s, src, dest, k) {
+    l = tolower(line)
+    if (l !~ /if exist %[a-z]:\\winarm\.marker/) return ""
+    if (!match(l, /copy[ \t]+(\/y[ \t]+)?%[a-z]:\\/)) return ""
+    s = substr(line, RSTART + RLENGTH)
+    match(s, /^[^ \t"&|()<>]+/)
+    src = substr(s, 1, RLENGTH)
+    s = substr(s, RLENGTH + 1)
+    sub(/^[ \t]+/, "", s)
+    if (substr(s, 1, 1) == "\"") {
+        k = index(substr(s, 2), "\"")
+        if (k == 0) return ""
+        dest = substr(s, 2, k - 1)
+    } else {
+        match(s, /^[^ \t&|()<>]*/)
+        dest = substr(s, 1, RLENGTH)
+    }
+    if (src == "" || dest == "" || index(dest, "|") > 0) return ""
+    gsub(/\\/, "/", src)
+    return "copy |" src "|" dest "|"
 }

@@ -2,48 +2,71 @@
 # winarm test guest: /init of the initramfs (busybox sh).
 #
 # Prints whole lines "WINARM-PHASE <name>" (phase boundaries) and "WINARM-EVENT <name> <detail>" (details)
-# on the serial console.
+# on the serial console. Playing Windows, it prints no WINARM-PHASE line but "error": Windows for ARM64 has no
+# COM port under QEMU, so what Windows tells winarm goes through the guest channel (reports, below), and the
+# host names Setup's passes by boot order.
 #
 # Without an answer medium (no CD with a root Autounattend.xml), the plain installer:
-#   init                 always, once /proc, /sys and /dev are up
+#   init                 once the boot's mode is known (after the CD scan, or the look at the disk's state)
 #   setup, setup-done    winarm.boot=cd: the seed image from the CD written to /dev/vda, then `reboot -f`
 #   ready, poweroff      winarm.boot=disk: waiting for the ACPI power button, then `poweroff -f`
 #
-# With an answer medium, Windows Setup's passes (the state lives on the applied disk, in the FAT "Windows"
-# partition /dev/vda2: /Windows/Panther/unattend.xml, the cached answer file, and
-# /Windows/Panther/winarm-state, lines "next=<pass>" and "drivers=<passes>"):
+# Playing Windows (an answer medium found at a CD boot, or Setup's state on the disk at a disk boot), Windows
+# Setup's passes; its own Linux steps are events there: "WINARM-EVENT init", "WINARM-EVENT ready",
+# "WINARM-EVENT poweroff". The state lives on the applied disk, in the FAT "Windows" partition /dev/vda2:
+# /Windows/Panther/unattend.xml, the cached answer file, and /Windows/Panther/winarm-state, lines
+# "next=<pass>" and "drivers=<passes>"; C:\X is /X there, %WINDIR% /Windows.
 #   windowsPE            winarm.boot=cd: answer file checked (windowsPE has Microsoft-Windows-Setup with
 #                        DiskConfiguration and ImageInstall); one "WINARM-EVENT winpe-driver <folder>" per
 #                        folder of $WinPEDriver$; sources/winarm-seed.img (UDF tree) written to /dev/vda,
-#                        then sources/install.wim right after it (the bytes its TOTALBYTES counts);
+#                        then sources/install.wim right after it (the bytes its TOTALBYTES counts); the
+#                        $WinPEDriver$ folders copied into the driver store (Setup adds them to the image);
 #                        state next=specialize; `reboot -f`
-#   specialize           first boot from the disk; when specialize runs install-drivers.cmd
-#                        (RunSynchronousCommand Path), the drivers of /winarm/drivers.txt are installed
-#                        ("WINARM-EVENT driver-installed <folder>" each); state next=oobeSystem; `reboot -f`
-#   oobeSystem, first-logon   next boot; drivers installed here when FirstLogonCommands runs the script;
-#                        then the FirstLogonCommands the testbed knows, by Order:
+#   specialize           first boot from the disk: the specialize RunSynchronousCommands the testbed knows,
+#                        by Order: a copy from the answer medium (`cmd /c for %d in (...) do @if exist
+#                        %d:\winarm.marker (... copy /y %d:\SRC "DEST" ...)`: the report script onto the
+#                        disk; "WINARM-EVENT command-failed specialize ORDER REASON" when it fails) and the
+#                        driver script (`... install-drivers.cmd PASS`): the drivers of /winarm/drivers.txt
+#                        copied into the driver store ("WINARM-EVENT driver-installed <folder>" each), then,
+#                        when the medium's install-drivers.cmd runs the report script, the "drivers" report;
+#                        state next=oobeSystem; `reboot -f`
+#   oobeSystem           next boot: the power button armed; the FirstLogonCommands the testbed knows, by
+#                        Order: the driver script (as above); a report (`wscript[.exe] //B //NoLogo SCRIPT
+#                        NAME [BODY [ATTEMPTS]]`, or `cmd /c start "" wscript ...`, not waited for);
 #                        `net use L: \\host.lan\NAME [...]` (which needs the specialize command adding host.lan
 #                        to the hosts file): the network up (eth0 10.0.2.15/24), //10.0.2.4/NAME mounted
 #                        (cifs; "WINARM-EVENT share-mounted NAME"), folders and a file written, renamed,
 #                        overwritten, a scratch file deleted ("WINARM-EVENT share-written NAME
 #                        winarm-testbed/first-logon/hello-renamed.txt", or "share-readonly NAME" when the
 #                        share refuses writes); it stays mounted to the end of the commands;
-#                        `cmd[.exe] /c echo TEXT>COM1` (blanks around ">" optional): TEXT printed as a line
-#                        on the console (so `... echo WINARM-PHASE desktop-ready > COM1` is a phase);
+#                        `cmd[.exe] /c echo TEXT>COM1` (blanks around ">" optional): fails, there is no COM
+#                        port ("WINARM-EVENT command-failed ORDER REASON");
 #                        `cmd[.exe] /c echo TEXT>\\host.lan\SHARE\FILE`: TEXT and CRLF written to FILE on a
 #                        share mapped before ("WINARM-EVENT share-file-written SHARE FILE"; when it fails,
 #                        "WINARM-EVENT command-failed ORDER REASON" and on, as cmd would);
 #                        `reg[.exe] add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run /v NAME
-#                        [/t REG_SZ] /d "COMMAND" [/f]`: NAME COMMAND kept in /Windows/winarm-run-keys
-#                        ("WINARM-EVENT run-key-added NAME"), run at later logons, not this one;
-#                        other commands are ignored. Then the shares unmounted; state next=complete;
-#                        then ready, poweroff
-#   ready, poweroff      later boots from the disk; once Setup is complete, each Run-key command the testbed
-#                        knows (the echo forms above; a share file needs a `net use ... /persistent:yes`
+#                        [/t REG_SZ|REG_EXPAND_SZ] /d "COMMAND" [/f]`: NAME TYPE COMMAND kept in
+#                        /Windows/winarm-run-keys ("WINARM-EVENT run-key-added NAME"), run at later logons,
+#                        not this one; other commands are ignored. Then the shares unmounted; the reports
+#                        not waited for end; state next=complete; then ready, poweroff (events)
+#   later boots          once Setup is complete: the disk check (below), the power button armed, the network
+#                        up when NetKVM is in the driver store, each Run-key command the testbed knows (the
+#                        echo and report forms above, started and not waited for; %WINDIR% expanded only in
+#                        a REG_EXPAND_SZ value; a share file needs a `net use ... /persistent:yes`
 #                        FirstLogonCommand of that share: mounted with its login, "WINARM-EVENT
-#                        share-reconnected NAME", unmounted after) runs first ("WINARM-EVENT run-key-failed
-#                        NAME REASON" when one fails)
+#                        share-reconnected NAME", unmounted after; "WINARM-EVENT run-key-failed NAME REASON"
+#                        when one fails); the reports end; ready, poweroff (events)
 #   error <reason>       on any failure, followed by `poweroff -f`; never hangs silently
+#
+# Reports, what report.vbs does: POST the body file (or an empty body) with busybox `timeout 5 wget -q -O
+# /dev/null --post-file=FILE URL` (Debian's busybox 1.35 wget has no timeout option: its -T crashes) to URL
+# = the http:// URL quoted in the report script on the disk, followed by the report's name: "WINARM-EVENT
+# report-sent NAME", or after the attempts "WINARM-EVENT report-failed NAME REASON" and the boot goes on.
+# The network is there only once NetKVM is in the driver store (no network driver, no network, as on
+# Windows: the NIC comes up as the driver is installed); before that an attempt fails with "no network
+# driver". Attempts: ATTEMPTS (default 60, as the script) but at most 40, 0.5 s apart (the script: 3 s), so
+# a blocked channel costs seconds. The "drivers" report's body: "pass PASS", then
+# "driver <folder> 0" a driver, CRLF lines (what the script's echo lines write).
 #
 # The disk check, at every later boot from the disk (the plain installer's too), before the Run-key commands
 # and `ready`: every FAT file system of /dev/vda (the ESP /dev/vda1 and the "Windows" partition /dev/vda2,
@@ -66,8 +89,8 @@
 # temporary name and renamed over one of eight, another of them deleted, a log file appended to (deleted
 # past 2 MiB), small files in subfolders rewritten (about 6 MiB live at most); every fifth step `sync` and
 # an fsync of the log file (vfat has no sync_fs: only an fsync flushes the disk's write cache, QEMU's for a
-# qcow2 image, where a new cluster's mapping waits for the flush). At the power button "WINARM-PHASE
-# poweroff" comes as before, then the loop ends its step, the partition is unmounted (written back, dirty
+# qcow2 image, where a new cluster's mapping waits for the flush). At the power button "poweroff" comes as before
+# (a phase, or an event playing Windows), then the loop ends its step, the partition is unmounted (written back, dirty
 # bit cleared) and flushed, and the guest powers off. When a step fails:
 # "WINARM-EVENT guest-writing-failed REASON" and the loop stops (the boot goes on). Without the file
 # nothing is mounted read-write after `ready`.
@@ -87,6 +110,17 @@ phase() {
 
 event() {
     echo "WINARM-EVENT $*"
+}
+
+# step NAME: a step of the Linux guest itself (init, ready, poweroff): a phase for the plain installer, an
+# event when playing Windows (WINDOWS set), which has no serial console to say anything on.
+WINDOWS=
+step() {
+    if [ -n "$WINDOWS" ]; then
+        event "$@"
+    else
+        phase "$@"
+    fi
 }
 
 die() {
@@ -114,8 +148,6 @@ mount -t devtmpfs devtmpfs /dev || die "mount /dev"
 exec </dev/console >/dev/console 2>&1
 # Keep kernel messages off the console so that marker lines stay whole.
 dmesg -n 1
-
-phase init
 
 for m in $(cat /etc/winarm-modules); do
     modprobe "$m" || die "modprobe $m"
@@ -235,11 +267,13 @@ find_media() {
 # install-drivers.cmd), hostslan 1 (a specialize RunSynchronousCommand whose Path adds "10.0.2.4
 # host.lan" to ...\etc\hosts), guestauth 1 (one setting LanmanWorkstation AllowInsecureGuestAuth to
 # 1), computername NAME (specialize), firstlogon 1 (an oobeSystem FirstLogonCommands SynchronousCommand
-# whose CommandLine runs the driver script), and per FirstLogonCommand the testbed executes, sorted by
-# Order (stable): "fl ORDER share L: HOST NAME PERSISTENT [USER [PASSWORD]]" for `net[.exe] use L:
+# whose CommandLine runs the driver script), per specialize RunSynchronousCommand the testbed executes,
+# sorted by Order (stable): "sp ORDER copy |SRC|DEST|" (see copy_fact) and "sp ORDER drivers PASS" (see
+# driver_fact), and per FirstLogonCommand the testbed executes, sorted by Order (stable): "fl ORDER
+# drivers PASS", "fl ORDER share L: HOST NAME PERSISTENT [USER [PASSWORD]]" for `net[.exe] use L:
 # \\HOST\NAME [PASSWORD] [/user:USER] [/switches]` (PERSISTENT 1 with /persistent:yes, else 0;
-# netuse-bad ORDER when it cannot be read), "fl ORDER echo ..." (see echo_fact) and "fl ORDER runkey
-# ..." (see runkey_fact). Comments are ignored; text is XML-unescaped (&amp; &lt; &gt; &quot; &apos; &#N;
+# netuse-bad ORDER when it cannot be read), "fl ORDER echo ..." (see echo_fact), "fl ORDER runkey ..."
+# (see runkey_fact) and "fl ORDER report ..." (see report_fact). Comments are ignored; text is XML-unescaped (&amp; &lt; &gt; &quot; &apos; &#N;
 # &#xH;); tag and file names compare as Setup does. net use lines are split at blanks, one pair of double
 # quotes around a word is removed: a password with blanks, quotes or a leading "/" is not understood here
 # (the host refuses blanks and quotes).
@@ -247,10 +281,17 @@ answer_facts() {
     awk -f /cmdline.awk -f /answer-facts.awk "$1"
 }
 
-# run_key_facts FILE: for each "NAME COMMAND" line of the Run-key file FILE (in its order) whose COMMAND
-# the testbed executes: "rk NAME echo ..." (see echo_fact).
+# run_key_facts FILE: for each "NAME TYPE COMMAND" line of the Run-key file FILE (in its order) whose
+# COMMAND the testbed executes: "rk NAME TYPE echo ..." (see echo_fact) or "rk NAME TYPE report ..." (see
+# report_fact).
 run_key_facts() {
     awk -f /cmdline.awk -f /run-key-facts.awk "$1"
+}
+
+# batch_facts FILE: for each line of the batch file FILE that runs the report script: "report WAIT
+# |SCRIPT|NAME|BODY|ATTEMPTS|" (see report_fact).
+batch_facts() {
+    awk -f /cmdline.awk -f /batch-facts.awk "$1"
 }
 
 # check_answer FILE: die with the reason unless FILE is an answer file Setup can install from; then set
@@ -279,23 +320,43 @@ save_state() {
     sync
 }
 
-# install_drivers PASS: what install-drivers.cmd does: find the answer medium by its marker, then for
-# each "<folder> <inf>" line of winarm/drivers.txt check the INF and copy the folder onto the disk.
+# install_drivers PASS: what `install-drivers.cmd PASS` does: find the answer medium by its marker, then
+# for each "<folder> <inf>" line of winarm/drivers.txt check the INF and copy the folder into the driver
+# store (the network comes up as NetKVM arrives: Windows loads a driver for its device as it installs it);
+# then, when the medium's install-drivers.cmd runs the report script, the "drivers" report (waited for).
 install_drivers() {
-    find_media marker 30 || die "$1: no answer medium with winarm.marker for the driver script"
+    find_media marker 30 || die "drivers: no answer medium with winarm.marker for the driver script"
     manifest="$MARKER/winarm/drivers.txt"
-    [ -f "$manifest" ] || die "$1: no winarm/drivers.txt on the answer medium"
-    mkdir -p "$DRIVER_STORE" || die "$1: cannot create the driver store"
+    [ -f "$manifest" ] || die "drivers: no winarm/drivers.txt on the answer medium"
+    mkdir -p "$DRIVER_STORE" /mnt/sys/Windows/Temp || die "drivers: cannot create the driver store"
+    body=/mnt/sys/Windows/Temp/winarm-drivers-report.txt
+    printf 'pass %s\r\n' "$1" >"$body" || die "drivers: cannot write $body"
     tr -d '\r' <"$manifest" >/tmp/drivers.txt
     while read -r folder inf; do
         case "$folder" in "" | "#"*) continue ;; esac
         src="$MARKER/winarm/drivers/$folder"
-        [ -n "$inf" ] && [ -f "$src/$inf" ] || die "$1: driver $folder: winarm/drivers/$folder/$inf missing"
+        [ -n "$inf" ] && [ -f "$src/$inf" ] || die "drivers: driver $folder: winarm/drivers/$folder/$inf missing"
         rm -rf "${DRIVER_STORE:?}/$folder"
-        cp -r "$src" "$DRIVER_STORE/$folder" || die "$1: copying driver $folder"
+        cp -r "$src" "$DRIVER_STORE/$folder" || die "drivers: copying driver $folder"
         sync
+        printf 'driver %s 0\r\n' "$folder" >>"$body"
         event driver-installed "$folder"
+        network_driver_installed && net_up
     done </tmp/drivers.txt
+    sync
+    script="$MARKER/winarm/install-drivers.cmd"
+    [ -f "$script" ] || return 0
+    batch_facts "$script" >/tmp/batch.facts || die "drivers: cannot read install-drivers.cmd"
+    while read -r kind wait rest; do
+        [ "$kind" = report ] || continue
+        report_fields "$rest"
+        [ "$R_NAME" = drivers ] && send_report 1 "$R_SCRIPT" drivers "$body" "$R_ATTEMPTS"
+    done </tmp/batch.facts
+}
+
+# network_driver_installed: true when NetKVM is in the driver store (an INF named netkvm.inf, any case).
+network_driver_installed() {
+    [ -n "$(find "$DRIVER_STORE" -iname netkvm.inf 2>/dev/null | head -n 1)" ]
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -314,13 +375,11 @@ lower() {
     printf '%s\n' "$1" | tr 'A-Z' 'a-z'
 }
 
-# net_up: load the network and cifs modules (not at every boot: they take over a second under TCG),
-# bring up eth0 (virtio-net on QEMU's user network) as 10.0.2.15/24 via 10.0.2.2; once.
+# net_up: load virtio_net, bring up eth0 (virtio-net on QEMU's user network) as 10.0.2.15/24 via
+# 10.0.2.2 and mark it (/tmp/net-up, what reports sent in the background look at); once.
 net_up() {
     [ -n "$NET_UP" ] && return 0
-    for m in $(cat /etc/winarm-share-modules); do
-        modprobe "$m" || die "$LOGON: modprobe $m"
-    done
+    modprobe virtio_net || die "$LOGON: modprobe virtio_net"
     wait_for /sys/class/net/eth0 10 || die "$LOGON: no network device eth0 (virtio-net)"
     ip link set lo up
     ip link set eth0 up || die "$LOGON: cannot bring eth0 up"
@@ -332,7 +391,128 @@ net_up() {
     done
     ip addr add 10.0.2.15/24 dev eth0 || die "$LOGON: cannot give eth0 its address"
     ip route add default via 10.0.2.2 || die "$LOGON: cannot add the default route"
+    : >/tmp/net-up
     NET_UP=1
+}
+
+# cifs_up: load the cifs modules and the crypto it needs (not at every boot: they take over a second
+# under TCG); once.
+CIFS_UP=
+cifs_up() {
+    [ -n "$CIFS_UP" ] && return 0
+    for m in $(cat /etc/winarm-share-modules); do
+        modprobe "$m" || die "$LOGON: modprobe $m"
+    done
+    CIFS_UP=1
+}
+
+# ------------------------------------------------------------------------------------------------
+# Reports through the guest channel (see the header)
+
+REPORT_MAX_ATTEMPTS=40
+REPORT_PAUSE=0.5
+REPORT_JOBS= # the reports being sent in the background
+
+# win_path PATH: the Linux path of the Windows path PATH (C:\..., %WINDIR%\... or %SystemRoot%\..., any
+# case) on the Windows partition mounted at /mnt/sys, in WIN_PATH; false for any other form.
+win_path() {
+    p="$(printf '%s' "$1" | tr '\\' /)"
+    case "$(lower "$p")" in
+        %windir%/* | %systemroot%/*) p="/Windows/${p#*%/}" ;;
+        c:/*) p="/${p#??/}" ;;
+        *) return 1 ;;
+    esac
+    WIN_PATH="/mnt/sys$p"
+}
+
+# report_fields |SCRIPT|NAME|BODY|ATTEMPTS|: the fields of a report fact in R_SCRIPT, R_NAME, R_BODY and
+# R_ATTEMPTS.
+report_fields() {
+    r="${1#|}"
+    R_SCRIPT="${r%%|*}"
+    r="${r#*|}"
+    R_NAME="${r%%|*}"
+    r="${r#*|}"
+    R_BODY="${r%%|*}"
+    r="${r#*|}"
+    R_ATTEMPTS="${r%%|*}"
+}
+
+# send_report WAIT SCRIPT NAME BODYFILE ATTEMPTS: what `wscript //B //NoLogo SCRIPT NAME BODY ATTEMPTS`
+# does (SCRIPT a Windows path, BODYFILE a file here or ""): the URL read from the script on the disk now,
+# then the report posted (post_report), in the background unless WAIT is 1. False when it cannot start.
+send_report() {
+    if ! win_path "$2" || [ ! -f "$WIN_PATH" ]; then
+        event report-failed "$3" "no report script $2"
+        return 1
+    fi
+    url="$(sed -n 's/^[^"]*"\(http:\/\/[^"]*\)".*/\1/p' "$WIN_PATH" | head -n 1)"
+    if [ -z "$url" ]; then
+        event report-failed "$3" "no http:// URL in $2"
+        return 1
+    fi
+    tries="$5"
+    case "$tries" in "" | *[!0-9]*) tries=60 ;; esac
+    [ "$tries" -gt "$REPORT_MAX_ATTEMPTS" ] && tries=$REPORT_MAX_ATTEMPTS
+    [ "$tries" -lt 1 ] && tries=1
+    rbody="/tmp/report-body.$3"
+    if [ -n "$4" ]; then
+        cp "$4" "$rbody" || die "report $3: cannot read its body $4"
+    else
+        : >"$rbody"
+    fi
+    if [ "$1" = 1 ]; then
+        post_report "$3" "$url$3" "$rbody" "$tries"
+    else
+        post_report "$3" "$url$3" "$rbody" "$tries" </dev/null &
+        REPORT_JOBS="$REPORT_JOBS $!"
+    fi
+    return 0
+}
+
+# post_report NAME URL BODYFILE ATTEMPTS: POST BODYFILE to URL until it is taken, ATTEMPTS times at most,
+# REPORT_PAUSE s apart; "WINARM-EVENT report-sent NAME" or "WINARM-EVENT report-failed NAME REASON".
+post_report() {
+    i=1
+    while :; do
+        if [ ! -e /tmp/net-up ]; then
+            why="no network driver"
+        elif timeout 5 wget -q -O /dev/null --post-file="$3" "$2" 2>"/tmp/wget.$1.err"; then
+            event report-sent "$1"
+            return 0
+        else
+            why="$(tail -n 1 "/tmp/wget.$1.err")"
+            why="${why:-wget failed}"
+        fi
+        [ "$i" -ge "$4" ] && break
+        i=$((i + 1))
+        sleep "$REPORT_PAUSE"
+    done
+    event report-failed "$1" "$why"
+    return 1
+}
+
+# wait_reports: wait for the reports sent in the background to be sent or given up.
+wait_reports() {
+    for pid in $REPORT_JOBS; do
+        wait "$pid"
+    done
+    REPORT_JOBS=
+}
+
+# run_report ORDER WAIT |SCRIPT|NAME|BODY|ATTEMPTS|: a FirstLogonCommand that sends a report (BODY a Windows
+# path, %WINDIR% expanded by cmd or by Setup); "WINARM-EVENT command-failed ORDER REASON" when BODY is missing.
+run_report() {
+    report_fields "$3"
+    file=
+    if [ -n "$R_BODY" ]; then
+        if ! win_path "$R_BODY" || [ ! -f "$WIN_PATH" ]; then
+            event command-failed "$1" "report $R_NAME: no body file $R_BODY"
+            return 0
+        fi
+        file="$WIN_PATH"
+    fi
+    send_report "$2" "$R_SCRIPT" "$R_NAME" "$file" "$R_ATTEMPTS" || :
 }
 
 # share_steps DIR TEXT: what a Windows user does on a mapped drive: nested folders, a file written,
@@ -366,6 +546,7 @@ mount_share() {
         cred="username=guest,password="
     fi
     net_up
+    cifs_up
     lname="$(lower "$1")"
     mkdir -p "$SHARES/$lname"
     if ! mount -t cifs -o "vers=3.1.1,ip=10.0.2.4,unc=\\\\10.0.2.4\\$1,$cred" "//10.0.2.4/$1" "$SHARES/$lname" \
@@ -458,8 +639,9 @@ reconnect_share() {
 run_echo() {
     case "$1" in
         "com1 |"*)
-            text="${1#com1 |}"
-            printf '%s\n' "${text%|}"
+            # Windows for ARM64 under QEMU has no COM port (the PL011 has no driver)
+            CMD_ERR="COM1: The system cannot find the file specified (no COM port)"
+            return 1
             ;;
         "unc "*)
             rest="${1#unc }"
@@ -503,8 +685,9 @@ run_echo() {
     esac
 }
 
-# set_run_key NAME COMMAND: `reg add` of the Run value NAME: one "NAME COMMAND" line in RUN_KEYS on
-# the (rw) system disk, replacing a value of that name (names compare case-insensitively) in place.
+# set_run_key NAME TYPE COMMAND: `reg add` of the Run value NAME: one "NAME TYPE COMMAND" line in
+# RUN_KEYS on the (rw) system disk, replacing a value of that name (names compare case-insensitively) in
+# place.
 set_run_key() {
     lname="$(lower "$1")"
     replaced=
@@ -512,24 +695,24 @@ set_run_key() {
         if [ -f "$RUN_KEYS" ]; then
             while IFS= read -r line; do
                 if [ "$(lower "${line%% *}")" = "$lname" ]; then
-                    [ -n "$replaced" ] || printf '%s %s\n' "$1" "$2"
+                    [ -n "$replaced" ] || printf '%s %s %s\n' "$1" "$2" "$3"
                     replaced=1
                 else
                     printf '%s\n' "$line"
                 fi
             done <"$RUN_KEYS"
         fi
-        [ -n "$replaced" ] || printf '%s %s\n' "$1" "$2"
+        [ -n "$replaced" ] || printf '%s %s %s\n' "$1" "$2" "$3"
     } >"$RUN_KEYS.new" || die "$LOGON: writing the Run key"
     mv "$RUN_KEYS.new" "$RUN_KEYS" || die "$LOGON: writing the Run key"
     sync
 }
 
-# first_logon_commands: the FirstLogonCommands the testbed executes, by Order (the driver script ran
-# before them): `net use` (map_share; the shares stay mounted to the end), `cmd /c echo TEXT>COM1` or
-# `>\\host.lan\SHARE\FILE` (run_echo; a failure is "WINARM-EVENT command-failed ORDER REASON" and the
-# next command runs, as after a failing cmd), `reg add` of a Run value (set_run_key: run at the next
-# logons, not this one). Any other command is ignored.
+# first_logon_commands: the FirstLogonCommands the testbed executes, by Order: the driver script
+# (install_drivers), a report (run_report), `net use` (map_share; the shares stay mounted to the end),
+# `cmd /c echo TEXT>COM1` or `>\\host.lan\SHARE\FILE` (run_echo; a failure is "WINARM-EVENT command-failed
+# ORDER REASON" and the next command runs, as after a failing cmd), `reg add` of a Run value (set_run_key:
+# run at the next logons, not this one). Any other command is ignored.
 first_logon_commands() {
     answer_facts "$PANTHER/unattend.xml" >"$FACTS" || die "first-logon: cannot read the cached answer file"
     bad="$(sed -n 's/^netuse-bad //p' "$FACTS" | head -n 1)"
@@ -548,28 +731,57 @@ first_logon_commands() {
             echo) run_echo "$rest" || event command-failed "$order" "$CMD_ERR" ;;
             runkey)
                 name="${rest%% *}"
+                type="${rest#* }"
                 data="${rest#* |}"
-                set_run_key "$name" "${data%|}"
+                set_run_key "$name" "${type%% *}" "${data%|}"
                 event run-key-added "$name"
                 ;;
+            drivers) install_drivers "$rest" ;;
+            report) run_report "$order" "${rest%% *}" "${rest#* }" ;;
         esac
     done 3<"$FACTS"
     unmount_shares
 }
 
 # run_keys: what a later logon does with the machine's Run key (/tmp/run-keys, copied from the disk):
-# each value's command the testbed knows (echo, see run_echo; shares reconnected as needed and
-# unmounted after), in order; "WINARM-EVENT run-key-failed NAME REASON" for one that fails.
+# each value's command the testbed knows, in order: echo (see run_echo; shares reconnected as needed and
+# unmounted after) and reports (started, not waited for; the Windows partition mounted read-only while
+# they start); "WINARM-EVENT run-key-failed NAME REASON" for one that fails.
 run_keys() {
     [ -s /tmp/run-keys ] || return 0
     LOGON=logon
     RECONNECT=1
     run_key_facts /tmp/run-keys >/tmp/run-keys.facts || die "logon: cannot read the Run key"
-    while read -r key name kind rest <&3; do
-        [ "$key $kind" = "rk echo" ] || continue
-        run_echo "$rest" || event run-key-failed "$name" "$CMD_ERR"
+    mount -t vfat -o ro /dev/vda2 /mnt/sys || die "logon: cannot mount the Windows partition"
+    while read -r key name type kind rest <&3; do
+        case "$key $kind" in
+            "rk echo") run_echo "$rest" || event run-key-failed "$name" "$CMD_ERR" ;;
+            "rk report") run_key_report "$name" "$type" "${rest#* }" ;;
+        esac
     done 3</tmp/run-keys.facts
+    umount /mnt/sys || die "logon: cannot unmount the Windows partition"
     unmount_shares
+}
+
+# run_key_report NAME TYPE |SCRIPT|NAME|BODY|ATTEMPTS|: the Run value NAME of TYPE that sends a report:
+# %WINDIR% and the like are expanded only in a REG_EXPAND_SZ value.
+run_key_report() {
+    report_fields "$3"
+    case "$2 $R_SCRIPT$R_BODY" in
+        "reg_sz "*%*%*)
+            event run-key-failed "$1" "a REG_SZ value: $R_SCRIPT is not expanded"
+            return 0
+            ;;
+    esac
+    file=
+    if [ -n "$R_BODY" ]; then
+        if ! win_path "$R_BODY" || [ ! -f "$WIN_PATH" ]; then
+            event run-key-failed "$1" "no body file $R_BODY"
+            return 0
+        fi
+        file="$WIN_PATH"
+    fi
+    send_report 0 "$R_SCRIPT" "$R_NAME" "$file" "$R_ATTEMPTS" || event run-key-failed "$1" "report $R_NAME"
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -608,14 +820,16 @@ hang_if_asked() {
 
 windows_pe() {
     hang_if_asked
-    phase windowsPE
     check_answer "$ANSWER"
     root="${ANSWER%/*}"
+    WINPE_DRIVERS=
     for dir in "$root"/*; do
         [ -d "$dir" ] || continue
         [ "$(echo "${dir##*/}" | tr 'A-Z' 'a-z')" = '$winpedriver$' ] || continue
         for drv in "$dir"/*; do
-            [ -d "$drv" ] && event winpe-driver "${drv##*/}"
+            [ -d "$drv" ] || continue
+            event winpe-driver "${drv##*/}"
+            WINPE_DRIVERS="$WINPE_DRIVERS $drv"
         done
     done
     case "$SEED" in
@@ -631,6 +845,10 @@ windows_pe() {
     mount -t vfat /dev/vda2 /mnt/sys || die "mounting the Windows partition"
     mkdir -p "$PANTHER" || die "creating $PANTHER"
     cp "$ANSWER" "$PANTHER/unattend.xml" || die "caching the answer file"
+    mkdir -p "$DRIVER_STORE" || die "creating the driver store"
+    for drv in $WINPE_DRIVERS; do
+        cp -r "$drv" "$DRIVER_STORE/" || die "adding ${drv##*/} to the driver store"
+    done
     save_state specialize
     umount /mnt/sys || die "unmounting the Windows partition"
     sync
@@ -812,7 +1030,8 @@ arm_power_button() {
 
 wait_power_button() {
     arm_power_button
-    phase ready
+    wait_reports
+    step ready
     start_write_load
     pressed=
     while [ -z "$pressed" ]; do
@@ -821,11 +1040,43 @@ wait_power_button() {
         done
         [ -z "$pressed" ] && sleep 0.1
     done
-    phase poweroff
+    step poweroff
     stop_write_load
     sync
     poweroff -f
     die "poweroff -f returned"
+}
+
+# specialize_commands: the specialize RunSynchronousCommands the testbed executes, by Order: a copy from
+# the answer medium (copy_from_medium) and the driver script (install_drivers). Any other is ignored.
+specialize_commands() {
+    answer_facts "$PANTHER/unattend.xml" >"$FACTS" || die "specialize: cannot read the cached answer file"
+    while read -r key order kind rest <&3; do
+        [ "$key" = sp ] || continue
+        case "$kind" in
+            copy) copy_from_medium "$order" "$rest" ;;
+            drivers) install_drivers "$rest" ;;
+        esac
+    done 3<"$FACTS"
+}
+
+# copy_from_medium ORDER |SRC|DEST|: `copy /y X:\SRC "DEST"` from the answer medium (found by its marker)
+# to the Windows path DEST; "WINARM-EVENT command-failed specialize ORDER REASON" when it fails (Setup goes
+# on after a failing command).
+copy_from_medium() {
+    r="${2#|}"
+    src="${r%%|*}"
+    r="${r#*|}"
+    dest="${r%%|*}"
+    find_media marker 30 || die "specialize: no answer medium with winarm.marker"
+    if ! win_path "$dest"; then
+        event command-failed specialize "$1" "copy to $dest: not a path on C:"
+    elif [ ! -f "$MARKER/$src" ]; then
+        event command-failed specialize "$1" "copy: the answer medium has no $src"
+    elif ! { mkdir -p "${WIN_PATH%/*}" && cp "$MARKER/$src" "$WIN_PATH"; } 2>/tmp/copy.err; then
+        event command-failed specialize "$1" "copy to $dest: $(tail -n 1 /tmp/copy.err)"
+    fi
+    sync
 }
 
 from_disk() {
@@ -835,6 +1086,7 @@ from_disk() {
         if mount -t vfat -o ro /dev/vda2 /mnt/sys 2>/dev/null; then
             [ -f "$STATE" ] && next="$(sed -n 's/^next=//p' "$STATE")"
             DRIVERS="$(sed -n 's/^drivers=//p' "$STATE" 2>/dev/null)"
+            [ -n "$next" ] && WINDOWS=1 && network_driver_installed && NET_DRIVER=1
             if [ -z "$next" ] || [ "$next" = complete ]; then
                 # what this logon needs from the disk: the Run key and, for its shares, the answer file
                 if [ -s "$RUN_KEYS" ]; then
@@ -846,17 +1098,18 @@ from_disk() {
             fi
         fi
     fi
+    step init
     case "$next" in
         "" | complete)
             fsck_disks
             arm_power_button
+            [ -n "$NET_DRIVER" ] && net_up
             run_keys
             wait_power_button
             ;;
         specialize)
             mount -o remount,rw /mnt/sys || die "specialize: cannot write the Windows partition"
-            phase specialize
-            case "$DRIVERS" in *specialize*) install_drivers specialize ;; esac
+            specialize_commands
             save_state oobeSystem
             umount /mnt/sys || die "unmounting the Windows partition"
             sync
@@ -865,10 +1118,8 @@ from_disk() {
             ;;
         oobeSystem)
             mount -o remount,rw /mnt/sys || die "oobeSystem: cannot write the Windows partition"
-            phase oobeSystem
-            phase first-logon
             arm_power_button
-            case "$DRIVERS" in *firstlogon*) install_drivers first-logon ;; esac
+            [ -n "$NET_DRIVER" ] && net_up
             first_logon_commands
             save_state complete
             umount /mnt/sys || die "unmounting the Windows partition"
@@ -881,6 +1132,8 @@ from_disk() {
 case "$boot" in
     cd)
         find_media seed 30 || die "no CD with seed.img"
+        [ -n "$ANSWER" ] && WINDOWS=1
+        step init
         if [ -n "$ANSWER" ]; then
             windows_pe
         else

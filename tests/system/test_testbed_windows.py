@@ -1,34 +1,28 @@
-"""The Windows-shaped test ISO, and the test guest playing Windows Setup's passes from it.
+"""The test guest playing Windows Setup's passes from the Windows-shaped test ISO, as Windows would.
 
-The fast tests read the ISO with pycdlib, 7z, isoinfo and xorriso. The booting ones run qemu-system-aarch64
-directly (winarm's own argv from ``winarm up --dry-run``, plus a second USB CD: an answer medium built here with
-pycdlib) and follow the guest through windowsPE -> specialize -> oobeSystem -> first logon from its serial
-console and QMP events.
+The booting tests run qemu-system-aarch64 directly (winarm's own argv from ``winarm up --dry-run``, plus a second
+USB CD: winarm's own answer medium, built from a stand-in virtio-win tree, see tests/system/testbed_runs.py) and
+follow the guest through windowsPE -> specialize -> oobeSystem -> first logon from its serial console, QMP events
+and the reports it sends through the guest channel (relayed to a listener of the test's). Playing Windows, the
+guest prints no phase marker: Windows for ARM64 has no COM port, so what it tells winarm comes as reports.
+Windows itself cannot run here: the guest plays what the answer file and the medium say.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
-import json
 import os
-import re
-import shutil
-import socket
-import subprocess
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import cache_dir
-from tests.vmtools import winarm
-from winarm.qemu.console import LineSplitter
-
-PROMPT = "Press any key to boot from CD or DVD"
-EDITIONS = ["Windows 11 Home", "Windows 11 Pro"]
+from tests.system.testbed_runs import ReportListener, Run, boot, qemu_argv
+from winarm.answer.medium import driver_folder, medium_files, write_iso
+from winarm.answer.settings import AnswerSettings
+from winarm.media.drivers import DriverSelection, pick_drivers
+from winarm_testbed.virtio_tree import make_fake_virtio_tree
 
 
 @pytest.fixture(scope="session")
@@ -39,15 +33,11 @@ def windows_iso() -> Path:
 
 
 # --------------------------------------------------------------------------------------------------
-# The ISO itself
-
-
-# --------------------------------------------------------------------------------------------------
-# An answer medium, as winarm lays it out (see winarm/answer_media.py)
+# Answer media: winarm's own, and a hand-made one with a broken answer file
 
 COMPONENT = ('processorArchitecture="arm64" publicKeyToken="31bf3856ad364e35" language="neutral" '
              'versionScope="nonSxS"')
-RUN = r'cmd /c "for %d in (D E F G H) do if exist %d:\winarm.marker %d:\winarm\install-drivers.cmd"'
+RUN = r'cmd /c "for %d in (D E F G H) do if exist %d:\winarm.marker %d:\winarm\install-drivers.cmd specialize"'
 
 
 def answer_xml(*, specialize: bool, firstlogon: bool, image_install: bool = True) -> str:
@@ -121,253 +111,147 @@ def write_answer_medium(out: Path, xml: str, *, winpe: list[str], drivers: list[
     return out
 
 
-# --------------------------------------------------------------------------------------------------
-# Running QEMU directly: winarm's argv plus the answer medium as a second USB CD
-
-
-@dataclass
-class Run:
-    """What one VM run showed: guest lines (markers and events, with the boot they came in), QMP events."""
-
-    lines: list[tuple[float, int, str]] = field(default_factory=list)
-    qmp_events: list[str] = field(default_factory=list)
-    console: list[str] = field(default_factory=list)
-    keys: int = 0
-
-    def guest(self) -> list[str]:
-        return [text for _, _, text in self.lines]
-
-    def markers(self) -> list[str]:
-        return [t.split(None, 1)[1] for t in self.guest() if t.startswith("WINARM-PHASE ")]
-
-    def events(self) -> list[str]:
-        return [t.split(None, 1)[1] for t in self.guest() if t.startswith("WINARM-EVENT ")]
-
-
-class Qmp:
-    """A minimal synchronous QMP client: commands and their answers, events queued as they come."""
-
-    def __init__(self, path: Path, deadline: float) -> None:
-        self.sock = socket.socket(socket.AF_UNIX)
-        while True:
-            try:
-                self.sock.connect(str(path))
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.file = self.sock.makefile("rwb", buffering=0)
-        self.events: list[dict[str, Any]] = []
-        self._read()  # greeting
-        self.execute("qmp_capabilities")
-
-    def _read(self) -> dict[str, Any]:
-        line = self.file.readline()
-        if not line:
-            raise EOFError("QMP closed")
-        message: dict[str, Any] = json.loads(line)
-        return message
-
-    def execute(self, command: str, **arguments: Any) -> Any:
-        self.file.write(json.dumps({"execute": command, "arguments": arguments}).encode() + b"\n")
-        while True:
-            message = self._read()
-            if "event" in message:
-                self.events.append(message)
-            elif "error" in message:
-                raise RuntimeError(f"{command}: {message['error']}")
-            else:
-                return message.get("return")
-
-    def poll(self) -> None:
-        """Read the events that are waiting (non-blocking)."""
-        self.sock.setblocking(False)
-        try:
-            data = b""
-            while True:
-                try:
-                    chunk = self.sock.recv(65536)
-                except BlockingIOError:
-                    break
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            self.sock.setblocking(True)
-        for line in data.splitlines():
-            if line.strip():
-                message = json.loads(line)
-                if "event" in message:
-                    self.events.append(message)
-
-
-def boot_with_answer(tmp_path: Path, run_base: Path, windows_iso: Path, answer: Path, *,
-                     timeout: float = 150) -> Run:
-    """Boot the testbed ISO with ANSWER as a second USB CD on a fresh 1 GiB disk until QEMU exits.
-
-    Presses space at the CD prompt (the first only), the power button once the guest prints ``ready``."""
-    argv = qemu_argv(tmp_path, run_base, windows_iso, answer)
-    log = (tmp_path / "qemu.log").open("wb")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    started = time.monotonic()
-    try:
-        run = follow(proc, run_base / "t", started=started, deadline=started + timeout)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
-    return run
-
-
-def qemu_argv(tmp_path: Path, run_base: Path, windows_iso: Path, answer: Path) -> list[str]:
-    """winarm's QEMU command line for VM ``t`` (from ``winarm up --dry-run``) with ANSWER as a second USB CD,
-    sockets as paths, and the VM's fresh firmware variables and 1 GiB disk in place."""
-    env = {"WINARM_RUN_DIR": str(run_base)}
-    dry = winarm("up", "--name", "t", "--storage", str(tmp_path), "--iso", str(windows_iso), "--no-tpm",
-                 "--no-secure-boot", "--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--dry-run", env=env)
-    assert dry.returncode == 0, dry.stdout + dry.stderr
-    argv = dry.stdout.splitlines()
-    vm_dir = tmp_path / "t"
-    vm_dir.mkdir(parents=True, exist_ok=True)
-    (run_base / "t").mkdir(mode=0o700, parents=True, exist_ok=True)
-    from winarm.qemu.firmware import find_firmware
-
-    shutil.copyfile(find_firmware(False).vars_template, vm_dir / "efivars.fd")
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(vm_dir / "disk.qcow2"), "1G"], check=True)
-    argv += ["-drive", f"if=none,id=cd9,file={answer},format=raw,media=cdrom,readonly=on",
-             "-device", "usb-storage,bus=xhci.0,drive=cd9,bootindex=2"]
-    # winarm hands QEMU its sockets as descriptors or paths; either way they live in the run directory
-    return [a.replace("fd=", "path=") for a in argv]
-
-
-@dataclass
-class Follower:
-    """The state of following one run: the boot count (QMP RESETs), whether the power button was pressed."""
-
-    run: Run
-    qmp: Qmp
-    started: float
-    boot: int = 1
-    powered: bool = False
-
-    def take_events(self) -> None:
-        """Record the QMP events read so far; each RESET starts another boot."""
-        self.qmp.poll()
-        for message in self.qmp.events:
-            self.run.qmp_events.append(message["event"])
-            if message["event"] == "RESET":
-                self.boot += 1
-        self.qmp.events.clear()
-
-    def take_lines(self, lines: list[str]) -> None:
-        """Record console LINES and their markers; press the power button at the first ``ready``."""
-        now = time.monotonic() - self.started
-        for line in lines:
-            self.run.console.append(line)
-            match = re.search(r"WINARM-(PHASE|EVENT) .*", line)
-            if match:
-                self.run.lines.append((now, self.boot, match.group(0)))
-                if match.group(0) == "WINARM-PHASE ready" and not self.powered:
-                    self.qmp.execute("system_powerdown")
-                    self.powered = True
-
-
-def follow(proc: subprocess.Popen[bytes], run_dir: Path, *, started: float, deadline: float) -> Run:
-    """Follow QEMU (PROC, sockets in RUN_DIR), started at STARTED, until the guest shuts down; return what it
-    showed (line times count from STARTED). Raises AssertionError when the guest is not done by DEADLINE (both
-    time.monotonic())."""
-    follower = Follower(Run(), Qmp(run_dir / "qmp.sock", deadline), started)
-    run, qmp = follower.run, follower.qmp
-    serial = socket.socket(socket.AF_UNIX)
-    serial.connect(str(run_dir / "serial.sock"))
-    serial.settimeout(0.05)
-    qmp.execute("cont")
-    splitter = LineSplitter()
-    while proc.poll() is None:
-        if time.monotonic() > deadline:
-            raise AssertionError("guest did not finish in time:\n" + "\n".join(run.console[-40:]))
-        try:
-            data = serial.recv(65536)
-        except OSError:  # TimeoutError included: nothing to read yet
-            data = b""
-        lines = splitter.feed(data) if data else []
-        follower.take_events()
-        follower.take_lines(lines)
-        if run.keys == 0 and (PROMPT in splitter.pending() or any(PROMPT in line for line in lines)):
-            qmp.execute("send-key", keys=[{"type": "qcode", "data": "spc"}])
-            run.keys += 1
-        if "SHUTDOWN" in run.qmp_events:
-            with_quit(qmp)
-            break
-    return run
-
-
-def with_quit(qmp: Qmp) -> None:
-    """Tell QEMU to quit after the guest's own power-off (it may already be gone)."""
-    with contextlib.suppress(EOFError, OSError, RuntimeError):
-        qmp.execute("quit")
-
-
-def phases_by_boot(run: Run) -> list[list[str]]:
-    boots: dict[int, list[str]] = {}
-    for _, boot, text in run.lines:
-        boots.setdefault(boot, []).append(text.replace("WINARM-PHASE ", "").replace("WINARM-EVENT ", "+"))
-    return [boots[b] for b in sorted(boots)]
-
-
 DRIVERS = [("viorng", "viorng.inf"), ("Balloon", "balloon.inf"), ("vioserial", "vioser.inf")]
 
 
-@pytest.mark.qemu
-def test_setup_passes_drivers_in_specialize(tmp_path: Path, run_base: Path, windows_iso: Path) -> None:
-    answer = write_answer_medium(tmp_path / "answer.iso", answer_xml(specialize=True, firstlogon=False),
-                                 winpe=["viostor"], drivers=DRIVERS)
-    run = boot_with_answer(tmp_path, run_base, windows_iso, answer)
-    assert phases_by_boot(run) == [
-        ["init", "windowsPE", "+winpe-driver viostor"],
-        ["init", "specialize", "+driver-installed viorng", "+driver-installed Balloon",
-         "+driver-installed vioserial"],
-        ["init", "oobeSystem", "first-logon", "ready", "poweroff"],
-    ], run.console[-30:]
-    assert run.qmp_events.count("RESET") == 2 and run.keys == 1
-    timeline = " ".join(f"{text.split()[-1]}@{t:.1f}" for t, _, text in run.lines)
-    print(f"specialize timeline: {timeline}")
+def winarm_medium(tmp_path: Path, drivers_pass: str, *, skip: tuple[str, ...] = ()) -> tuple[Path, list[str]]:
+    """winarm's own answer medium for a virtio-blk VM (drivers in DRIVERS_PASS, from a stand-in virtio-win tree
+    without the drivers in SKIP): its path and the driver folders its driver script installs, in order."""
+    tree = make_fake_virtio_tree(tmp_path / "virtio-win", skip=skip)
+    selection: DriverSelection = pick_drivers(tree, windows="11", disk_bus="virtio-blk", drivers_pass=drivers_pass)
+    settings = AnswerSettings(drivers_pass=drivers_pass, has_drivers=bool(selection.others), tpm=False,
+                              secure_boot=False)
+    medium = tmp_path / "answer.iso"
+    write_iso(medium_files(settings, selection), medium)
+    return medium, [driver_folder(p) for p in selection.others]
+
+
+class Vm:
+    """One test VM: a fresh disk and firmware variables, the ISO and the answer medium, the channel's listener."""
+
+    def __init__(self, tmp_path: Path, run_base: Path, windows_iso: Path, answer: Path) -> None:
+        self.tmp_path, self.run_base = tmp_path, run_base
+        self.listener = ReportListener(run_base / "t-report.sock")
+        self.argv = qemu_argv(tmp_path, run_base, windows_iso, answer, self.listener.path)
+
+    def install(self) -> Run:
+        """Boot until the guest powers off after the first logon (three boots: CD, specialize, oobeSystem)."""
+        return boot(self.argv, self.run_base, self.listener, log=self.tmp_path / "install.log", press_key=True)
+
+    def boot_again(self) -> Run:
+        """One later boot of the installed disk (no key at a CD prompt: the disk boots first)."""
+        return boot(self.argv, self.run_base, self.listener, log=self.tmp_path / "again.log", press_key=False)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+MakeVm = Callable[[Path, Path], Vm]
+
+
+@pytest.fixture
+def vms(run_base: Path, windows_iso: Path) -> Iterator[MakeVm]:
+    """Makes test VMs (``vms(tmp_path, answer medium)``); their listeners are closed at the end."""
+    made: list[Vm] = []
+
+    def make(tmp_path: Path, answer: Path) -> Vm:
+        vm = Vm(tmp_path, run_base, windows_iso, answer)
+        made.append(vm)
+        return vm
+
+    yield make
+    for vm in made:
+        vm.close()
+
+
+def drivers_body(pass_name: str, folders: list[str]) -> bytes:
+    """The body of the ``drivers`` report for FOLDERS installed in PASS_NAME (each pnputil exit code 0)."""
+    return "".join([f"pass {pass_name}\r\n", *(f"driver {f} 0\r\n" for f in folders)]).encode()
+
+
+def windows_steps(boot_lines: list[str]) -> None:
+    """Assert that a boot played as Windows shows the Linux guest's own steps as events only."""
+    assert boot_lines[0] == "+init", boot_lines
+    assert not [line for line in boot_lines if not line.startswith("+")], f"a phase marker: {boot_lines}"
 
 
 @pytest.mark.qemu
-def test_setup_passes_drivers_at_first_logon_and_without_command(tmp_path: Path, run_base: Path,
-                                                                 windows_iso: Path) -> None:
-    answer = write_answer_medium(tmp_path / "answer.iso", answer_xml(specialize=False, firstlogon=True),
-                                 winpe=["viostor"], drivers=DRIVERS[:2])
-    run = boot_with_answer(tmp_path / "a", run_base, windows_iso, answer)
-    assert phases_by_boot(run) == [
-        ["init", "windowsPE", "+winpe-driver viostor"],
-        ["init", "specialize"],
-        ["init", "oobeSystem", "first-logon", "+driver-installed viorng", "+driver-installed Balloon",
-         "ready", "poweroff"],
-    ], run.console[-30:]
+def test_setup_reports_drivers_in_specialize_and_desktop_ready_at_every_logon(
+        tmp_path: Path, vms: MakeVm) -> None:
+    answer, folders = winarm_medium(tmp_path, "specialize")
+    assert "20-NetKVM" in folders
+    vm = vms(tmp_path, answer)
+    run = vm.install()
+    assert run.markers() == [], "playing Windows, nothing but error is a phase marker on the serial console"
+    boots = run.by_boot()
+    assert len(boots) == 3 and run.qmp_events.count("RESET") == 2 and run.keys == 1, run.console[-30:]
+    for lines in boots:
+        windows_steps(lines)
+    assert boots[0] == ["+init", "+winpe-driver viostor"]
+    assert boots[1] == ["+init", *(f"+driver-installed {f}" for f in folders), "+report-sent drivers"]
+    assert boots[2][-2:] == ["+ready", "+poweroff"]
+    assert sorted(boots[2][1:-2]) == ["+report-sent desktop-ready", "+report-sent first-logon",
+                                      "+run-key-added WinarmDesktopReady"]
+    assert [(r.boot, r.line, r.body) for r in run.reports] == [
+        (2, "POST /report/drivers HTTP/1.1", drivers_body("specialize", folders)),
+        (3, "POST /report/first-logon HTTP/1.1", b""),
+        (3, "POST /report/desktop-ready HTTP/1.1", b""),
+    ]
 
-    # no driver command at all, but a manifest: the drivers are not installed in any pass
-    answer = write_answer_medium(tmp_path / "answer2.iso", answer_xml(specialize=False, firstlogon=False),
-                                 winpe=["viostor", "vioscsi"], drivers=DRIVERS)
-    run = boot_with_answer(tmp_path / "b", run_base, windows_iso, answer)
-    assert phases_by_boot(run) == [
-        ["init", "windowsPE", "+winpe-driver vioscsi", "+winpe-driver viostor"],
-        ["init", "specialize"],
-        ["init", "oobeSystem", "first-logon", "ready", "poweroff"],
-    ], run.console[-30:]
-    assert run.qmp_events.count("RESET") == 2
+    again = vm.boot_again()
+    assert again.markers() == [] and again.keys == 0
+    assert again.by_boot() == [["+init", "+fsck clean", "+report-sent desktop-ready", "+ready", "+poweroff"]]
+    assert [(r.boot, r.name, r.body) for r in again.reports] == [(1, "desktop-ready", b"")], "through the Run key"
 
 
 @pytest.mark.qemu
-def test_setup_stops_on_a_bad_answer_file(tmp_path: Path, run_base: Path, windows_iso: Path) -> None:
+def test_setup_reports_drivers_at_first_logon(tmp_path: Path, vms: MakeVm) -> None:
+    answer, folders = winarm_medium(tmp_path, "firstlogon")
+    run = vms(tmp_path, answer).install()
+    assert run.markers() == []
+    boots = run.by_boot()
+    assert boots[:2] == [["+init", "+winpe-driver viostor"], ["+init"]], run.console[-30:]
+    windows_steps(boots[2])
+    installed = [line for line in boots[2] if line.startswith("+driver-installed ")]
+    assert installed == [f"+driver-installed {f}" for f in folders]
+    reports = [(r.boot, r.name) for r in run.reports]
+    # first-logon is started before the drivers and sent once NetKVM brings the network up: either may be first
+    assert sorted(reports[:2]) == [(3, "drivers"), (3, "first-logon")] and reports[2:] == [(3, "desktop-ready")]
+    assert next(r.body for r in run.reports if r.name == "drivers") == drivers_body("oobeSystem", folders)
+
+
+@pytest.mark.qemu
+def test_no_network_driver_no_report(tmp_path: Path, vms: MakeVm) -> None:
+    """Without NetKVM Windows has no network: every report fails, the install goes on and ends."""
+    answer, folders = winarm_medium(tmp_path, "specialize", skip=("NetKVM",))
+    run = vms(tmp_path, answer).install()
+    assert run.reports == [] and run.markers() == []
+    boots = run.by_boot()
+    assert len(boots) == 3, run.console[-30:]
+    assert boots[1] == ["+init", *(f"+driver-installed {f}" for f in folders),
+                        "+report-failed drivers no network driver"]
+    assert sorted(e for e in boots[2] if e.startswith("+report-")) == [
+        "+report-failed desktop-ready no network driver", "+report-failed first-logon no network driver"]
+    assert boots[2][-2:] == ["+ready", "+poweroff"]
+
+
+@pytest.mark.qemu
+def test_drivers_from_winpe_bring_the_network_without_a_driver_script(tmp_path: Path, vms: MakeVm) -> None:
+    """Every driver in $WinPEDriver$ (drivers pass windowsPE): no driver script and no drivers report, but Setup
+    put NetKVM in the image, so the first logon's reports arrive."""
+    answer, folders = winarm_medium(tmp_path, "windowsPE")
+    assert folders == []
+    run = vms(tmp_path, answer).install()
+    boots = run.by_boot()
+    assert "+winpe-driver NetKVM" in boots[0] and boots[1] == ["+init"], run.console[-30:]
+    assert [(r.boot, r.name) for r in run.reports] == [(3, "first-logon"), (3, "desktop-ready")]
+
+
+@pytest.mark.qemu
+def test_setup_stops_on_a_bad_answer_file(tmp_path: Path, vms: MakeVm) -> None:
     answer = write_answer_medium(tmp_path / "answer.iso",
                                  answer_xml(specialize=True, firstlogon=False, image_install=False),
                                  winpe=["viostor"], drivers=DRIVERS)
-    run = boot_with_answer(tmp_path, run_base, windows_iso, answer)
-    assert run.markers() == ["init", "windowsPE",
-                             "error answer file: windowsPE Microsoft-Windows-Setup has no ImageInstall"]
-    assert run.events() == [] and "RESET" not in run.qmp_events
+    run = vms(tmp_path, answer).install()
+    assert run.markers() == ["error answer file: windowsPE Microsoft-Windows-Setup has no ImageInstall"]
+    assert run.events() == ["init"] and "RESET" not in run.qmp_events and run.reports == []

@@ -3,6 +3,11 @@
 The specialize pass runs :func:`specialize_commands` (``RunSynchronous``), the first logon runs
 :func:`firstlogon_commands` (``FirstLogonCommands``), each in list order. The strings are plain data: the template
 escapes them, nothing here quotes for XML.
+
+Windows tells winarm how far it got through the guest channel (:data:`~winarm.guest.REPORT_URL`): specialize
+first copies the report script from the answer medium to :data:`~winarm.guest.REPORT_SCRIPT`, the driver script
+reports ``drivers``, the first logon reports ``first-logon`` first and ``desktop-ready`` last, and a Run-key value
+reports ``desktop-ready`` at every later logon. Nothing goes to COM1: Windows for ARM64 has no COM port under QEMU.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from winarm.guest import (
     DESKTOP_READY_FILE,
     MARKER_PREFIX,
     MEDIUM_MARKER,
+    MEDIUM_REPORT_SCRIPT,
     MEDIUM_SCRIPT,
+    REPORT_FIRST_LOGON,
+    REPORT_SCRIPT,
     SHARE_ADDRESS,
 )
 from winarm.guest import SHARE_HOSTNAME as SHARE_HOST
@@ -26,8 +34,10 @@ MAX_PATH = 259
 MAX_COMMAND_LINE = 1024
 """Setup's limit on one command line (``Path`` of a ``RunSynchronousCommand``); the validator enforces it."""
 RUN_KEY = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run"
-DESKTOP_READY_COMMAND = f"cmd.exe /c echo {MARKER_PREFIX} {DESKTOP_READY} > COM1"
-DESKTOP_READY_AT_LOGON = f"cmd.exe /c echo {MARKER_PREFIX} {DESKTOP_READY}>COM1"
+REPORT_RUN_VALUE = "WinarmDesktopReady"
+"""The Run-key value that reports ``desktop-ready`` at every logon after the first."""
+DRIVER_SCRIPT_PASSES = {"specialize": "specialize", "firstlogon": "oobeSystem"}
+"""The Setup pass the driver script is told it runs in (its report's ``pass`` line), by drivers pass."""
 BYPASS_NRO_COMMAND = (
     r"reg add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\OOBE /v BypassNRO /t REG_DWORD /d 1 /f"
 )
@@ -50,17 +60,39 @@ class Command:
     line: str
 
 
-def driver_command() -> str:
-    """The one command line that finds the answer medium by :data:`MEDIUM_MARKER` and runs :data:`MEDIUM_SCRIPT`."""
+def _on_medium(action: str) -> str:
+    """A command line that runs ``action`` (``%d`` its drive letter) on each drive holding :data:`MEDIUM_MARKER`."""
     letters = " ".join(DRIVE_LETTERS)
-    return (
-        f"cmd.exe /c for %d in ({letters}) do @if exist %d:\\{MEDIUM_MARKER} call %d:\\{MEDIUM_SCRIPT}"
+    return f"cmd.exe /c for %d in ({letters}) do @if exist %d:\\{MEDIUM_MARKER} {action}"
+
+
+def driver_command(pass_name: str) -> str:
+    """The one command line that finds the answer medium by :data:`MEDIUM_MARKER` and runs :data:`MEDIUM_SCRIPT`,
+    telling it the Setup pass ``pass_name`` it runs in (the first line of its ``drivers`` report)."""
+    return _on_medium(f"call %d:\\{MEDIUM_SCRIPT} {pass_name}")
+
+
+def report_copy_command() -> str:
+    """The command line that copies the report script from the answer medium (:data:`MEDIUM_REPORT_SCRIPT`) to
+    :data:`REPORT_SCRIPT`, creating its folder: later passes and logons find it there once the medium is gone."""
+    folder = REPORT_SCRIPT.rsplit("\\", 1)[0]
+    return _on_medium(
+        f'(mkdir "{folder}" 2>nul & copy /y %d:\\{MEDIUM_REPORT_SCRIPT} "{REPORT_SCRIPT}" >nul)'
     )
 
 
-def run_key_command(value: str, command: str) -> str:
-    """A command that registers ``command`` to run at every logon (the machine's Run key, value ``value``)."""
-    return f'reg.exe add {RUN_KEY} /v {value} /t REG_SZ /d "{command}" /f'
+def report_command(name: str, *, wait: bool) -> str:
+    """The command line that sends the report ``name`` with the installed script, hidden; without ``wait`` it
+    starts the script and returns at once (the script retries for minutes while the network comes up)."""
+    line = f'wscript.exe //B //NoLogo "{REPORT_SCRIPT}" {name}'
+    return line if wait else f'cmd.exe /c start "" {line}'
+
+
+def run_key_command(value: str, command: str, kind: str = "REG_SZ") -> str:
+    """A command that registers ``command`` to run at every logon (the machine's Run key, value ``value``, of
+    type ``kind``: ``REG_EXPAND_SZ`` expands ``%WINDIR%`` and the like at each logon)."""
+    quoted = command.replace('"', '\\"')
+    return f'reg.exe add {RUN_KEY} /v {value} /t {kind} /d "{quoted}" /f'
 
 
 def share_marker_command(share: str) -> str:
@@ -74,12 +106,13 @@ def _installs_drivers_in(s: AnswerSettings, pass_name: str) -> bool:
 
 
 def specialize_commands(s: AnswerSettings) -> list[Command]:
-    """The specialize pass's commands: BypassNRO, the drivers, and the host name and SMB policy for shares."""
-    commands = []
+    """The specialize pass's commands: the report script's copy first, BypassNRO, the drivers, and the host name
+    and SMB policy for shares."""
+    commands = [Command("Copy winarm's report script from the answer medium", report_copy_command())]
     if s.bypass_nro:
         commands.append(Command("Allow setup without a network (BypassNRO)", BYPASS_NRO_COMMAND))
     if _installs_drivers_in(s, "specialize"):
-        commands.append(Command(INSTALL_DRIVERS, driver_command()))
+        commands.append(Command(INSTALL_DRIVERS, driver_command(DRIVER_SCRIPT_PASSES["specialize"])))
     if s.shares:
         commands.append(Command(f"Name the host {SHARE_HOST} for the shared folders", HOSTS_COMMAND))
         if s.share_user is None:
@@ -106,27 +139,29 @@ def _share_mapping(s: AnswerSettings) -> list[Command]:
 
 
 def _desktop_ready(shares: tuple[str, ...]) -> list[Command]:
-    """The desktop-ready markers: now and at every later logon, on COM1 and (with shares) in the first share."""
+    """The desktop-ready reports: now (last) and at every later logon (the Run key), and with shares the marker
+    file in the first share too (a second channel)."""
     commands = []
     if shares:
         commands.append(Command("Tell winarm the desktop is ready, through the share",
                                 share_marker_command(shares[0])))
     commands.append(Command(
         "At every later logon, tell winarm the desktop is ready",
-        run_key_command("WinarmDesktopReady", DESKTOP_READY_AT_LOGON),
+        run_key_command(REPORT_RUN_VALUE, report_command(DESKTOP_READY, wait=True), "REG_EXPAND_SZ"),
     ))
     if shares:
         commands.append(Command("At every later logon, tell winarm through the share too",
                                 run_key_command("WinarmDesktopReadyShare", share_marker_command(shares[0]))))
-    commands.append(Command("Tell winarm the desktop is ready", DESKTOP_READY_COMMAND))
+    commands.append(Command("Tell winarm the desktop is ready", report_command(DESKTOP_READY, wait=False)))
     return commands
 
 
 def firstlogon_commands(s: AnswerSettings) -> list[Command]:
-    """The first logon's commands: the drivers, the share login and mappings, then the desktop-ready markers."""
-    commands = []
+    """The first logon's commands: the first-logon report, the drivers, the share login and mappings, then the
+    desktop-ready reports."""
+    commands = [Command("Tell winarm the first logon began", report_command(REPORT_FIRST_LOGON, wait=False))]
     if _installs_drivers_in(s, "firstlogon"):
-        commands.append(Command(INSTALL_DRIVERS, driver_command()))
+        commands.append(Command(INSTALL_DRIVERS, driver_command(DRIVER_SCRIPT_PASSES["firstlogon"])))
     if s.shares:
         commands += _share_mapping(s)
     return commands + _desktop_ready(s.shares)

@@ -4,6 +4,7 @@ Layout (Joliet and UDF carry the real names; ISO9660 names are generated, since 
 ```
 /Autounattend.xml                      the answer file (found by Setup at the root of removable media)
 /winarm.marker                         lets the driver script find its own drive letter
+/winarm/report.vbs                     the report script (specialize copies it to the disk), always there
 /$WinPEDriver$/<driver>/...            the boot-critical storage driver (every driver with windowsPE)
 /winarm/install-drivers.cmd            the script the specialize (or first-logon) command runs
 /winarm/drivers.txt                    the install order: "<folder> <inf>" per line
@@ -22,11 +23,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from winarm.answer.render import render, render_driver_script
+from winarm.answer.render import render, render_driver_script, render_report_script
 from winarm.answer.settings import AnswerSettings
 from winarm.config.paths import ANSWER_PREFIX as PREFIX
 from winarm.config.paths import remove_answer_media
-from winarm.guest import MEDIUM_MARKER
+from winarm.guest import MEDIUM_MARKER, MEDIUM_REPORT_SCRIPT
 from winarm.media.drivers import DriverSelection, PickedDriver
 
 WINPE_DRIVERS = "$WinPEDriver$"
@@ -57,6 +58,7 @@ def medium_files(settings: AnswerSettings, selection: DriverSelection) -> list[M
     files = [
         MediumFile("Autounattend.xml", render(settings).encode("ascii")),
         MediumFile(MEDIUM_MARKER, b"winarm answer medium\r\n"),
+        MediumFile(MEDIUM_REPORT_SCRIPT.replace("\\", "/"), render_report_script().encode("ascii")),
     ]
     for picked in selection.boot_critical:
         files += [MediumFile(f"{WINPE_DRIVERS}/{picked.driver.folder}/{f.name}", source=f) for f in picked.files]

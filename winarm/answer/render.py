@@ -1,4 +1,4 @@
-"""The answer file (``Autounattend.xml``) and the driver script that go on the answer medium, rendered.
+"""The answer file (``Autounattend.xml``), the driver script and the report script that go on the answer medium.
 
 :func:`render` turns :class:`AnswerSettings` into the XML through the Jinja2 templates in ``unattend/`` (autoescaped,
 so no value can break or inject XML) and checks the result with :func:`~winarm.answer.validate.validate`. What the
@@ -18,8 +18,20 @@ from winarm.answer.settings import AnswerSettings, check_settings, encode_passwo
 from winarm.answer.validate import validate
 from winarm.config.windows import TEMPLATE_DIR, keyboard_ids, language_tag
 from winarm.errors import RuntimeFailure, UserError
-from winarm.guest import MEDIUM_DRIVERS_DIR, MEDIUM_MARKER, PNPUTIL_SUCCESS
+from winarm.guest import (
+    MEDIUM_DRIVERS_DIR,
+    MEDIUM_MARKER,
+    PNPUTIL_SUCCESS,
+    REPORT_DRIVERS,
+    REPORT_SCRIPT,
+    REPORT_URL,
+)
 
+REPORT_ATTEMPTS = 60
+"""How often the report script tries by default, :data:`REPORT_PAUSE_SECONDS` apart: about 3 minutes."""
+REPORT_PAUSE_SECONDS = 3
+DRIVERS_REPORT_ATTEMPTS = 10
+"""The driver script's attempts (about 30 s): Setup waits for it, so a blocked channel must not hold it up."""
 DRIVER_FOLDER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -128,11 +140,33 @@ def render_driver_script(driver_folders: list[str]) -> str:
         drivers_dir=MEDIUM_DRIVERS_DIR,
         folders=list(driver_folders),
         success_codes=" ".join(str(code) for code in PNPUTIL_SUCCESS),
+        report=REPORT_DRIVERS,
+        report_script=REPORT_SCRIPT,
+        report_attempts=DRIVERS_REPORT_ATTEMPTS,
     )
+    return _crlf_ascii(text, "driver script")
+
+
+def render_report_script() -> str:
+    """The report script for the medium (:data:`~winarm.guest.MEDIUM_REPORT_SCRIPT`): VBScript, ASCII, CRLF.
+
+    ``wscript.exe //B //NoLogo <script> NAME [BODYFILE [ATTEMPTS]]`` POSTs BODYFILE (or an empty body) to
+    :data:`~winarm.guest.REPORT_URL` + NAME with ``curl.exe -s -f -m 10`` run hidden, every
+    :data:`REPORT_PAUSE_SECONDS` s up to ATTEMPTS times (default :data:`REPORT_ATTEMPTS`), through PowerShell's
+    ``Invoke-WebRequest`` where curl.exe is missing; exit code 0 when sent, 1 when not, 2 for a bad command line.
+    Raises :class:`RuntimeFailure` when the template is missing or yields non-ASCII text.
+    """
+    text = _template("report.vbs.j2").render(
+        url=REPORT_URL, attempts=REPORT_ATTEMPTS, pause_seconds=REPORT_PAUSE_SECONDS,
+    )
+    return _crlf_ascii(text, "report script")
+
+
+def _crlf_ascii(text: str, what: str) -> str:
+    """``text`` with CRLF line endings and a final one. Raises :class:`RuntimeFailure` when it is not ASCII."""
     text = text.replace("\r\n", "\n")
     if not text.endswith("\n"):
         text += "\n"
-    text = text.replace("\n", "\r\n")
     if not text.isascii():
-        raise RuntimeFailure("the driver script winarm rendered is not ASCII")
-    return text
+        raise RuntimeFailure(f"the {what} winarm rendered is not ASCII")
+    return text.replace("\n", "\r\n")

@@ -16,9 +16,11 @@ import pycdlib
 import pytest
 
 from winarm.answer.medium import build_answer_medium, medium_files
+from winarm.answer.render import render_report_script
 from winarm.answer.settings import AnswerSettings, decode_password
 from winarm.answer.validate import validate
 from winarm.errors import UserError
+from winarm.guest import REPORT_URL
 from winarm.media.drivers import load_catalog, pick_drivers, storage_driver_for
 from winarm_testbed.virtio_tree import make_fake_virtio_tree
 
@@ -98,6 +100,10 @@ def test_answer_medium_layout_read_back(tmp_path: Path, tree: Path) -> None:
         folder, inf = line.split()
         assert f"winarm/drivers/{folder}/{inf}" in files
     assert "winarm.marker" in files and "winarm/install-drivers.cmd" in files
+    script = files["winarm/report.vbs"]
+    assert script == render_report_script().encode("ascii") and b"\r\n" in script
+    assert re.findall(rb'"(http://[^"]*)"', script) == [REPORT_URL.encode()]
+    assert b"COM1" not in b"".join(files.values())
     encoded = re.search(rb"<Password>\s*<Value>([^<]+)</Value>", files["Autounattend.xml"])
     assert encoded is not None and decode_password(encoded.group(1).decode()) == "p<&>w"
 
@@ -124,3 +130,5 @@ def test_firstlogon_and_windowspe_media(tmp_path: Path, tree: Path) -> None:
     names = [f.path for f in medium_files(AnswerSettings(drivers_pass="windowsPE", has_drivers=False), winpe)]
     assert not any(n.startswith("winarm/drivers/") for n in names)
     assert any(n.startswith("$WinPEDriver$/NetKVM/") for n in names)
+    assert "winarm/report.vbs" in names, "the report script is on every medium, with or without driver script"
+    assert "winarm/install-drivers.cmd" not in names

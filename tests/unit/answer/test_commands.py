@@ -1,4 +1,5 @@
-"""The Windows command lines the answer file runs: the driver command, the share mapping, the desktop-ready markers.
+"""The Windows command lines the answer file runs: the report script's copy, the driver command, the share mapping,
+the reports of the first logon and the desktop.
 """
 
 from __future__ import annotations
@@ -7,25 +8,71 @@ import pytest
 
 from tests.unit.answer.xmltools import commands_in, parse
 from winarm.answer.commands import (
-    DESKTOP_READY_COMMAND,
     INSTALL_DRIVERS,
     MAX_COMMAND_LINE,
+    MAX_PATH,
     driver_command,
     firstlogon_commands,
+    report_command,
+    report_copy_command,
     specialize_commands,
 )
 from winarm.answer.render import render
 from winarm.answer.settings import AnswerSettings
 from winarm.answer.validate import validate
 from winarm.config.windows import DRIVERS_PASSES
-from winarm.guest import MEDIUM_MARKER, MEDIUM_SCRIPT
+from winarm.guest import DESKTOP_READY, MEDIUM_MARKER, MEDIUM_REPORT_SCRIPT, MEDIUM_SCRIPT, REPORT_SCRIPT
+
+FIRST_LOGON_REPORT = (r'cmd.exe /c start "" wscript.exe //B //NoLogo '
+                      r'"%WINDIR%\Setup\Scripts\winarm-report.vbs" first-logon')
+DESKTOP_READY_REPORT = FIRST_LOGON_REPORT.replace("first-logon", "desktop-ready")
 
 
 def test_driver_command_fits_and_finds_the_medium() -> None:
-    command = driver_command()
-    assert len(command) <= 259
-    assert f"%d:\\{MEDIUM_MARKER}" in command and f"call %d:\\{MEDIUM_SCRIPT}" in command
+    command = driver_command("specialize")
+    assert len(command) <= MAX_PATH
+    assert f"%d:\\{MEDIUM_MARKER}" in command and command.endswith(f"call %d:\\{MEDIUM_SCRIPT} specialize")
     assert "(C D E F G H I J K L M N O P Q R S T U V W X Y Z)" in command
+
+
+def test_the_report_script_is_copied_from_the_medium_first_in_specialize() -> None:
+    command = report_copy_command()
+    assert len(command) <= MAX_PATH
+    assert command == (
+        "cmd.exe /c for %d in (C D E F G H I J K L M N O P Q R S T U V W X Y Z) do @if exist %d:\\winarm.marker "
+        r'(mkdir "%WINDIR%\Setup\Scripts" 2>nul & copy /y %d:\winarm\report.vbs '
+        r'"%WINDIR%\Setup\Scripts\winarm-report.vbs" >nul)'
+    )
+    assert f"%d:\\{MEDIUM_REPORT_SCRIPT} \"{REPORT_SCRIPT}\"" in command
+    for settings in (AnswerSettings(), AnswerSettings(bypass_nro=False, has_drivers=False),
+                     AnswerSettings(drivers_pass="firstlogon", shares=("Data",))):
+        assert specialize_commands(settings)[0].line == command
+        assert [c.line for c in specialize_commands(settings)].count(command) == 1
+
+
+def test_reports_are_sent_hidden_with_the_installed_script() -> None:
+    assert report_command("first-logon", wait=False) == FIRST_LOGON_REPORT
+    assert report_command(DESKTOP_READY, wait=True) == (
+        r'wscript.exe //B //NoLogo "%WINDIR%\Setup\Scripts\winarm-report.vbs" desktop-ready'
+    )
+
+
+@pytest.mark.parametrize("settings", [
+    AnswerSettings(), AnswerSettings(drivers_pass="firstlogon"), AnswerSettings(has_drivers=False),
+    AnswerSettings(shares=("Data",)), AnswerSettings(drivers_pass="firstlogon", shares=("A",), share_user="u",
+                                                     share_password="pw"),
+])
+def test_first_logon_reports_first_and_desktop_ready_last_through_the_channel(settings: AnswerSettings) -> None:
+    text = render(settings)
+    firstlogon = commands_in(parse(text), "oobeSystem", "CommandLine")
+    assert firstlogon[0] == FIRST_LOGON_REPORT
+    assert firstlogon[-1] == DESKTOP_READY_REPORT
+    run_key = (r"reg.exe add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run /v WinarmDesktopReady "
+               r'/t REG_EXPAND_SZ /d "wscript.exe //B //NoLogo \"%WINDIR%\Setup\Scripts\winarm-report.vbs\" '
+               r'desktop-ready" /f')
+    assert firstlogon.count(run_key) == 1
+    assert firstlogon.index(run_key) < len(firstlogon) - 1, "the Run key is set before the desktop is reported"
+    assert "COM1" not in text.upper(), "Windows for ARM64 has no COM port under QEMU"
 
 
 def test_shares_are_named_allowed_and_mapped() -> None:
@@ -40,7 +87,7 @@ def test_shares_are_named_allowed_and_mapped() -> None:
         r"net.exe use Z: \\host.lan\Data /persistent:yes",
         r"net.exe use Y: \\host.lan\Music /persistent:yes",
     ]
-    assert firstlogon[-1].endswith("desktop-ready > COM1"), "desktop-ready stays the last first-logon command"
+    assert firstlogon[-1] == DESKTOP_READY_REPORT, "desktop-ready stays the last first-logon command"
     assert r"cmd.exe /c echo WINARM-PHASE desktop-ready>\\host.lan\Data\.winarm-desktop-ready" in firstlogon
     run_key = r"reg.exe add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run "
     run_keys = [c for c in firstlogon if c.startswith(run_key)]
@@ -74,27 +121,32 @@ def test_the_driver_command_runs_once_in_the_chosen_pass(drivers_pass: str, has_
     specialize = [c.line for c in specialize_commands(s)]
     firstlogon = [c.line for c in firstlogon_commands(s)]
     wanted = has_drivers and drivers_pass != "windowsPE"
-    assert specialize.count(driver_command()) == (1 if wanted and drivers_pass == "specialize" else 0)
-    assert firstlogon.count(driver_command()) == (1 if wanted and drivers_pass == "firstlogon" else 0)
+    in_specialize, at_logon = driver_command("specialize"), driver_command("oobeSystem")
+    assert specialize.count(in_specialize) == (1 if wanted and drivers_pass == "specialize" else 0)
+    assert firstlogon.count(at_logon) == (1 if wanted and drivers_pass == "firstlogon" else 0)
     installs = [c for c in specialize_commands(s) + firstlogon_commands(s) if c.description == INSTALL_DRIVERS]
-    assert [c.line for c in installs] == ([driver_command()] if wanted else [])
+    assert len(installs) == (1 if wanted else 0)
+    assert not any("install-drivers" in line for line in specialize + firstlogon if line not in
+                   (in_specialize, at_logon))
 
 
-def test_bypass_nro_is_first_in_specialize_and_can_be_left_out() -> None:
-    assert "BypassNRO" in specialize_commands(AnswerSettings())[0].line
+def test_bypass_nro_follows_the_copy_in_specialize_and_can_be_left_out() -> None:
+    assert "BypassNRO" in specialize_commands(AnswerSettings())[1].line
     assert not any("BypassNRO" in c.line for c in specialize_commands(AnswerSettings(bypass_nro=False)))
-    assert specialize_commands(AnswerSettings(bypass_nro=False, has_drivers=False)) == []
+    assert [c.line for c in specialize_commands(AnswerSettings(bypass_nro=False, has_drivers=False))] == [
+        report_copy_command()]
 
 
 def test_first_logon_order_with_a_share_login() -> None:
     s = AnswerSettings(drivers_pass="firstlogon", shares=("A", "B"), share_user="u", share_password="pw")
     lines = [c.line for c in firstlogon_commands(s)]
-    assert lines[0] == driver_command()
-    assert lines[1] == "cmdkey.exe /add:host.lan /user:u /pass:pw"
-    assert lines[2:4] == [r"net.exe use Z: \\host.lan\A pw /user:u /persistent:yes",
+    assert lines[0] == FIRST_LOGON_REPORT
+    assert lines[1] == driver_command("oobeSystem")
+    assert lines[2] == "cmdkey.exe /add:host.lan /user:u /pass:pw"
+    assert lines[3:5] == [r"net.exe use Z: \\host.lan\A pw /user:u /persistent:yes",
                           r"net.exe use Y: \\host.lan\B pw /user:u /persistent:yes"]
-    assert lines[-1] == DESKTOP_READY_COMMAND
-    assert len(lines) == 8  # + the share marker, the two Run-key registrations and the COM1 marker
+    assert lines[-1] == DESKTOP_READY_REPORT
+    assert len(lines) == 9  # + the share marker, the two Run-key registrations and the desktop-ready report
 
 
 def test_every_command_fits_setups_limit() -> None:
@@ -102,3 +154,5 @@ def test_every_command_fits_setups_limit() -> None:
                        share_user="u" * 20, share_password="p" * 100)
     for command in specialize_commands(s) + firstlogon_commands(s):
         assert len(command.line) <= MAX_COMMAND_LINE, command
+    for command in specialize_commands(s):
+        assert len(command.line) <= MAX_PATH, f"a RunSynchronousCommand Path is at most {MAX_PATH}: {command}"

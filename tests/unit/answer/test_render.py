@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 
 from tests.unit.answer.strategies import valid_computer_names, valid_passwords, valid_usernames
 from tests.unit.answer.xmltools import FAST, NS, WCM, component, parse
-from winarm.answer.commands import driver_command
-from winarm.answer.render import render, render_driver_script
+from winarm.answer.commands import DRIVER_SCRIPT_PASSES, driver_command, report_copy_command
+from winarm.answer.render import render, render_driver_script, render_report_script
 from winarm.answer.settings import AnswerSettings, decode_password
 from winarm.answer.validate import validate
 from winarm.config.windows import DRIVERS_PASSES
 from winarm.errors import RuntimeFailure, UserError
-from winarm.guest import MEDIUM_DRIVERS_DIR, MEDIUM_MARKER, MEDIUM_SCRIPT
+from winarm.guest import MEDIUM_DRIVERS_DIR, MEDIUM_MARKER, MEDIUM_SCRIPT, REPORT_SCRIPT, REPORT_URL
 
 MATRIX = list(
     itertools.product(
@@ -71,18 +71,21 @@ def check_edition(setup: Element, edition: str) -> None:
 
 def check_driver_command(root: Element, text: str, drivers_pass: str, has_drivers: bool) -> None:
     """Where the driver command is: exactly once in the chosen pass, nowhere for windowsPE or without drivers."""
-    command = driver_command()
+    command = driver_command(DRIVER_SCRIPT_PASSES.get(drivers_pass, ""))
     wants = has_drivers and drivers_pass != "windowsPE"
     assert text.count(MEDIUM_SCRIPT) == (1 if wants else 0)
     deployment = root.findall("u:settings[@pass='specialize']/u:component[@name='Microsoft-Windows-Deployment']", NS)
     specialize = [p.text for d in deployment for p in d.findall("u:RunSynchronous/u:RunSynchronousCommand/u:Path", NS)]
     assert (command in specialize) == (wants and drivers_pass == "specialize")
     assert any("BypassNRO" in (p or "") for p in specialize)
+    assert specialize[0] == report_copy_command()
     shell = component(root, "oobeSystem", "Microsoft-Windows-Shell-Setup")
     first = shell.findall("u:FirstLogonCommands/u:SynchronousCommand", NS)
     lines = [c.findtext("u:CommandLine", namespaces=NS) for c in first]
     assert (command in lines) == (wants and drivers_pass == "firstlogon")
-    assert "WINARM-PHASE desktop-ready" in (lines[-1] or "")
+    assert (lines[-1] or "").endswith(f'"{REPORT_SCRIPT}" desktop-ready')
+    assert (lines[0] or "").endswith(f'"{REPORT_SCRIPT}" first-logon')
+    assert "COM1" not in text
     assert [c.findtext("u:Order", namespaces=NS) for c in first] == [str(i) for i in range(1, len(first) + 1)]
 
 
@@ -196,7 +199,7 @@ def test_valid_values_render_validate_and_round_trip(username: str, password: st
 def test_render_refuses_its_own_invalid_output(monkeypatch: pytest.MonkeyPatch) -> None:
     import winarm.answer.commands as module
 
-    monkeypatch.setattr(module, "DESKTOP_READY_COMMAND", "x" * 1100)
+    monkeypatch.setattr(module, "REPORT_SCRIPT", "x" * 1100)
     with pytest.raises(RuntimeFailure, match=r"\[max-length\]"):
         render(AnswerSettings())
 
@@ -225,6 +228,33 @@ def test_driver_script() -> None:
     # Only a failure counts: the success branch does not touch FAILED.
     success = script[script.index("if defined OK (") : script.index(") else (")]
     assert "FAILED" not in success
+
+
+def test_driver_script_reports_its_pass_and_each_drivers_exit_code() -> None:
+    lines = render_driver_script(["01-NetKVM", "02-viorng"]).split("\r\n")
+    assert 'set "REPORT=%WINDIR%\\Temp\\winarm-drivers-report.txt"' in lines
+    first_write = next(i for i, line in enumerate(lines) if "%REPORT%" in line and "echo" in line)
+    assert lines[first_write] == '>"%REPORT%" echo pass %~1', "the report file starts anew with the pass"
+    rc = lines.index('set "RC=!ERRORLEVEL!"')
+    assert lines[rc + 1] == '>>"%REPORT%" echo driver %~1 !RC!', "one line a driver, right after pnputil"
+    send = f'wscript.exe //B //NoLogo "{REPORT_SCRIPT}" drivers "%REPORT%" 10'
+    assert lines.count(send) == 1
+    assert lines.index(send) > max(i for i, line in enumerate(lines) if line.startswith("call :install"))
+    assert lines.index(send) < lines.index("if !FAILED! NEQ 0 exit /b 1"), "sent before the script exits"
+
+
+def test_report_script_posts_to_the_channel_hidden_with_retries() -> None:
+    script = render_report_script()
+    assert script.isascii() and script.endswith("\r\n") and "\n" not in script.replace("\r\n", "")
+    lines = script.split("\r\n")
+    assert f'Const REPORT_URL = "{REPORT_URL}"' in lines
+    assert "Const PAUSE_MS = 3000" in lines and "attempts = 60" in [line.strip() for line in lines]
+    assert "    If shell.Run(command, 0, True) = 0 Then WScript.Quit 0" in lines, "hidden (0), waited for (True)"
+    assert "WScript.Quit 1" in lines
+    curl = next(line for line in lines if "SendCommand = \"\"\"\" & curl" in line)
+    assert '-s -f -m 10 -o NUL " & data & " """ & REPORT_URL & name & """"' in curl
+    assert '"--data-binary ""@" & body & """"' in script and "Invoke-WebRequest -UseBasicParsing -Method Post" in script
+    assert "-WindowStyle Hidden" in script
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ def test_init_sh_runs_exactly_the_awk_programs_shipped_beside_it() -> None:
     used = set(re.findall(r"-f /([\w.-]+\.awk)\b", init))
     assert used == {p.name for p in PACKAGE.glob("*.awk")}
     commands = re.findall(r"(?m)^[^#\n]*?\bawk\s+(\S+)", init)
-    assert len(commands) == 3 and set(commands) == {"-f"}, f"an awk program left inside init.sh: {commands}"
+    assert len(commands) == 4 and set(commands) == {"-f"}, f"an awk program left inside init.sh: {commands}"
 
 
 def awk(*programs: str, data: str, tmp_path: Path) -> str:
@@ -93,7 +93,9 @@ ANSWER = r"""<unattend xmlns="urn:schemas-microsoft-com:unattend">
 <settings pass="windowsPE"><component name="Microsoft-Windows-Setup"><DiskConfiguration/><ImageInstall/>
 </component></settings>
 <settings pass="specialize"><component name="x"><ComputerName> WINARM-1 </ComputerName><RunSynchronous>
-<RunSynchronousCommand><Path>cmd /c E:\install-drivers.cmd</Path></RunSynchronousCommand>
+<RunSynchronousCommand><Order>3</Order><Path>cmd /c E:\install-drivers.cmd specialize</Path></RunSynchronousCommand>
+<RunSynchronousCommand><Order>1</Order><Path>cmd.exe /c for %d in (D E) do @if exist %d:\winarm.marker (mkdir
+ "%WINDIR%\S" 2&gt;nul &amp; copy /y %d:\winarm\report.vbs "%WINDIR%\S\r.vbs" &gt;nul)</Path></RunSynchronousCommand>
 </RunSynchronous></component></settings>
 <settings pass="oobeSystem"><component name="y"><FirstLogonCommands>
 <SynchronousCommand><Order>3</Order><CommandLine>cmd.exe /c echo WINARM-PHASE desktop-ready &gt; COM1</CommandLine>
@@ -102,6 +104,13 @@ ANSWER = r"""<unattend xmlns="urn:schemas-microsoft-com:unattend">
 </SynchronousCommand>
 <SynchronousCommand><Order>2</Order><CommandLine>reg add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run /v Go
  /d "cmd /c echo &#65;B&gt;COM1" /f</CommandLine></SynchronousCommand>
+<SynchronousCommand><Order>0</Order><CommandLine>cmd.exe /c start "" wscript.exe //B //NoLogo "C:\r.vbs" first-logon
+</CommandLine></SynchronousCommand>
+<SynchronousCommand><Order>4</Order><CommandLine>reg.exe add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run /v R
+ /t REG_EXPAND_SZ /d "wscript.exe //B \"%WINDIR%\r.vbs\" desktop-ready" /f</CommandLine></SynchronousCommand>
+<SynchronousCommand><Order>5</Order><CommandLine>wscript //B x.vbs hook C:\body.txt 3</CommandLine></SynchronousCommand>
+<SynchronousCommand><Order>6</Order><CommandLine>cmd /c D:\install-drivers.cmd oobeSystem</CommandLine>
+</SynchronousCommand>
 </FirstLogonCommands></component></settings>
 </unattend>
 """
@@ -111,16 +120,52 @@ def test_answer_facts_read_the_answer_file_as_init_sh_expects(tmp_path: Path) ->
     facts = awk("cmdline.awk", "answer-facts.awk", data=ANSWER, tmp_path=tmp_path).splitlines()
     assert facts == [
         "unattend 1", "setup 1", "diskconfig 1", "imageinstall 1", "computername WINARM-1", "specialize 1",
+        "firstlogon 1",
+        "sp 1 copy |winarm/report.vbs|%WINDIR%\\S\\r.vbs|",
+        "sp 3 drivers specialize",
+        "fl 0 report 0 |C:\\r.vbs|first-logon|||",
         "fl 1 share S: host.lan Data 1 bob pw",
-        "fl 2 runkey Go |cmd /c echo AB>COM1|",
+        "fl 2 runkey Go reg_sz |cmd /c echo AB>COM1|",
         "fl 3 echo com1 |WINARM-PHASE desktop-ready |",
+        "fl 4 runkey R reg_expand_sz |wscript.exe //B \"%WINDIR%\\r.vbs\" desktop-ready|",
+        "fl 5 report 1 |x.vbs|hook|C:\\body.txt|3|",
+        "fl 6 drivers oobeSystem",
     ]
 
 
 def test_run_key_facts_keep_only_the_commands_the_testbed_runs(tmp_path: Path) -> None:
-    keys = "Go cmd /c echo hello>COM1\nFile cmd /d /c \"echo a b >\\\\host.lan\\Data\\x.txt\"\nOther notepad.exe\n"
+    keys = ("Go reg_sz cmd /c echo hello>COM1\nFile reg_sz cmd /d /c \"echo a b >\\\\host.lan\\Data\\x.txt\"\n"
+            "Other reg_sz notepad.exe\n"
+            "Ready reg_expand_sz wscript.exe //B //NoLogo \"%WINDIR%\\r.vbs\" desktop-ready\n")
     facts = awk("cmdline.awk", "run-key-facts.awk", data=keys, tmp_path=tmp_path).splitlines()
-    assert facts == ["rk Go echo com1 |hello|", "rk File echo unc host.lan Data |x.txt|a b |"]
+    assert facts == ["rk Go reg_sz echo com1 |hello|", "rk File reg_sz echo unc host.lan Data |x.txt|a b |",
+                     "rk Ready reg_expand_sz report 1 |%WINDIR%\\r.vbs|desktop-ready|||"]
+
+
+def test_batch_facts_find_the_driver_scripts_report(tmp_path: Path) -> None:
+    from winarm.answer.render import render_driver_script
+
+    script = render_driver_script(["20-NetKVM", "50-viorng"])
+    facts = awk("cmdline.awk", "batch-facts.awk", data=script, tmp_path=tmp_path).splitlines()
+    assert facts == ["report 1 |%WINDIR%\\Setup\\Scripts\\winarm-report.vbs|drivers|%REPORT%|10|"]
+    assert awk("cmdline.awk", "batch-facts.awk", data="@echo off\r\n", tmp_path=tmp_path) == ""
+
+
+def test_answer_facts_read_winarms_own_answer_file(tmp_path: Path) -> None:
+    """The answer file winarm renders, read as the test guest reads it: what it copies, runs and reports."""
+    from winarm.answer.render import render
+    from winarm.answer.settings import AnswerSettings
+
+    facts = awk("cmdline.awk", "answer-facts.awk", data=render(AnswerSettings(drivers_pass="firstlogon")),
+                tmp_path=tmp_path).splitlines()
+    script = "%WINDIR%\\Setup\\Scripts\\winarm-report.vbs"
+    assert [f for f in facts if f.startswith(("sp ", "fl "))] == [
+        f"sp 1 copy |winarm/report.vbs|{script}|",
+        f"fl 1 report 0 |{script}|first-logon|||",
+        "fl 2 drivers oobeSystem",
+        f'fl 3 runkey WinarmDesktopReady reg_expand_sz |wscript.exe //B //NoLogo "{script}" desktop-ready|',
+        f"fl 4 report 0 |{script}|desktop-ready|||",
+    ]
 
 
 @pytest.mark.parametrize("output", [
