@@ -33,7 +33,7 @@ demo: guest
 	$(WINARM) up --name demo --storage $(CACHE)/demo \
 	    --iso "$$($(WINARM) testbed build --cache $(CACHE) 2>/dev/null)" \
 	    --drivers "$$($(WINARM) testbed drivers --cache $(CACHE))" \
-	    --ram 1G --cpus 2 --disk-size 2G --no-secure-boot --stop-at ready --timeout 30
+	    --ram 1G --cpus 2 --disk-size 2G --no-secure-boot --stop-at desktop-ready --timeout 30
 	$(WINARM) phases --name demo --storage $(CACHE)/demo
 
 # The quick tier: every test that needs no QEMU, smbd or podman (tests/unit), plus the linters. Under a minute.

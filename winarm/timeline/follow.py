@@ -9,21 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from winarm.timeline.events import Event, EventKind, read_events
 from winarm.timeline.phases import derive_phases, format_phase_line, total_duration
+from winarm.vm.progress import progress_line
 from winarm.vm.watch import IN_CLOSE_WRITE, IN_CREATE, IN_MODIFY, IN_MOVED_TO, Watch
 
-
-def _gigabytes(value: Any) -> str:
-    size = float(value or 0)
-    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
-
-
 _LINES: dict[str, Callable[[Event], str]] = {
-    EventKind.APPLY_PROGRESS: lambda e: (f"applying image: {float(e.get('percent', 0)):.0f} % "
-                                         f"({_gigabytes(e.get('written'))} of about {_gigabytes(e.get('total'))})"),
+    EventKind.APPLY_PROGRESS: lambda e: progress_line(int(e.get("written") or 0), int(e.get("total") or 1)),
     EventKind.REPORT: lambda e: f"guest reported {e.get('name')}",
     EventKind.REPORT_REFUSED: lambda e: f"guest channel refused: {e.get('reason')}",
     EventKind.NIC_UP: lambda e: "the guest's network driver is up",

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from winarm.guest import INSTALL_DONE_MARKERS
 from winarm.qemu.screen import Screen
+from winarm.timeline.events import EventKind
 from winarm.vm.cpu_window import CpuWindow, process_cpu_seconds
 from winarm.vm.guest_reports import GuestReports
+from winarm.vm.progress import progress_line
 from winarm.vm.stall import StallWatch
 from winarm.vm.traffic import TrafficWatch
 
@@ -44,15 +46,22 @@ class Watches:
                                 folder=paths.state_dir, record=reporter.record, say=reporter.say,
                                 clock=launched.events.now)
         install.heard = lambda line: self.stall.note("console line", line)
-        self.traffic = TrafficWatch(machine.execute, record=reporter.record, image=launched.install_image,
+        self.traffic = TrafficWatch(machine.execute, record=self._record_traffic, image=launched.install_image,
                                     on_activity=lambda kind: self.stall.note(ACTIVITY_NAMES.get(kind, kind)))
         self.cpu = CpuWindow(process_cpu_seconds(machine.pid))
         self.reports = GuestReports(reporter, install, spawn)
         self.reports.listeners.append(lambda name: self.stall.note("guest report", name))
+        self.reporter = reporter
         reporter.phase_listeners.append(self._on_phase)
         self.channel = launched.cfg.guest_channel
         self._desktop = False
         self._held = False
+
+    def _record_traffic(self, kind: EventKind, **details: Any) -> None:
+        """The traffic watch's events, and the apply progress said as it goes (a 5 % step at most)."""
+        self.reporter.record(kind, **details)
+        if kind == EventKind.APPLY_PROGRESS:
+            self.reporter.say(progress_line(int(details["written"]), int(details["total"])))
 
     def _on_phase(self, phase: Phase | None) -> None:
         """A new phase: the traffic watch follows it; the desktop (``desktop-ready``, the test guest's ``ready``)

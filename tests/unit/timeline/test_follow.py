@@ -82,7 +82,7 @@ def test_follow_prints_progress_reports_and_a_stall_between_phases(tmp_path: Pat
     assert lines.get(timeout=10).startswith("phase firmware ")
     append(log, {"t": 9.0, "kind": "apply-progress", "percent": 45, "written": 4_300_000_000,
                  "total": 9_600_000_000})
-    assert lines.get(timeout=10) == "      9.00 s  applying image: 45 % (4.3 GB of about 9.6 GB)"
+    assert lines.get(timeout=10) == "      9.00 s  applying image: 44 % (4.3 of about 9.6 GB)"
     append(log, {"t": 900.0, "kind": "stalled", "quiet": 600, "last": "disk I/O at 300.0 s"})
     assert lines.get(timeout=10) == "    900.00 s  STALLED: nothing moved for 600 s (last: disk I/O at 300.0 s)"
     append(log, {"t": 950.0, "kind": "reset"})
