@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.vmtools import Up, family, winarm
 from winarm.answer.settings import encode_password
+from winarm.timeline.phases import derive_phases
 
 GUEST = ["--ram", "1G", "--cpus", "2", "--disk-size", "1G", "--no-secure-boot", "--no-tpm", "--timeout", "30"]
 
@@ -34,18 +36,54 @@ def assert_no_password(texts: list[str], storage: Path) -> None:
             assert not any(form.encode() in data for form in forms), f"the password is in {path}"
 
 
-def markers(events: list[dict[str, object]]) -> list[object]:
-    return [e["name"] for e in events if e["kind"] == "marker"]
+def markers(events: list[dict[str, object]]) -> list[tuple[object, object]]:
+    """The markers in order, with who named each (``boot-order``, ``guest``, ``share``, ``serial``)."""
+    return [(e["name"], e.get("source", "serial")) for e in events if e["kind"] == "marker"]
+
+
+def serial_phase_lines(storage: Path) -> list[str]:
+    """The ``WINARM-PHASE`` lines of the VM's serial log."""
+    text = (storage / "t" / "serial.log").read_bytes().decode(errors="replace")
+    return [line.strip() for line in text.splitlines() if "WINARM-PHASE" in line]
+
+
+def check_driver_step(events: list[dict[str, Any]], lines: list[str], drivers_pass: str) -> None:
+    """The drivers installed in the pass asked for, and reported with each one's result from that pass."""
+    installed = [(e["t"], e["detail"]) for e in events
+                 if e["kind"] == "guest-event" and e["name"] == "driver-installed"]
+    folders = [f"{d:02d}-{n}" for d, n in [(20, "NetKVM"), (30, "vioserial"), (40, "Balloon"), (50, "viorng"),
+                                          (60, "vioinput"), (70, "pvpanic"), (80, "viomem"), (90, "viofs"),
+                                          (99, "viogpudo")]]
+    assert [name for _, name in installed] == folders
+    (drivers,) = [e for e in events if e["kind"] == "report" and e["name"] == "drivers"]
+    assert [(d["folder"], d["code"], d["ok"]) for d in drivers["drivers"]] == [(f, 0, True) for f in folders]
+    assert drivers["failed"] == 0
+    assert f"[t] guest: driver step ended in {drivers['pass']}: 9 of 9 installed" in lines
+    phase_of = {e["name"]: e["t"] for e in events if e["kind"] == "marker"}
+    sources = {p.name: p.source for p in derive_phases(events)}
+    if drivers_pass == "specialize":
+        assert drivers["pass"] == "specialize"
+        assert all(phase_of["specialize"] < t < phase_of["oobeSystem"] for t, _ in installed)
+        assert phase_of["specialize"] < drivers["t"] < phase_of["oobeSystem"]
+        assert sources["specialize"] == "guest", "the driver report confirmed the boot order's specialize"
+    else:
+        assert drivers["pass"] == "oobeSystem"
+        assert all(t > phase_of["oobeSystem"] for t, _ in installed)
+        assert sources["specialize"] == "boot-order", "no network driver yet in specialize: nothing confirmed it"
 
 
 @pytest.mark.qemu
 @pytest.mark.parametrize("drivers_pass", ["specialize", "firstlogon"])
 def test_unattended_install_through_setup_passes(tmp_path: Path, run_base: Path, testbed_iso: Path,
                                                  placeholder_drivers: Path, drivers_pass: str) -> None:
+    """The install with no share and nothing Windows-named on the console, as on real Windows for ARM64: Setup's
+    passes named by the boot order, the apply measured from the disk traffic, specialize (or oobeSystem)
+    confirmed by the driver step's report with each driver's result, first-logon and desktop-ready reported
+    over the guest channel, and the answer medium gone at desktop-ready."""
     secret = tmp_path.parent / "password.txt"
     secret.write_text(f"{PASSWORD}\n")
     vm = Up(tmp_path, run_base, *GUEST, "--iso", str(testbed_iso), "--drivers", str(placeholder_drivers),
-            "--drivers-pass", drivers_pass, "--stop-at", "ready", "--password-file", str(secret))
+            "--drivers-pass", drivers_pass, "--stop-at", "desktop-ready", "--password-file", str(secret))
     try:
         vm.wait_line("phase windowsPE", 300)  # Setup is reading the answer file: every process is up
         seen_while_running = [" ".join(p.cmdline()) for p in family(vm.proc.pid)]
@@ -57,42 +95,36 @@ def test_unattended_install_through_setup_passes(tmp_path: Path, run_base: Path,
         vm.kill()
     assert any("qemu-system" in line for line in seen_while_running)
     assert_no_password([*seen_while_running, *vm.lines], tmp_path)
+    assert serial_phase_lines(tmp_path) == [], "Windows has no COM port: nothing Windows-named on the console"
     events = vm.events()
     kinds = [e["kind"] for e in events]
     answer = next(e for e in events if e["kind"] == "answer-medium")
     assert answer["winpe"] == ["viostor"] and answer["drivers"][0] == "NetKVM"
-    seen = markers(events)
-    for earlier, later in [("windowsPE", "specialize"), ("specialize", "oobeSystem"), ("oobeSystem", "ready")]:
-        assert seen.index(earlier) < seen.index(later), seen
+    assert markers(events) == [("windowsPE", "boot-order"), ("specialize", "boot-order"),
+                               ("oobeSystem", "boot-order"), ("first-logon", "guest"), ("desktop-ready", "guest")]
     assert kinds.count("reset") == 2
     assert [e["device"] for e in events if e["kind"] == "boot-device"] == ["cd", "disk", "disk"]
-    winpe_drivers = [e["detail"] for e in events if e["kind"] == "guest-event" and e["name"] == "winpe-driver"]
-    assert winpe_drivers == ["viostor"]
-    installed = [(e["t"], e["detail"]) for e in events
-                 if e["kind"] == "guest-event" and e["name"] == "driver-installed"]
-    assert [name for _, name in installed] == [f"{d:02d}-{n}" for d, n in [
-        (20, "NetKVM"), (30, "vioserial"), (40, "Balloon"), (50, "viorng"), (60, "vioinput"), (70, "pvpanic"),
-        (80, "viomem"), (90, "viofs"), (99, "viogpudo")]]
-    phase_of = {e["name"]: e["t"] for e in events if e["kind"] == "marker"}
-    if drivers_pass == "specialize":
-        assert all(phase_of["specialize"] < t < phase_of["oobeSystem"] for t, _ in installed)
-    else:
-        assert all(t > phase_of["oobeSystem"] for t, _ in installed)
+    progress = [e["percent"] for e in events if e["kind"] == "apply-progress"]
+    assert progress and progress[-1] == 100 and progress == sorted(progress), progress
+    assert any(line.startswith("[t] applying image: 100 % (") for line in vm.lines)
+    check_driver_step(events, vm.lines, drivers_pass)
+    sources = {p.name: p.source for p in derive_phases(events)}
+    assert sources["windowsPE"] == "boot-order" and sources["oobeSystem"] == "guest"
     # the install is complete: the answer medium (it holds the password) is gone
-    assert "answer-medium-removed" in kinds
+    assert kinds.index("answer-medium-removed") > kinds.index("report")
     assert not Path(str(answer["path"])).exists()
     facts = json.loads((tmp_path / "t" / "vm.json").read_text())
     assert facts["install_complete"] is True
 
     again = Up(tmp_path, run_base, *GUEST, "--iso", str(testbed_iso), "--drivers", str(placeholder_drivers),
-               "--stop-at", "ready")
+               "--stop-at", "desktop-ready")
     try:
         assert again.wait(240) == 0, "\n".join(again.lines)
     finally:
         again.kill()
     events = again.events()
     assert "answer-medium" not in [e["kind"] for e in events], "an installed disk gets no answer medium"
-    assert markers(events)[-2:] == ["ready", "poweroff"]
+    assert markers(events) == [("desktop-ready", "guest")], "the Run key reports desktop-ready at every logon"
+    assert [p.name for p in derive_phases(events)] == ["launch", "firmware", "boot-disk", "desktop-ready",
+                                                       "shutdown"]
     assert not list((tmp_path / "t").glob("answer-*.iso"))
-
-
