@@ -106,7 +106,8 @@ class Up:
         as it is written; fails with what winarm printed if it does not come or winarm ends first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for event in self.events():
+            log = self.storage / self.name / "events.jsonl"
+            for event in self.events() if log.exists() else []:  # no log yet: winarm is still starting
                 if event.get("kind") == kind and (name is None or event.get("name") == name):
                     return event
             if self.proc.poll() is not None:

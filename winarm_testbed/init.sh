@@ -64,9 +64,10 @@
 # report-sent NAME", or after the attempts "WINARM-EVENT report-failed NAME REASON" and the boot goes on.
 # The network is there only once NetKVM is in the driver store (no network driver, no network, as on
 # Windows: the NIC comes up as the driver is installed); before that an attempt fails with "no network
-# driver". Attempts: ATTEMPTS (default 60, as the script) but at most 40, 0.5 s apart (the script: 3 s), so
-# a blocked channel costs seconds. The "drivers" report's body: "pass PASS", then
-# "driver <folder> 0" a driver, CRLF lines (what the script's echo lines write).
+# driver". Attempts: ATTEMPTS (default 60, as the script) but at most 40, 0.5 s apart (the script: 3 s), and
+# none begun after 20 s, so a blocked channel costs seconds (an unreachable 10.0.2.5 about 3 s an attempt).
+# The "drivers" report's body: "pass PASS", then "driver <folder> 0" a driver, CRLF lines (what the script's
+# echo lines write).
 #
 # The disk check, at every later boot from the disk (the plain installer's too), before the Run-key commands
 # and `ready`: every FAT file system of /dev/vda (the ESP /dev/vda1 and the "Windows" partition /dev/vda2,
@@ -411,6 +412,7 @@ cifs_up() {
 
 REPORT_MAX_ATTEMPTS=40
 REPORT_PAUSE=0.5
+REPORT_GIVE_UP=20 # seconds: an unreachable address costs about 3 s an attempt (no ARP answer)
 REPORT_JOBS= # the reports being sent in the background
 
 # win_path PATH: the Linux path of the Windows path PATH (C:\..., %WINDIR%\... or %SystemRoot%\..., any
@@ -474,6 +476,7 @@ send_report() {
 # REPORT_PAUSE s apart; "WINARM-EVENT report-sent NAME" or "WINARM-EVENT report-failed NAME REASON".
 post_report() {
     i=1
+    since="$(date +%s)"
     while :; do
         if [ ! -e /tmp/net-up ]; then
             why="no network driver"
@@ -485,6 +488,7 @@ post_report() {
             why="${why:-wget failed}"
         fi
         [ "$i" -ge "$4" ] && break
+        [ $(($(date +%s) - since)) -ge "$REPORT_GIVE_UP" ] && break
         i=$((i + 1))
         sleep "$REPORT_PAUSE"
     done

@@ -29,7 +29,7 @@ def test_the_guest_writes_to_the_shares_at_first_logon(tmp_path: Path, run_base:
         folders[name] = folder
     vm = Up(tmp_path, run_base, *GUEST, "--iso", str(testbed_iso), "--drivers", str(placeholder_drivers),
             "--shared", f"Data={folders['Data']}", "--shared", f"Other={folders['Other']}",
-            "--uid", "4321", "--gid", "4322", "--stop-at", "ready")
+            "--uid", "4321", "--gid", "4322", "--stop-at", "desktop-ready")
     try:
         assert vm.wait(300) == 0, "\n".join(vm.lines)
     finally:
@@ -42,7 +42,9 @@ def test_the_guest_writes_to_the_shares_at_first_logon(tmp_path: Path, run_base:
                        "Other winarm-testbed/first-logon/hello-renamed.txt"]
     marker_t = {e["name"]: e["t"] for e in events if e["kind"] == "marker"}
     share_t = [e["t"] for e in events if e["kind"] == "guest-event" and e["name"] == "share-written"]
-    assert all(marker_t["first-logon"] < t < marker_t["ready"] for t in share_t), "the shares map at first logon"
+    assert all(marker_t["oobeSystem"] < t < marker_t["desktop-ready"] for t in share_t), "the shares map at first logon"
+    ready = next(e for e in events if e["kind"] == "marker" and e["name"] == "desktop-ready")
+    assert ready["source"] in ("share", "guest"), "desktop-ready by the share's file or the guest channel"
     for folder in folders.values():
         top = folder / "winarm-testbed"
         for directory in (top, top / "first-logon"):
