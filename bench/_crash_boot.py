@@ -166,7 +166,7 @@ class Boot:
 
     def phase_at(self, moment: float) -> str:
         """How far the boot had got at MOMENT (as this script saw the events): the furthest step in PROGRESS
-        (the desktop-ready marker can come through the share after ``ready`` came through the console)."""
+        (the desktop-ready marker can come through the share after the guest's ``ready`` event)."""
         phase = "launch"
         for at, event in self.events:
             if at > moment:
@@ -182,19 +182,25 @@ class Boot:
 
 
 PROGRESS = ["launch", "firmware", "boot-disk", "init", "fsck", "share", "desktop-ready", "ready", "writing",
-            "poweroff"]
-"""The steps of a boot from the installed disk, in order."""
+            "writing-failed", "poweroff"]
+"""The steps of a boot from the installed disk, in order. Playing Windows, the test guest's own Linux steps
+(init, ready, poweroff) are guest events, not markers; desktop-ready is the marker its Run key reports (over the
+guest channel, or through the share's ready file); ready comes once those reports are sent, and the write load
+starts right after it."""
 
 
 def _rank(label: str) -> str:
     return label.split(" ", 1)[0] if label.startswith("fsck") else label if label in PROGRESS else "init"
 
 
-_GUEST_STEPS = {"share-reconnected": "share", "guest-writing": "writing"}
+_GUEST_STEPS = {"init": "init", "share-reconnected": "share", "ready": "ready", "guest-writing": "writing",
+                "guest-writing-failed": "writing-failed", "poweroff": "poweroff"}
 
 
 def step_of(event: dict[str, Any]) -> str | None:
-    """The step an event marks ("fsck errors" for the guest's check that found something), or None."""
+    """The step an event marks ("fsck errors" for the guest's check that found something), or None. A marker is
+    the step of its name (desktop-ready; the plain installer's init, ready and poweroff), a guest event of
+    _GUEST_STEPS the step named there."""
     kind, name = event.get("kind"), event.get("name")
     if kind == "running":
         return "firmware"
@@ -210,11 +216,12 @@ def step_of(event: dict[str, Any]) -> str | None:
 
 
 def watch_boot(proc: subprocess.Popen[bytes], log: EventLog, boot: Boot, start: float,
-               kill_after: tuple[str, float] | None) -> float | None:
-    """Follow a boot's events until winarm exits or, with KILL_AFTER (step, seconds), until that many seconds
-    after the event of that step (see step_of: "firmware" for QEMU running, "writing" for guest-writing) was
-    seen; returns that moment (None when winarm exited first). A boot with no event for HANG seconds raises
-    RuntimeError (the caller kills it)."""
+               kill_after: tuple[tuple[str, ...], float] | None) -> float | None:
+    """Follow a boot's events until winarm exits or, with KILL_AFTER (steps, seconds), until that many seconds
+    after the first event of one of those steps (see step_of: "firmware" for QEMU running, "writing" for
+    guest-writing) was seen; returns that moment (None when winarm exited first). A boot with no event for HANG
+    seconds raises RuntimeError (the caller kills it). It may be called again on the same LOG and BOOT to follow
+    the rest of the boot."""
     kill_at: float | None = None
     idle_until = time.monotonic() + HANG
     pidfd = os.pidfd_open(proc.pid)
@@ -231,7 +238,7 @@ def watch_boot(proc: subprocess.Popen[bytes], log: EventLog, boot: Boot, start: 
             for event in events:
                 boot.events.append((seen, event))
                 idle_until = time.monotonic() + HANG
-                if kill_after is not None and kill_at is None and step_of(event) == kill_after[0]:
+                if kill_after is not None and kill_at is None and step_of(event) in kill_after[0]:
                     kill_at = start + seen + kill_after[1]
             if not events and ended:
                 boot.exit_status = proc.returncode

@@ -6,8 +6,9 @@ software TPM (swtpm) and a shared folder (smbd), and asked for its write load (a
 partition, see ``winarm_testbed/write_load.py``). Then each round:
 
 1. ``winarm up`` on that storage; the guest checks its FAT file systems (fsck.fat, ``WINARM-EVENT fsck ...``:
-   the verdict on what the previous round's kill left), reaches ``ready`` and writes files in a loop
-   (``WINARM-EVENT guest-writing``);
+   the verdict on what the previous round's kill left), runs its Run key (``desktop-ready`` over the guest
+   channel and the share), reaches its own ``ready`` (a guest event: playing Windows it has no serial phases)
+   and writes files in a loop (``WINARM-EVENT guest-writing``);
 2. at a moment drawn from the seeded RNG, either up to ``--window`` seconds after ``guest-writing`` or, in a
    share ``--early-share`` of the rounds, anywhere from QEMU running to that many seconds past the time the
    guest took to start writing in the last round (the first round is always of the first kind), winarm,
@@ -16,8 +17,10 @@ partition, see ``winarm_testbed/write_load.py``). Then each round:
    nothing (exit 0: no corruption, no leaked cluster); the host's own ``fsck.fat -n`` of the image's FAT
    partitions is recorded: the guest's read-only check at the next boot must find exactly that.
 
-After the last round, two more boots stopped gracefully (``--stop-at ready``, the write load running when the
-power button comes): the first gives the last round's fsck verdict, the second must find the file systems clean.
+After the last round, two more boots stopped gracefully (``winarm down`` once the guest says ``guest-writing``,
+so the write load runs when the power button comes; ``--stop-at desktop-ready`` would press it before the load
+starts, as the Run key reports before it): the first gives the last round's fsck verdict, the second must find
+the file systems clean.
 
 What "clean" means here. FAT has no journal and Linux's vfat orders none of its writes (and only an fsync
 flushes the disk's write cache: a guest write not flushed yet may be lost when QEMU dies, as from a disk's
@@ -28,8 +31,8 @@ cluster was not written. That is the file system's nature, not damage to the ima
 ``qemu-img check``, and the guest's check must see what the host's fsck sees in the image. The file system is
 judged by what fsck.fat finds: every finding after a kill must be of those kinds
 (``winarm_testbed.disk_image.classify``), the guest's repair at boot (``fsck.fat -a``, as Windows runs chkdsk
-on a dirty volume) must leave it clean, a kill before ``ready`` (nothing mounted read-write) must leave a clean
-file system when the boot's own check had left it clean, and a graceful stop must leave it clean.
+on a dirty volume) must leave it clean, a kill before the guest's ``ready`` (nothing mounted read-write) must
+leave a clean file system when the boot's own check had left it clean, and a graceful stop must leave it clean.
 
 Usage:
     python bench/crash_rounds.py [--rounds 30] [--seed N] [--json FILE] [--workdir DIR] [--keep] [--smoke]
@@ -53,7 +56,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import psutil
-from _common import WINARM
+from _common import WINARM, BenchError
 from _crash_boot import Boot, EventLog, become_subreaper, kill_tree, leftovers, reap, watch_boot
 from _crash_judge import (
     ALLOWED,
@@ -69,6 +72,7 @@ from _crash_judge import (
     summary,
 )
 
+from winarm.guest import DESKTOP_READY
 from winarm_testbed.disk_image import fsck_image
 from winarm_testbed.write_load import set_write_load
 
@@ -115,7 +119,7 @@ class Rounds:
     def install(self) -> None:
         self.vm_dir.mkdir(parents=True, exist_ok=True)
         boot = self.graceful_boot("install", "--iso", str(self.iso), "--drivers", str(self.drivers))
-        if boot.exit_status != 0 or boot.seen("marker", "ready") is None:
+        if boot.exit_status != 0 or boot.seen("marker", DESKTOP_READY) is None:
             raise RuntimeError(f"the install failed (exit {boot.exit_status}); see {self.logs / 'install.log'}")
         set_write_load(self.disk)
 
@@ -127,10 +131,10 @@ class Rounds:
         fraction = self.rng.random()
         if early:
             span = (self.to_writing or 20.0) + self.args.window
-            kill_after = ("firmware", fraction * span)
+            kill_after = (("firmware",), fraction * span)
             plan = f"running+{kill_after[1]:.1f}s"
         else:
-            kill_after = ("writing", fraction * self.args.window)
+            kill_after = (("writing",), fraction * self.args.window)
             plan = f"writing+{kill_after[1]:.1f}s"
         record = Round(index, plan)
         proc, log, start = self.spawn(f"round-{index:02d}", [])
@@ -175,16 +179,27 @@ class Rounds:
         if unexplained:
             record.problems.append(f"fsck findings a crash of FAT does not explain: {', '.join(unexplained)}")
 
-    def graceful_boot(self, label: str, *args: str) -> Boot:
-        """One ``winarm up`` (with ``args``) to the guest's ``ready`` and its graceful stop, watched to the end."""
-        proc, log, start = self.spawn(label, [*args, "--stop-at", "ready"])
+    def graceful_boot(self, label: str, *args: str, load: bool = False) -> Boot:
+        """One ``winarm up`` (with ``args``) stopped gracefully, watched to the end: at ``desktop-ready``, or with
+        LOAD by ``winarm down`` once the guest's write load runs (``guest-writing``, or ``guest-writing-failed``,
+        which the caller finds among the events). Raises BenchError when ``winarm down`` fails."""
+        proc, log, start = self.spawn(label, [*args] if load else [*args, "--stop-at", DESKTOP_READY])
         boot = Boot()
         try:
+            if load and watch_boot(proc, log, boot, start, (("writing", "writing-failed"), 0.0)) is not None:
+                self.down(label)
             watch_boot(proc, log, boot, start, None)
         finally:
             log.close()
             kill_tree(proc.pid)
         return boot
+
+    def down(self, label: str) -> None:
+        """``winarm down`` of the VM (waiting until it has stopped). Raises BenchError when it fails."""
+        done = subprocess.run([*WINARM, "down", "--name", NAME, "--storage", str(self.storage)], env=self.env,
+                              capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            raise BenchError(f"winarm down at the {label} boot exited {done.returncode}: {done.stderr.strip()}")
 
 
 def parse_args() -> argparse.Namespace:
@@ -255,10 +270,10 @@ def run_rounds(runner: Rounds, count: int) -> list[Round]:
 def final_boots(runner: Rounds, rounds: list[Round]) -> tuple[list[str], list[str]]:
     """Two graceful boots with the write load running: the first judges the last round, the second's check must
     be clean. Returns the second's fsck details and the problems found."""
-    first = runner.graceful_boot("final-1")
+    first = runner.graceful_boot("final-1", load=True)
     if rounds:
         judge(rounds[-1], first)
-    second = runner.graceful_boot("final-2")
+    second = runner.graceful_boot("final-2", load=True)
     final = second.fsck()
     problems = [f"the {label} graceful boot exited with {boot.exit_status}"
                 for label, boot in (("first", first), ("second", second)) if boot.exit_status != 0]

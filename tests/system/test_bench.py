@@ -14,8 +14,10 @@ from defusedxml import ElementTree
 from tests.vmtools import winarm
 
 COMMON = "ram=1G,cpus=2,disk_size=1G,tpm=no,secure_boot=no,timeout=20"
-INSTALL_PHASES = ["launch", "firmware", "boot-cd", "windowsPE", "boot-disk", "specialize", "oobeSystem",
-                  "first-logon", "desktop-ready", "shutdown"]
+INSTALL_PHASES = ["launch", "firmware", "windowsPE", "specialize", "oobeSystem", "first-logon", "desktop-ready",
+                  "shutdown"]
+"""An install's phases by first appearance: Setup's passes named by boot order from each boot's boot entry on
+(no boot-cd or boot-disk phase), the first logon and the desktop reported over the guest channel."""
 
 
 def first_appearances(names: list[str]) -> list[str]:
@@ -71,7 +73,9 @@ def test_two_variants_from_scratch(tmp_path: Path, run_base: Path, testbed_iso: 
             if variant["name"] == "drivers=specialize":
                 assert all(marks["specialize"] < t < marks["oobeSystem"] for t in installed)
             else:
-                assert all(marks["first-logon"] < t < marks["desktop-ready"] for t in installed)
+                # in the oobeSystem boot, before the desktop; not necessarily after the first-logon marker: that
+                # report needs the network driver, NetKVM, which this very driver step installs
+                assert all(marks["oobeSystem"] < t < marks["desktop-ready"] for t in installed)
         for figures in variant["summary"].values():
             assert figures["min"] <= figures["median"] <= figures["max"] and figures["runs"] == 2
     assert all(f["ratio"] == 1.0 for f in result["variants"][0]["summary"].values())
@@ -105,7 +109,7 @@ def test_cold_boot_of_the_installed_disk(tmp_path: Path, run_base: Path, testbed
     for run in variant["runs"]:
         assert run["status"] == "ok"
         names = [p["name"] for p in run["phases"]]
-        assert names[:3] == ["launch", "firmware", "boot-disk"] and "desktop-ready" in names
+        assert names == ["launch", "firmware", "boot-disk", "desktop-ready", "shutdown"], names
         assert not {"boot-cd", "windowsPE", "specialize"} & set(names), "a cold boot of the installed disk"
     assert not list((tmp_path / "work" / "vms").glob("b0base*")), "the installed base is removed afterwards"
     assert not list((tmp_path / "work" / "vms").rglob("disk.*")), "the runs' overlays are removed"

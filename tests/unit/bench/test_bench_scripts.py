@@ -64,6 +64,11 @@ def test_crash_steps_of_events() -> None:
     assert step({"kind": "running"}) == "firmware"
     assert step({"kind": "boot-device", "device": "disk"}) == "boot-disk"
     assert step({"kind": "marker", "name": "ready"}) == "ready"
+    assert step({"kind": "marker", "name": "desktop-ready", "source": "guest"}) == "desktop-ready"
+    # playing Windows, the test guest's own Linux steps are guest events
+    for name in ("init", "ready", "poweroff"):
+        assert step({"kind": "guest-event", "name": name, "detail": ""}) == name
+    assert step({"kind": "guest-event", "name": "guest-writing-failed"}) == "writing-failed"
     assert step({"kind": "guest-event", "name": "fsck", "detail": "errors vda2: dirty bit"}) == "fsck errors"
     assert step({"kind": "guest-event", "name": "guest-writing"}) == "writing"
     assert step({"kind": "guest-event", "name": "share-reconnected"}) == "share"
@@ -77,6 +82,24 @@ def test_crash_boot_phase_at_a_moment() -> None:
     assert boot.phase_at(0.5) == "launch"
     assert boot.phase_at(6.0) == "boot-disk"
     assert boot.reached("ready") and not boot.reached("writing")
+
+
+def test_crash_boot_phase_at_playing_windows() -> None:
+    """A cold boot of the installed disk as the test guest plays Windows: its own steps are guest events, the
+    desktop-ready marker comes over the guest channel, possibly after ready (the share's ready file, late)."""
+    event = {"kind": "guest-event", "detail": ""}
+    boot = _crash_boot.Boot(events=[
+        (1.0, {"kind": "running"}), (5.0, {"kind": "boot-device", "device": "disk"}),
+        (8.0, {**event, "name": "init"}), (9.0, {**event, "name": "fsck", "detail": "clean"}),
+        (10.0, {**event, "name": "share-reconnected"}), (11.0, {**event, "name": "ready"}),
+        (11.5, {"kind": "marker", "name": "desktop-ready", "source": "guest"}),
+        (12.0, {**event, "name": "guest-writing"}), (20.0, {**event, "name": "poweroff"})])
+    assert [boot.phase_at(t) for t in (8.5, 9.5, 10.5, 11.2, 11.7, 15.0, 21.0)] == [
+        "init", "fsck clean", "share", "ready", "ready", "writing", "poweroff"]
+    assert boot.reached("writing") and boot.reached("poweroff")
+    failed = _crash_boot.Boot(events=[(1.0, {"kind": "running"}), (2.0, {**event, "name": "ready"}),
+                                      (3.0, {**event, "name": "guest-writing-failed"})])
+    assert failed.phase_at(4.0) == "writing-failed" and not failed.reached("poweroff")
 
 
 def test_crash_fsck_judgement() -> None:
