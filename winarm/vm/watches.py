@@ -108,6 +108,7 @@ class Watches:
             "last": stall.get("last_activity"), "last_at": stall.get("last_activity_at"),
         }
         apply = traffic.get("apply")
-        progress = {"what": "apply", **apply} if isinstance(apply, dict) and apply.get("applying") else None
+        applying = isinstance(apply, dict) and apply.get("applying") and self.traffic.phase == "windowsPE"
+        progress = {"what": "apply", **apply} if applying and isinstance(apply, dict) else None
         reports = self.reports.snapshot() if self.channel else None
         return {"progress": progress, "activity": activity, "reports": reports, "stall": stall}
