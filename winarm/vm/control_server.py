@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from winarm.vm.private_socket import serve_private
 from winarm.vm.status import VmStatus
 
 REQUEST_TIMEOUT = 5.0
@@ -42,11 +43,7 @@ class ControlServer:
 
     async def __aenter__(self) -> ControlServer:
         """Listen on :attr:`path` (mode 0600). Raises OSError when the socket cannot be created."""
-        old = os.umask(0o177)
-        try:
-            self._server = await asyncio.start_unix_server(self._serve, path=os.fspath(self.path))
-        finally:
-            os.umask(old)
+        self._server = await serve_private(self._serve, self.path)
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,

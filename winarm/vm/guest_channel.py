@@ -28,7 +28,6 @@ body over the limit; 414 a long request line; 429 over the rate; 431 too many he
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from typing import Any
 
 from winarm.guest import REPORT_MAX_BODY, REPORT_NAMES, REPORT_PATH
 from winarm.vm.channel_limits import Clock, RefusalLog, TokenBucket
+from winarm.vm.private_socket import serve_private
 from winarm.vm.report_body import BodyError, Report, parse_body
 
 REQUEST_TIMEOUT = 5.0
@@ -228,11 +228,7 @@ class GuestChannel:
     async def __aenter__(self) -> GuestChannel:
         """Listen on :attr:`path` (mode 0600; a stale socket there is replaced). Raises OSError when the socket
         cannot be created."""
-        old = os.umask(0o177)
-        try:
-            self._server = await asyncio.start_unix_server(self._serve, path=os.fspath(self.path))
-        finally:
-            os.umask(old)
+        self._server = await serve_private(self._serve, self.path)
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
