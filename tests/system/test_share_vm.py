@@ -39,7 +39,10 @@ def test_up_serves_the_share_reports_it_and_stops_it_with_the_vm(tmp_path: Path,
         port = share["host_port"]
         assert isinstance(port, int) and share["guest_unc"] == "\\\\host.lan\\Data"
         qemu = psutil.Process(report["qemu_pid"])
-        assert f"user,id=net0,guestfwd=tcp:10.0.2.4:445-cmd:socat STDIO TCP4:127.0.0.1:{port}" in qemu.cmdline()
+        (netdev,) = [arg for arg in qemu.cmdline() if arg.startswith("user,id=net0,")]
+        forwards = netdev.split(",guestfwd=")[1:]  # the share's relay, then the guest channel's
+        assert forwards[0] == f"tcp:10.0.2.4:445-cmd:socat STDIO TCP4:127.0.0.1:{port}", netdev
+        assert forwards[1].startswith("tcp:10.0.2.5:80-cmd:socat STDIO UNIX-CONNECT:"), netdev
         processes = smbd_processes(run_base / "t")
         assert processes, "smbd runs"
 
