@@ -56,6 +56,11 @@ class VmPaths:
         return self.state_dir / "tpm"
 
     @property
+    def tpm_ca(self) -> Path:
+        """The local certificate authority that signs the TPM's certificates, with swtpm_setup's configuration."""
+        return self.state_dir / "tpm-ca"
+
+    @property
     def events(self) -> Path:
         """The phase clock's JSON-lines log of the running or last boot."""
         return self.state_dir / "events.jsonl"

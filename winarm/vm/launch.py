@@ -166,7 +166,7 @@ def _start_services(cfg: Config, paths: VmPaths, events: EventLog,
     swtpm: Swtpm | None = None
     smbd: Smbd | None = None
     if cfg.tpm:
-        swtpm = Swtpm(paths.tpm_state, paths.tpm_socket, paths.swtpm_log)
+        swtpm = Swtpm(paths.tpm_state, paths.tpm_socket, paths.swtpm_log, paths.tpm_ca)
         stack.callback(swtpm.kill_now)
         swtpm.start()
         events.record(EventKind.SWTPM_STARTED, pid=swtpm.proc.pid if swtpm.proc else None)
