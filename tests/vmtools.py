@@ -38,12 +38,14 @@ class Up:
     """A ``winarm up`` running in the background, its stdout read line by line as it comes."""
 
     def __init__(self, storage: Path, run_base: Path, *args: str, name: str = "t",
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, uid: int | None = None) -> None:
+        """``uid``: run winarm as that user and group (through setpriv, without root's supplementary groups)."""
         self.name = name
         self.storage = storage
         self.env = {**os.environ, "WINARM_RUN_DIR": str(run_base), **(env or {})}
+        as_user = [] if uid is None else ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
         self.proc = subprocess.Popen(
-            [*WINARM, "up", "--name", name, "--storage", str(storage), *args],
+            [*as_user, *WINARM, "up", "--name", name, "--storage", str(storage), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=self.env,

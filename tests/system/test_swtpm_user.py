@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.vmtools import REPO_ROOT
+from tests.vmtools import FIRMWARE_ONLY, REPO_ROOT, Up, family
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: it switches to another user with setpriv")
 
@@ -83,3 +84,28 @@ def test_without_winarms_configuration_the_same_user_fails(user_home: Path) -> N
                       "--lock-nvram", "--overwrite"], user_home, vm)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"statedir {SYSTEM_CA}" in result.stdout + result.stderr
+
+
+@pytest.mark.qemu
+def test_winarm_up_with_the_default_tpm_runs_as_a_user(user_home: Path) -> None:
+    """The whole ``winarm up`` of a firmware-only VM with its TPM, as the user: it reaches running with swtpm
+    (the user's) serving QEMU, and stops cleanly."""
+    storage, run_base = user_home / "storage", user_home / "run"
+    for folder in (storage, run_base):
+        folder.mkdir(mode=0o700)
+        os.chown(folder, UID, UID)
+    env = {"HOME": str(user_home), "XDG_CONFIG_HOME": str(user_home / ".config")}
+    vm = Up(storage, run_base, *FIRMWARE_ONLY, "--tpm", env=env, uid=UID)
+    try:
+        vm.wait_line("running (tcg)", 60)
+        swtpm = [p for p in family(vm.proc.pid) if p.name() == "swtpm"]
+        assert [p.uids().effective for p in swtpm] == [UID], "one swtpm, run as the user"
+        assert vm.status()["state"] == "running"
+        vm.proc.send_signal(signal.SIGTERM)
+        assert vm.wait(30) == 0, "\n".join(vm.lines)
+    finally:
+        vm.close()
+    kinds = [e["kind"] for e in vm.events()]
+    assert "swtpm-started" in kinds and "swtpm-lost" not in kinds, kinds
+    assert (storage / "t" / "tpm" / "tpm2-00.permall").stat().st_uid == UID
+    assert (storage / "t" / "tpm-ca" / "signkey.pem").stat().st_uid == UID
