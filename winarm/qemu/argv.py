@@ -2,8 +2,9 @@
 
 Layout choices, each for a reason recorded in NOTES.md:
 - install media on ``usb-storage`` behind ``qemu-xhci``: Windows PE reads USB mass storage without drivers;
-- the system disk before the CD in the boot order, and the NIC without a boot ROM, so the firmware never
-  spends minutes in PXE;
+- the system disk before the CD in the boot order, so an installed disk boots first;
+- the NIC without an option ROM (``romfile=``), only because QEMU otherwise needs ipxe's ``efi-virtio.rom``;
+  it does not stop network boot: AAVMF has its own virtio-net driver (see :func:`net_args`);
 - TCG with ``-cpu max,pauth-impdef=on``: pointer authentication emulated the cheap way (3-4x faster boots);
 - the guest channel: the guest's ``10.0.2.5:80`` relayed by QEMU's user network to the daemon's report socket,
   since Windows for ARM64 has no COM port under QEMU and the network is all it needs;
@@ -157,8 +158,11 @@ NIC_ID = "nic0"
 
 
 def net_args(share_port: int | None, report_socket: Path | None = None) -> list[str]:
-    """The user network (see :func:`netdev_user`) on a virtio NIC (:data:`NIC_ID`) without a boot ROM, so the
-    firmware never PXE boots."""
+    """The user network (see :func:`netdev_user`) on a virtio NIC (:data:`NIC_ID`) without an option ROM.
+
+    ``romfile=`` only spares QEMU ipxe's ``efi-virtio.rom`` (an x86 ROM it otherwise refuses to start without).
+    It does not prevent network boot: on aarch64 the firmware (AAVMF) drives the NIC with its own virtio-net
+    driver, so a missed CD prompt falls through to PXE/HTTP boot (minutes) before the UEFI shell."""
     nic = f"virtio-net-pci,id={NIC_ID},netdev=net0,romfile="
     return ["-netdev", netdev_user(share_port, report_socket), "-device", nic]
 
