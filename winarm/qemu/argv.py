@@ -118,11 +118,23 @@ def netdev_user(share_port: int | None, report_socket: Path | None = None) -> st
     return netdev
 
 
-def machine_args(cfg: Config) -> list[str]:
-    """The machine (``virt`` with the newest GIC), accelerator and CPU model, CPU count and memory."""
+ITS_FIRST_BUILD = 26100
+"""The first Windows build that boots with the GIC's ITS: earlier ones (all of Windows 10 ARM64, Windows 11
+before 24H2) hang at the boot logo when ``virt`` has one (kvm-guest-drivers-windows #944)."""
+
+
+def machine_option(windows_build: int | None = None) -> str:
+    """``virt`` with the newest GIC, and ``its=off`` when ``windows_build`` is below :data:`ITS_FIRST_BUILD`.
+    With no build known (no install this start and none remembered) the ITS stays on, as before."""
+    its_off = windows_build is not None and windows_build < ITS_FIRST_BUILD
+    return "virt,gic-version=max" + (",its=off" if its_off else "")
+
+
+def machine_args(cfg: Config, windows_build: int | None = None) -> list[str]:
+    """The machine (see :func:`machine_option`), accelerator and CPU model, CPU count and memory."""
     return [
         "-machine",
-        "virt,gic-version=max",
+        machine_option(windows_build),
         *cpu_args(cfg.accel, cfg.cpu_model),
         "-smp",
         f"{cfg.cpus},sockets=1,cores={cfg.cpus},threads=1",
@@ -204,10 +216,12 @@ def build_argv(
     media: Sequence[Path] = (),
     tpm_socket: Path | None = None,
     share_port: int | None = None,
+    windows_build: int | None = None,
 ) -> list[str]:
     """The full argv (program first) of the VM described by ``cfg``. QEMU starts paused (``-S``): the caller
     connects to QMP and the serial console, then continues it, so no output is ever missed. The guest channel's
-    relay goes to :attr:`VmPaths.report_socket` unless ``cfg.guest_channel`` is off."""
+    relay goes to :attr:`VmPaths.report_socket` unless ``cfg.guest_channel`` is off. ``windows_build`` (the
+    installed or installing image's build, None when unknown) decides the GIC's ITS (:func:`machine_option`)."""
     return [
         cfg.qemu_binary,
         "-name",
@@ -215,7 +229,7 @@ def build_argv(
         "-nodefaults",
         "-no-user-config",
         "-S",
-        *machine_args(cfg),
+        *machine_args(cfg, windows_build),
         *firmware_args(fw, paths.efivars),
         *display_args(cfg),
         *input_args(),
