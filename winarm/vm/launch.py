@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from winarm.config.host import check_windows_cpu
 from winarm.config.paths import VmPaths, remove_answer_media
 from winarm.config.vm import Config
 from winarm.errors import RuntimeFailure, UserError
@@ -221,8 +222,9 @@ def _spawn_qemu(cfg: Config, paths: VmPaths, argv_for: Callable[[Endpoints], lis
 def launch(cfg: Config, t0: float) -> Launched:
     """Lock the VM, create what is missing (disk, UEFI variables, run dir), start swtpm and spawn QEMU paused.
 
-    Raises :class:`UserError` (the VM already runs) or :class:`RuntimeFailure` (a program is missing, QEMU
-    cannot be spawned); on failure everything started here is stopped and the lock released (the launch's
+    Raises :class:`UserError` (the VM already runs; before anything is written, the CPU cannot run the Windows
+    build being installed or remembered, see :func:`check_windows_cpu`) or :class:`RuntimeFailure` (a program is
+    missing, QEMU cannot be spawned); on failure everything started here is stopped and the lock released (the launch's
     :class:`contextlib.ExitStack` unwinds). On success that stack goes to the caller in :class:`Launched`.
     """
     paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
@@ -235,6 +237,7 @@ def launch(cfg: Config, t0: float) -> Launched:
 
         plan = plan_install(cfg, read_facts(paths))
     build = plan.edition.build_number if plan is not None else known_build(paths)
+    check_windows_cpu(cfg.accel, cfg.cpu_model, build)
     paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         lock = VmLock(paths.lock)
