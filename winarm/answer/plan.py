@@ -51,8 +51,8 @@ def choose_edition(info: IsoInfo, wanted: str | None) -> Edition:
 
 def windows_version(edition: Edition) -> str:
     """``11`` from build 22000 on, else ``10``."""
-    digits = "".join(ch for ch in edition.build.split(".")[0] if ch.isdigit())
-    return "11" if digits and int(digits) >= WINDOWS_11_FIRST_BUILD else "10"
+    build = edition.build_number
+    return "11" if build is not None and build >= WINDOWS_11_FIRST_BUILD else "10"
 
 
 def answer_settings(cfg: Config, *, edition: Edition, has_drivers: bool) -> AnswerSettings:

@@ -42,10 +42,12 @@ def up(echo_console: bool, dry_run: bool, **flags: Any) -> None:
 
 
 def print_argv(cfg: Config) -> None:
-    """Print the QEMU command line ``cfg`` would start, one argument per line."""
+    """Print the QEMU command line ``cfg`` would start, one argument per line. The Windows build (the GIC's ITS)
+    is the one this disk's install remembered; an ISO is not read for it here."""
     from winarm.qemu.argv import Endpoints, build_argv
     from winarm.qemu.firmware import find_firmware
     from winarm.services.smbd import free_port
+    from winarm.vm.facts import known_build
 
     paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
     argv = build_argv(
@@ -56,6 +58,7 @@ def print_argv(cfg: Config) -> None:
         media=[cfg.iso] if cfg.iso else [],
         tpm_socket=paths.tpm_socket if cfg.tpm else None,
         share_port=(cfg.share.port or free_port()) if cfg.share else None,
+        windows_build=known_build(paths),
     )
     for arg in argv:
         click.echo(arg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,15 @@ KVM_DEVICE = Path("/dev/kvm")
 MEMINFO = Path("/proc/meminfo")
 CGROUP = Path("/sys/fs/cgroup")
 SELF_CGROUP = Path("/proc/self/cgroup")
+CPUINFO = Path("/proc/cpuinfo")
+
+ATOMICS_FIRST_BUILD = 26100
+"""Windows 11 24H2 (build 26100) and later need the Armv8.1 atomics (LSE)."""
+TCG_MODELS_NOT_24H2 = frozenset({"neoverse-n1", "cortex-a76", "cortex-a35", "cortex-a53", "cortex-a57",
+                                 "cortex-a72"})
+"""QEMU CPU models that do not boot build 26100 under TCG: ``neoverse-n1`` and ``cortex-a76`` are reported not
+to boot its WinPE; the Armv8.0 ones lack the atomics altogether."""
+FIX_OLDER_WINDOWS = "an older Windows build (23H2, 22631)"
 
 
 @dataclass(frozen=True)
@@ -116,3 +126,47 @@ def choose_accel(requested: str, host: HostFacts) -> str:
             "(--device /dev/kvm) or use --accel tcg"
         )
     return requested
+
+
+def cpu_features(cpuinfo: str) -> frozenset[str]:
+    """The features every CPU of an aarch64 ``/proc/cpuinfo`` lists on its ``Features`` line (the intersection,
+    so one core without a feature removes it); empty when there is no such line."""
+    found: frozenset[str] | None = None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Features":
+            words = frozenset(value.split())
+            found = words if found is None else found & words
+    return found or frozenset()
+
+
+def _read_cpuinfo() -> str:
+    return CPUINFO.read_text()
+
+
+def check_windows_cpu(accel: str, model: str | None, build: int | None,
+                      read_cpuinfo: Callable[[], str] = _read_cpuinfo) -> None:
+    """Refuse a CPU that cannot run Windows build ``build`` (None: unknown, nothing is checked; builds before
+    :data:`ATOMICS_FIRST_BUILD` need nothing). Under KVM the host's CPU must list ``atomics`` (read through
+    ``read_cpuinfo``, only then; an unreadable cpuinfo is not held against it); under TCG the model (the part
+    before the first comma of ``model``) must not be one of :data:`TCG_MODELS_NOT_24H2`.
+    Raises :class:`UserError` naming the way out."""
+    if build is None or build < ATOMICS_FIRST_BUILD:
+        return
+    if accel == "kvm":
+        try:
+            features = cpu_features(read_cpuinfo())
+        except OSError:
+            return
+        if "atomics" not in features:
+            raise UserError(
+                f"Windows build {build} needs Armv8.1 atomics (LSE), and this host's CPU has none ('atomics' is "
+                f"not in {CPUINFO}'s Features): install {FIX_OLDER_WINDOWS} or use a host with Armv8.1 or later"
+            )
+        return
+    name = (model or "").split(",")[0].strip().lower()
+    if name in TCG_MODELS_NOT_24H2:
+        raise UserError(
+            f"--cpu-model {model}: Windows build {build} does not boot on {name}: use --cpu-model "
+            f"max,pauth-impdef=on (the default under TCG) or {FIX_OLDER_WINDOWS}"
+        )

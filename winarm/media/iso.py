@@ -54,6 +54,12 @@ class Edition:
     arch: str
     total_bytes: int | None = None
 
+    @property
+    def build_number(self) -> int | None:
+        """The major build (``26100`` of ``26100.1742``), None when the image names no build."""
+        major = self.build.split(".")[0]
+        return int(major) if major.isascii() and major.isdigit() else None
+
     def as_json(self) -> dict[str, Any]:
         """``{"index", "name", "build", "arch", "total_bytes"}``."""
         return {"index": self.index, "name": self.name, "build": self.build, "arch": self.arch,

@@ -2,8 +2,9 @@
 
 Layout choices, each for a reason recorded in NOTES.md:
 - install media on ``usb-storage`` behind ``qemu-xhci``: Windows PE reads USB mass storage without drivers;
-- the system disk before the CD in the boot order, and the NIC without a boot ROM, so the firmware never
-  spends minutes in PXE;
+- the system disk before the CD in the boot order, so an installed disk boots first;
+- the NIC without an option ROM (``romfile=``), only because QEMU otherwise needs ipxe's ``efi-virtio.rom``;
+  it does not stop network boot: AAVMF has its own virtio-net driver (see :func:`net_args`);
 - TCG with ``-cpu max,pauth-impdef=on``: pointer authentication emulated the cheap way (3-4x faster boots);
 - the guest channel: the guest's ``10.0.2.5:80`` relayed by QEMU's user network to the daemon's report socket,
   since Windows for ARM64 has no COM port under QEMU and the network is all it needs;
@@ -117,11 +118,23 @@ def netdev_user(share_port: int | None, report_socket: Path | None = None) -> st
     return netdev
 
 
-def machine_args(cfg: Config) -> list[str]:
-    """The machine (``virt`` with the newest GIC), accelerator and CPU model, CPU count and memory."""
+ITS_FIRST_BUILD = 26100
+"""The first Windows build that boots with the GIC's ITS: earlier ones (all of Windows 10 ARM64, Windows 11
+before 24H2) hang at the boot logo when ``virt`` has one (kvm-guest-drivers-windows #944)."""
+
+
+def machine_option(windows_build: int | None = None) -> str:
+    """``virt`` with the newest GIC, and ``its=off`` when ``windows_build`` is below :data:`ITS_FIRST_BUILD`.
+    With no build known (no install this start and none remembered) the ITS stays on, as before."""
+    its_off = windows_build is not None and windows_build < ITS_FIRST_BUILD
+    return "virt,gic-version=max" + (",its=off" if its_off else "")
+
+
+def machine_args(cfg: Config, windows_build: int | None = None) -> list[str]:
+    """The machine (see :func:`machine_option`), accelerator and CPU model, CPU count and memory."""
     return [
         "-machine",
-        "virt,gic-version=max",
+        machine_option(windows_build),
         *cpu_args(cfg.accel, cfg.cpu_model),
         "-smp",
         f"{cfg.cpus},sockets=1,cores={cfg.cpus},threads=1",
@@ -157,8 +170,11 @@ NIC_ID = "nic0"
 
 
 def net_args(share_port: int | None, report_socket: Path | None = None) -> list[str]:
-    """The user network (see :func:`netdev_user`) on a virtio NIC (:data:`NIC_ID`) without a boot ROM, so the
-    firmware never PXE boots."""
+    """The user network (see :func:`netdev_user`) on a virtio NIC (:data:`NIC_ID`) without an option ROM.
+
+    ``romfile=`` only spares QEMU ipxe's ``efi-virtio.rom`` (an x86 ROM it otherwise refuses to start without).
+    It does not prevent network boot: on aarch64 the firmware (AAVMF) drives the NIC with its own virtio-net
+    driver, so a missed CD prompt falls through to PXE/HTTP boot (minutes) before the UEFI shell."""
     nic = f"virtio-net-pci,id={NIC_ID},netdev=net0,romfile="
     return ["-netdev", netdev_user(share_port, report_socket), "-device", nic]
 
@@ -200,10 +216,12 @@ def build_argv(
     media: Sequence[Path] = (),
     tpm_socket: Path | None = None,
     share_port: int | None = None,
+    windows_build: int | None = None,
 ) -> list[str]:
     """The full argv (program first) of the VM described by ``cfg``. QEMU starts paused (``-S``): the caller
     connects to QMP and the serial console, then continues it, so no output is ever missed. The guest channel's
-    relay goes to :attr:`VmPaths.report_socket` unless ``cfg.guest_channel`` is off."""
+    relay goes to :attr:`VmPaths.report_socket` unless ``cfg.guest_channel`` is off. ``windows_build`` (the
+    installed or installing image's build, None when unknown) decides the GIC's ITS (:func:`machine_option`)."""
     return [
         cfg.qemu_binary,
         "-name",
@@ -211,7 +229,7 @@ def build_argv(
         "-nodefaults",
         "-no-user-config",
         "-S",
-        *machine_args(cfg),
+        *machine_args(cfg, windows_build),
         *firmware_args(fw, paths.efivars),
         *display_args(cfg),
         *input_args(),

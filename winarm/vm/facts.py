@@ -1,5 +1,5 @@
-"""What winarm remembers about a VM between runs (``facts.json`` in its state directory): whether its disk
-has booted, how often, whether the install is complete."""
+"""What winarm remembers about a VM between runs (``vm.json`` in its state directory): whether its disk
+has booted, how often, whether the install is complete, which Windows build it installed."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from winarm.files import write_atomic
 from winarm.timeline.events import EventKind
 from winarm.vm.report import Reporter
 
+BUILD_FACT = "windows_build"
+"""The major build of the Windows image installed on this disk, kept so later starts (with no ISO read) still
+know it: the GIC's ITS depends on it (:func:`winarm.qemu.argv.machine_option`)."""
+
 
 def read_facts(paths: VmPaths) -> dict[str, Any]:
     """What winarm remembered about this VM (empty when new or unreadable)."""
@@ -20,6 +24,24 @@ def read_facts(paths: VmPaths) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def known_build(paths: VmPaths) -> int | None:
+    """The Windows build remembered from this disk's install (:data:`BUILD_FACT`), None when there is no disk,
+    no such fact, or a value that is not a build number."""
+    if not paths.disk.exists():
+        return None
+    build = read_facts(paths).get(BUILD_FACT)
+    return build if isinstance(build, int) and not isinstance(build, bool) and build > 0 else None
+
+
+def remember_build(facts: dict[str, Any], build: int | None) -> bool:
+    """Put the build being installed into ``facts`` (in memory); True when that changed them (the caller
+    writes them). A None build changes nothing."""
+    if build is None or facts.get(BUILD_FACT) == build:
+        return False
+    facts[BUILD_FACT] = build
+    return True
 
 
 def write_facts(paths: VmPaths, facts: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from winarm.config.host import check_windows_cpu
 from winarm.config.paths import VmPaths, remove_answer_media
 from winarm.config.vm import Config
 from winarm.errors import RuntimeFailure, UserError
@@ -28,7 +29,7 @@ from winarm.services.smbd import Smbd
 from winarm.services.smbd import check_available as check_samba
 from winarm.services.swtpm import Swtpm, check_available
 from winarm.timeline.events import EventKind, EventLog
-from winarm.vm.facts import read_facts, write_facts
+from winarm.vm.facts import known_build, read_facts, remember_build, write_facts
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -109,6 +110,9 @@ class Launched:
     install_image: InstallImage | None = None
     """The image this run's install applies (its TOTALBYTES and file size), None when there is no install or
     the image gives no size."""
+    windows_build: int | None = None
+    """The Windows build this run installs or the disk's install remembered (``windows_build`` in its facts); None when
+    neither is known (an install without the answer medium, or a disk installed before winarm kept it)."""
 
     def close(self) -> None:
         """Undo the launch (see the class docstring); idempotent, never raises for a run directory already gone."""
@@ -144,6 +148,19 @@ def _open_log(cfg: Config, paths: VmPaths, t0: float, stack: contextlib.ExitStac
     stack.callback(events.close)
     events.record(EventKind.START, name=cfg.name, accel=cfg.accel, ram=cfg.ram, cpus=cfg.cpus)
     return events
+
+
+def _settle_facts(cfg: Config, paths: VmPaths, install_build: int | None) -> dict[str, Any]:
+    """This run's facts, written when they change: none for a disk created now (it has never booted), and the
+    build an install applies (``install_build``) remembered for later starts. Raises a WinarmError when the
+    disk cannot be created or the facts cannot be written."""
+    facts = read_facts(paths)
+    changed = False
+    if disk.ensure_image(paths.disk, cfg.disk_format, cfg.disk_size, allocate=cfg.allocate):
+        facts, changed = {}, True
+    if remember_build(facts, install_build) or changed:
+        write_facts(paths, facts)
+    return facts
 
 
 def _media(cfg: Config, paths: VmPaths, plan: InstallPlan | None, events: EventLog) -> list[Path]:
@@ -205,8 +222,9 @@ def _spawn_qemu(cfg: Config, paths: VmPaths, argv_for: Callable[[Endpoints], lis
 def launch(cfg: Config, t0: float) -> Launched:
     """Lock the VM, create what is missing (disk, UEFI variables, run dir), start swtpm and spawn QEMU paused.
 
-    Raises :class:`UserError` (the VM already runs) or :class:`RuntimeFailure` (a program is missing, QEMU
-    cannot be spawned); on failure everything started here is stopped and the lock released (the launch's
+    Raises :class:`UserError` (the VM already runs; before anything is written, the CPU cannot run the Windows
+    build being installed or remembered, see :func:`check_windows_cpu`) or :class:`RuntimeFailure` (a program is
+    missing, QEMU cannot be spawned); on failure everything started here is stopped and the lock released (the launch's
     :class:`contextlib.ExitStack` unwinds). On success that stack goes to the caller in :class:`Launched`.
     """
     paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
@@ -218,16 +236,15 @@ def launch(cfg: Config, t0: float) -> Launched:
         from winarm.answer.plan import plan_install  # here: Jinja2 and the ISO reader load only for an install
 
         plan = plan_install(cfg, read_facts(paths))
+    build = plan.edition.build_number if plan is not None else known_build(paths)
+    check_windows_cpu(cfg.accel, cfg.cpu_model, build)
     paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         lock = VmLock(paths.lock)
         lock.acquire(cfg.name)
         stack.callback(lock.release)
-        facts = read_facts(paths)
         events = _open_log(cfg, paths, t0, stack)
-        if disk.ensure_image(paths.disk, cfg.disk_format, cfg.disk_size, allocate=cfg.allocate):
-            facts = {}  # a new disk has never booted
-            write_facts(paths, facts)
+        facts = _settle_facts(cfg, paths, build if plan is not None else None)
         ensure_vars(firmware, paths.efivars)
         media = _media(cfg, paths, plan, events)
         if plan is None and facts.get("install_complete"):
@@ -237,9 +254,9 @@ def launch(cfg: Config, t0: float) -> Launched:
         swtpm, smbd = _start_services(cfg, paths, events, stack)
         proc, argv = _spawn_qemu(cfg, paths, lambda endpoints: build_argv(
             cfg, firmware, paths, endpoints, media=media, tpm_socket=paths.tpm_socket if swtpm else None,
-            share_port=smbd.port if smbd else None), stack)
+            share_port=smbd.port if smbd else None, windows_build=build), stack)
         events.record(EventKind.SPAWNED, pid=proc.pid)
         launched = Launched(cfg, paths, events, facts, proc, argv, stack.pop_all(), swtpm, smbd,
                             answer_medium=media[-1] if plan is not None else None,
-                            install_image=plan.image if plan is not None else None)
+                            install_image=plan.image if plan is not None else None, windows_build=build)
     return launched
