@@ -78,6 +78,7 @@ def answer_settings(values: Values) -> AnswerSettings:
         password=str(values["password"]),
         computer_name=str(values["computer_name"]),
         language=str(values["language"]),
+        ui_language=values.text("ui_language"),
         keyboard=values.text("keyboard"),
         edition_index=edition_index,
         edition_name=edition_name,
