@@ -79,3 +79,18 @@ def test_prepare_refuses_a_ui_language_the_image_lacks_and_writes_nothing(good_i
     assert result.stderr == ("winarm: UI language de-DE is not in edition 2 (Windows 11 Pro) of this ISO, which "
                              "has en-US: pass --ui-language en-US or use an ISO in de-DE\n")
     assert not (storage / "p").exists()
+
+
+def test_unattend_validate_with_the_iso_checks_the_ui_language(good_iso: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    answer = tmp_path / "Autounattend.xml"
+    for ui, expected in (("en-US", 0), ("de-DE", 1)):
+        rendered = runner.invoke(main, ["unattend", "render", "--edition", "2", "--language", "de-DE",
+                                        "--ui-language", ui, "--out", str(answer)])
+        assert rendered.exit_code == 0, rendered.output
+        plain = runner.invoke(main, ["unattend", "validate", str(answer)])
+        checked = runner.invoke(main, ["unattend", "validate", str(answer), "--iso", str(good_iso)])
+        assert (plain.stdout, checked.exit_code) == ("valid\n", expected), checked.output
+    assert [line.split()[2] for line in checked.stdout.splitlines()] == ["[ui-language]"] * 3
+    missing = runner.invoke(main, ["unattend", "validate", str(answer), "--iso", str(tmp_path / "none.iso")])
+    assert missing.exit_code == 2 and missing.stderr.count("\n") == 1 and "does not exist" in missing.stderr
