@@ -94,3 +94,10 @@ def test_unattend_validate_with_the_iso_checks_the_ui_language(good_iso: Path, t
     assert [line.split()[2] for line in checked.stdout.splitlines()] == ["[ui-language]"] * 3
     missing = runner.invoke(main, ["unattend", "validate", str(answer), "--iso", str(tmp_path / "none.iso")])
     assert missing.exit_code == 2 and missing.stderr.count("\n") == 1 and "does not exist" in missing.stderr
+
+
+def test_prepare_keeps_the_english_ui_for_german_locales_and_says_so(good_iso: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["prepare", "--name", "p", "--storage", str(tmp_path / "s"), "--iso",
+                                       str(good_iso), "--disk-bus", "nvme", "--language", "de-DE"])
+    assert result.exit_code == 0, result.output
+    assert "UI language: en-US; locales: de-DE (the edition has en-US)\n" in result.stderr
