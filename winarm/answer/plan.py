@@ -12,6 +12,7 @@ from typing import Any
 
 from winarm.answer.settings import AnswerSettings, check_settings
 from winarm.config.vm import Config
+from winarm.config.windows import language_tag
 from winarm.errors import UserError
 from winarm.media.drivers import DriverSelection, pick_drivers, resolve_tree
 from winarm.media.iso import Edition, InstallImage, IsoInfo, inspect_iso
@@ -55,6 +56,27 @@ def windows_version(edition: Edition) -> str:
     return "11" if build is not None and build >= WINDOWS_11_FIRST_BUILD else "10"
 
 
+def choose_ui_language(edition: Edition, language: str, wanted: str | None) -> str:
+    """The display language for ``edition``: ``wanted`` (``--ui-language``) when given, else ``language`` when the
+    image has it, else the image's default language. An image that names no languages has every one (unknown,
+    so nothing is refused). Raises :class:`UserError` for an unknown tag, and for a ``wanted`` the image lacks
+    (Setup would stop at its language page), naming the languages it has."""
+    have = {tag.lower(): tag for tag in edition.languages}
+    if wanted is not None:
+        tag = language_tag(wanted, "UI language")
+        if have and tag.lower() not in have:
+            fallback = edition.default_language or edition.languages[0]
+            raise UserError(
+                f"UI language {tag} is not in edition {edition.index} ({edition.name}) of this ISO, which has "
+                f"{', '.join(edition.languages)}: pass --ui-language {fallback} or use an ISO in {tag}"
+            )
+        return tag
+    tag = language_tag(language, "language")
+    if not have or tag.lower() in have:
+        return tag
+    return edition.default_language or edition.languages[0]
+
+
 def answer_settings(cfg: Config, *, edition: Edition, has_drivers: bool) -> AnswerSettings:
     """The answer-file settings a configuration asks for. Raises :class:`UserError` for values Windows
     refuses (username, computer name, language...)."""
@@ -64,6 +86,7 @@ def answer_settings(cfg: Config, *, edition: Edition, has_drivers: bool) -> Answ
         password=cfg.password,
         computer_name=cfg.computer_name,
         language=cfg.language,
+        ui_language=choose_ui_language(edition, cfg.language, cfg.ui_language),
         keyboard=cfg.keyboard,
         edition_index=edition.index,
         product_key=cfg.product_key,

@@ -83,6 +83,7 @@ def _context(s: AnswerSettings) -> dict[str, Any]:
         "password_value": encode_password(s.password),
         "computer_name": s.computer_name,
         "language": language,
+        "ui_language": language_tag(s.ui_language, "UI language") if s.ui_language is not None else language,
         "keyboard": keyboard_ids(s.keyboard) if s.keyboard is not None else language,
         "image_key": image_key,
         "image_value": image_value,

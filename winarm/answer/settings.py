@@ -22,6 +22,7 @@ from winarm.config.windows import (
     DEFAULT_WINDOWS,
     DRIVERS_PASSES,
     check_account,
+    language_tag,
 )
 from winarm.errors import UserError
 
@@ -44,6 +45,9 @@ class AnswerSettings:
     password: str = field(default=DEFAULT_PASSWORD, repr=False)
     computer_name: str = DEFAULT_COMPUTER_NAME
     language: str = DEFAULT_LANGUAGE
+    """The locales (system, user) and, without :attr:`keyboard`, the input locale."""
+    ui_language: str | None = None
+    """Setup's and Windows' display language; None is :attr:`language`. It must be one the image holds."""
     keyboard: str | None = None
     edition_index: int | None = None
     edition_name: str | None = None
@@ -113,6 +117,8 @@ def check_settings(s: AnswerSettings) -> None:
     """
     _check_platform(s)
     check_account(s.username, s.password, s.computer_name, s.language, keyboard=s.keyboard, product_key=s.product_key)
+    if s.ui_language is not None:
+        language_tag(s.ui_language, "UI language")
     _check_edition(s.edition_index, s.edition_name)
     if not 0 <= s.disk_id <= MAX_DISK_ID:
         raise UserError(f"disk number {s.disk_id} is out of range: use 0 to {MAX_DISK_ID} (0 is the first disk)")

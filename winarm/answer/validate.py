@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.parsers import expat
 
 from winarm.answer.settings import PASSWORD_KINDS, decode_password
 from winarm.config.windows import TEMPLATE_DIR
 from winarm.errors import RuntimeFailure
+
+if TYPE_CHECKING:
+    from winarm.media.iso import Edition
 
 
 @dataclass(frozen=True)
@@ -265,14 +269,16 @@ def _settings_pass(settings: _Element, rules: dict[str, Any], passes_seen: dict[
     return named
 
 
-def validate(text: str | bytes, arch: str = "arm64") -> list[Finding]:
+def validate(text: str | bytes, arch: str = "arm64", editions: Sequence[Edition] = ()) -> list[Finding]:
     """Check an answer file without Windows; the empty list means no problem was found.
 
     One :class:`Finding` per problem, in file order per rule: ``well-formed``, ``dtd``, ``ascii``, ``root``,
     ``unknown-pass``, ``duplicate-pass``, ``component-attributes``, ``component-arch``, ``component-pass``,
-    ``setting-pass``, ``list-action``, ``list-key``, ``duplicate-key``, ``max-length``, ``password-encoding``.
-    A file that cannot be parsed gets only the ascii findings and the parse finding. Raises
-    :class:`RuntimeFailure` only when winarm's own rules file is unreadable.
+    ``setting-pass``, ``list-action``, ``list-key``, ``duplicate-key``, ``max-length``, ``password-encoding``;
+    given the install ISO's ``editions``, also ``image-edition`` and ``ui-language`` (see
+    :func:`~winarm.answer.validate_image.check_image`). A file that cannot be parsed gets only the ascii
+    findings and the parse finding. Raises :class:`RuntimeFailure` only when winarm's own rules file is
+    unreadable.
     """
     rules = _rules()
     findings: list[Finding] = []
@@ -297,4 +303,8 @@ def validate(text: str | bytes, arch: str = "arm64") -> list[Finding]:
             if pass_name is not None:
                 _check_component_pass(component, pass_name, rules, findings)
         _check_tree(settings, rules, findings)
+    if editions:
+        from winarm.answer.validate_image import check_image
+
+        check_image(root, editions, lambda line, rule, message: findings.append(Finding(line, rule, message)))
     return findings

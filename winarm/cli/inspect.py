@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from winarm.media.iso import Edition
 
 __all__ = ["inspect"]
 
@@ -18,7 +22,8 @@ __all__ = ["inspect"]
 @click.argument("iso", type=click.Path(path_type=Path, dir_okay=True, exists=False))
 @click.option("--json", "as_json", is_flag=True, help='Print {"arch", "image", "editions": [...]} as JSON.')
 def inspect(iso: Path, as_json: bool) -> None:
-    """Show an install ISO's architecture, install image and editions (index, name, build, arch)."""
+    """Show an install ISO's architecture, install image and editions (index, name, build, arch, UI languages:
+    the default one first, marked with a star; "-" when the image names none)."""
     from winarm.media.iso import inspect_iso
 
     info = inspect_iso(iso, require_arm64=not as_json)
@@ -30,9 +35,18 @@ def inspect(iso: Path, as_json: bool) -> None:
     click.echo(f"arch:     {info.arch}")
     click.echo(f"image:    {info.image}")
     click.echo(f"editions: {len(info.editions)} (default: {default.index} {default.name})")
-    rows = [("index", "name", "build", "arch")]
-    rows += [(str(e.index), e.name, e.build or "-", e.arch) for e in info.editions]
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    rows = [("index", "name", "build", "arch", "languages")]
+    rows += [(str(e.index), e.name, e.build or "-", e.arch, _languages(e)) for e in info.editions]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         cells = [row[0].rjust(widths[0])] + [cell.ljust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
         click.echo("  ".join(cells).rstrip())
+
+
+def _languages(edition: Edition) -> str:
+    """``en-US*,de-DE``: the default language first with a star, then the others in the image's order; ``-``
+    when the image names none."""
+    default = edition.default_language
+    if default is None:
+        return "-"
+    return ",".join([f"{default}*", *(tag for tag in edition.languages if tag != default)])

@@ -36,6 +36,8 @@ def prepare(**flags: Any) -> None:
     medium, built = build_answer_medium(cfg.state_dir, plan.settings, plan.selection)
     click.echo(f"edition: {plan.edition.index} {plan.edition.name} (build {plan.edition.build}), "
                f"Windows {plan.settings.windows}", err=True)
+    click.echo(f"UI language: {plan.settings.ui_language}; locales: {plan.settings.language} (the edition has "
+               f"{', '.join(plan.edition.languages) or 'no languages named'})", err=True)
     click.echo(f"windowsPE drivers: {', '.join(p.driver.name for p in plan.selection.boot_critical) or 'none'}; "
                f"{cfg.drivers_pass} drivers: {', '.join(p.driver.name for p in plan.selection.others) or 'none'}",
                err=True)

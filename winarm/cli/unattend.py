@@ -78,6 +78,7 @@ def answer_settings(values: Values) -> AnswerSettings:
         password=str(values["password"]),
         computer_name=str(values["computer_name"]),
         language=str(values["language"]),
+        ui_language=values.text("ui_language"),
         keyboard=values.text("keyboard"),
         edition_index=edition_index,
         edition_name=edition_name,
@@ -91,15 +92,20 @@ def answer_settings(values: Values) -> AnswerSettings:
 @unattend.command("validate")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=True))
 @click.option("--arch", default="arm64", show_default=True, help="processorArchitecture every component must carry.")
-def validate_command(file: Path, arch: str) -> None:
+@click.option("--iso", type=click.Path(path_type=Path), default=None,
+              help="The install ISO: also check that InstallFrom's edition is on it and every UILanguage is one of "
+                   "that edition's languages.")
+def validate_command(file: Path, arch: str, iso: Path | None) -> None:
     """Check an answer file: print 'valid' (exit 0) or one problem per line (exit 1)."""
     from winarm.answer.validate import validate
+    from winarm.media.iso import inspect_iso
 
     try:
         data = file.read_bytes()
     except OSError as error:
         raise UserError(f"cannot read {str(file)!r}: {error.strerror or error}") from error
-    findings = validate(data, arch)
+    editions = inspect_iso(iso, require_arm64=False).editions if iso is not None else ()
+    findings = validate(data, arch, editions)
     if not findings:
         click.echo("valid")
         return

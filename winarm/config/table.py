@@ -109,7 +109,11 @@ SETTINGS: tuple[Setting, ...] = (
          "line", metavar="FILE"),
     _row("computer_name", "--computer-name", "COMPUTER_NAME", DEFAULT_COMPUTER_NAME,
          "Computer name: 1-15 letters, digits, '-'"),
-    _row("language", "--language", "LANGUAGE", DEFAULT_LANGUAGE, "Windows language tag for UI and locales"),
+    _row("language", "--language", "LANGUAGE", DEFAULT_LANGUAGE, "Windows language tag for the locales and "
+         "keyboard, and for the UI when the image has it"),
+    _row("ui_language", "--ui-language", "UI_LANGUAGE", None, "Setup's and Windows' display language; refused "
+         "when the image lacks it", default_text="--language when the image has it, else the image's default; "
+         "--language for 'unattend render'"),
     _row("keyboard", "--keyboard", "KEYBOARD", None, "Input locale: a language tag or 0407:00000407",
          default_text="the language"),
     _row("edition", "--edition", "EDITION", None, "Edition to install from install.wim: its index or its name",
@@ -179,7 +183,7 @@ VM = ("name", "storage")
 """What names a VM: every command that acts on one takes these."""
 DISK = ("disk_size", "disk_format", "disk_bus", "allocate")
 INSTALL = ("iso", "iso_sha256", "drivers", "drivers_pass", "unattend", "username", "password", "password_file",
-           "computer_name", "language", "keyboard", "edition", "product_key")
+           "computer_name", "language", "ui_language", "keyboard", "edition", "product_key")
 SHARE = ("shared", "share", "share_readonly", "uid", "gid", "file_mode", "dir_mode", "share_user", "share_password",
          "share_port")
 RUN = ("accel", "tpm", "secure_boot", "guest_channel", "timeout", "stall_timeout", "vnc", "vnc_password_file",
@@ -187,7 +191,8 @@ RUN = ("accel", "tpm", "secure_boot", "guest_channel", "timeout", "stall_timeout
 UP = (*VM, "ram", "cpus", *DISK, *INSTALL, *SHARE, *RUN)
 """The options of ``winarm up``, in the order its help lists them."""
 PREPARE = (*VM, *INSTALL, *SHARE, "disk_bus", "tpm", "secure_boot")
-RENDER = ("windows", "username", "password", "computer_name", "language", "keyboard", "edition", "product_key",
+RENDER = ("windows", "username", "password", "computer_name", "language", "ui_language", "keyboard", "edition",
+          "product_key",
           "disk_bus", "drivers_pass", "tpm", "secure_boot")
 """The options of ``winarm unattend render``: the answer file's settings."""
 

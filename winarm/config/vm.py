@@ -19,7 +19,7 @@ from winarm.config.host import HostFacts, choose_accel, free_disk
 from winarm.config.share import ShareSettings, load_share_settings
 from winarm.config.table import DISK, INSTALL, RUN, VM, default_of, env_names
 from winarm.config.values import Values, read_secret
-from winarm.config.windows import check_account
+from winarm.config.windows import check_account, language_tag
 from winarm.errors import UserError
 
 KiB = 1024
@@ -70,6 +70,7 @@ class Config:
     username: str = field(default=default_of("username"), repr=False)
     password: str = field(default=default_of("password"), repr=False)
     language: str = default_of("language")
+    ui_language: str | None = None
     keyboard: str | None = None
     computer_name: str = default_of("computer_name")
     edition: str | None = None
@@ -290,11 +291,14 @@ def _install(values: Values) -> dict[str, Any]:
     password_file = values["password_file"]
     password = read_secret(str(password_file), "password") if password_file else str(values["password"])
     username, computer_name, language = str(values["username"]), str(values["computer_name"]), str(values["language"])
-    keyboard, product_key = values.text("keyboard"), values.text("product_key")
+    keyboard, product_key, ui_language = values.text("keyboard"), values.text("product_key"), values.text("ui_language")
     unattend = values["unattend"] is not False
     if unattend:
         check_account(username, password, computer_name, language, keyboard=keyboard, product_key=product_key)
-    return {"drivers": drivers, "drivers_pass": values["drivers_pass"], "username": username, "password": password,
+        if ui_language is not None:
+            language_tag(ui_language, "UI language")
+    return {"ui_language": ui_language,
+            "drivers": drivers, "drivers_pass": values["drivers_pass"], "username": username, "password": password,
             "computer_name": computer_name, "language": language, "keyboard": keyboard, "product_key": product_key,
             "unattend": unattend, "edition": values.text("edition")}
 

@@ -45,14 +45,17 @@ FIX_DOWNLOAD = "download the ISO again"
 @dataclass(frozen=True)
 class Edition:
     """One installable edition: its 1-based image index, its name, build (``26100`` or ``26100.1742``),
-    architecture (``arm64``, ``x64``, ``x86``, ``arm``, another ``<ARCH>`` number, or ``unknown``) and expanded
-    size in bytes (the WIM XML's ``TOTALBYTES``; None when the image gives none)."""
+    architecture (``arm64``, ``x64``, ``x86``, ``arm``, another ``<ARCH>`` number, or ``unknown``), expanded
+    size in bytes (the WIM XML's ``TOTALBYTES``; None when the image gives none) and UI languages with the default
+    one (the WIM XML's ``LANGUAGES``; empty and None when the image names none: unknown, so nothing is refused)."""
 
     index: int
     name: str
     build: str
     arch: str
     total_bytes: int | None = None
+    languages: tuple[str, ...] = ()
+    default_language: str | None = None
 
     @property
     def build_number(self) -> int | None:
@@ -61,26 +64,29 @@ class Edition:
         return int(major) if major.isascii() and major.isdigit() else None
 
     def as_json(self) -> dict[str, Any]:
-        """``{"index", "name", "build", "arch", "total_bytes"}``."""
+        """``{"index", "name", "build", "arch", "total_bytes", "languages", "default_language"}``."""
         return {"index": self.index, "name": self.name, "build": self.build, "arch": self.arch,
-                "total_bytes": self.total_bytes}
+                "total_bytes": self.total_bytes, "languages": list(self.languages),
+                "default_language": self.default_language}
 
 
 @dataclass(frozen=True)
 class InstallImage:
     """What applying one edition costs: the edition's name and index, its expanded size (``total_bytes``, about
     what Setup writes to the disk in windowsPE) and the size of the install image file on the ISO
-    (``wim_bytes``, what it reads). Made by :meth:`IsoInfo.install_image`; both sizes are positive."""
+    (``wim_bytes``, what it reads), and the edition's UI languages (empty when unknown). Made by
+    :meth:`IsoInfo.install_image`; both sizes are positive."""
 
     edition: str
     index: int
     total_bytes: int
     wim_bytes: int
+    languages: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        """``{"edition", "index", "total_bytes", "wim_bytes"}``."""
+        """``{"edition", "index", "total_bytes", "wim_bytes", "languages"}``."""
         return {"edition": self.edition, "index": self.index, "total_bytes": self.total_bytes,
-                "wim_bytes": self.wim_bytes}
+                "wim_bytes": self.wim_bytes, "languages": list(self.languages)}
 
 
 _PLAIN_PRO = re.compile(r"\bPro\s*$")
@@ -107,7 +113,7 @@ class IsoInfo:
         """What applying ``edition`` reads and writes, or None when its size or the image's is not known."""
         if not edition.total_bytes or self.image_bytes <= 0:
             return None
-        return InstallImage(edition.name, edition.index, edition.total_bytes, self.image_bytes)
+        return InstallImage(edition.name, edition.index, edition.total_bytes, self.image_bytes, edition.languages)
 
     def default_edition(self) -> Edition:
         """The edition to install when none is named: the first plain "Pro" (a name ending in the word Pro,
@@ -265,7 +271,8 @@ def _read_editions(iso: Any, found: _Found, where: str) -> tuple[tuple[Edition, 
         editions = parse_xml(xml, header.image_count)
     except WimError as error:
         raise UserError(f"{broken} ({error}); {FIX_DOWNLOAD}") from None
-    return tuple(Edition(e.index, e.name, e.build, e.arch, e.total_bytes) for e in editions), length
+    return tuple(Edition(e.index, e.name, e.build, e.arch, e.total_bytes, e.languages, e.default_language)
+                 for e in editions), length
 
 
 def _media_arch(boot_arch: str | None, editions: tuple[Edition, ...]) -> str:

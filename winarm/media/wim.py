@@ -13,8 +13,9 @@ A WIM file starts with a 208-byte header (all integers little-endian)::
 A resource header is 7 bytes of size in the file, 1 byte of flags, an 8-byte offset and an 8-byte original
 (uncompressed) size. The XML data resource is uncompressed UTF-16LE text with a byte-order mark: ``<WIM>``
 holding one ``<IMAGE INDEX="n">`` per image with ``<NAME>``, ``<WINDOWS><ARCH>`` (a Windows processor
-architecture number: 12 ARM64, 9 x64, 0 x86, 5 ARM), ``<WINDOWS><VERSION><BUILD>`` and ``<TOTALBYTES>`` (the
-image's expanded size: about what applying it writes to the disk).
+architecture number: 12 ARM64, 9 x64, 0 x86, 5 ARM), ``<WINDOWS><VERSION><BUILD>``, ``<WINDOWS><LANGUAGES>``
+(``<LANGUAGE>`` per UI language the image holds, and ``<DEFAULT>``) and ``<TOTALBYTES>`` (the image's expanded
+size: about what applying it writes to the disk).
 
 Parsing is bounded: the header is one fixed-size read and the XML resource is refused above
 :data:`MAX_XML_SIZE`. Everything wrong with the bytes raises :class:`WimError`; the caller names the file.
@@ -23,6 +24,7 @@ This is the reader only: the test media's writer lives in ``winarm_testbed.wim_w
 
 from __future__ import annotations
 
+import re
 import struct
 import xml.etree.ElementTree as ET  # only for its types and ParseError; parsing goes through defusedxml
 from dataclasses import dataclass
@@ -55,6 +57,10 @@ MAX_XML_SIZE = 16 * 1024 * 1024
 MAX_IMAGES = 1000
 MAX_SIZE_DIGITS = 15
 """A TOTALBYTES of more digits (a petabyte and up) is refused: no Windows image comes near it."""
+MAX_LANGUAGES = 256
+"""An image listing more UI languages than this is refused (Windows has about a hundred)."""
+LANGUAGE_TAG_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,4}")
+"""What a ``<LANGUAGE>`` or ``<DEFAULT>`` must look like (``en-US``, ``sr-Latn-RS``); anything else is skipped."""
 
 RESHDR_FLAG_COMPRESSED = 0x04
 BOM = b"\xff\xfe"
@@ -181,6 +187,11 @@ class WimEdition:
     """The ``<ARCH>`` number, None when the image has no ``<WINDOWS>`` section."""
     total_bytes: int | None = None
     """The image's ``<TOTALBYTES>``, its expanded size in bytes; None when the image gives none (or 0)."""
+    languages: tuple[str, ...] = ()
+    """The UI languages of ``<WINDOWS><LANGUAGES>``, in the XML's order, without repeats; empty when the image
+    names none (unknown: then nothing is refused for want of a language)."""
+    default_language: str | None = None
+    """``<LANGUAGES><DEFAULT>``, else the first language; None when the image names none."""
 
     @property
     def arch(self) -> str:
@@ -254,14 +265,38 @@ def _edition(image: ET.Element, index: int) -> WimEdition:
     windows = image.find("WINDOWS")
     arch: int | None = None
     build = ""
+    languages: tuple[str, ...] = ()
+    default: str | None = None
     if windows is not None:
         arch_text = _text(windows.find("ARCH"))
         arch = _number(arch_text, f"image {index}'s ARCH") if arch_text else None
         build = _build(windows, index)
+        languages, default = _languages(windows, index)
     total_text = _text(image.find("TOTALBYTES"))
     total = _number(total_text, f"image {index}'s TOTALBYTES", digits=MAX_SIZE_DIGITS) if total_text else 0
     return WimEdition(index=index, name=" ".join(name.split()), build=build, arch_number=arch,
-                      total_bytes=total or None)
+                      total_bytes=total or None, languages=languages, default_language=default)
+
+
+def _languages(windows: ET.Element, index: int) -> tuple[tuple[str, ...], str | None]:
+    """``(languages, default)`` from the ``<LANGUAGES>`` of an image's ``<WINDOWS>``: ``((), None)`` when it names
+    none. A value that is not a language tag is skipped (a language winarm cannot name is one it cannot choose);
+    a DEFAULT that is not among the LANGUAGE entries is added to them; without a usable DEFAULT the first entry
+    is the default. Raises :class:`WimError` when the image lists over :data:`MAX_LANGUAGES` languages."""
+    section = windows.find("LANGUAGES")
+    if section is None:
+        return (), None
+    entries = section.findall("LANGUAGE")
+    if len(entries) > MAX_LANGUAGES:
+        raise WimError(f"image {index} lists {len(entries)} languages, over the limit of {MAX_LANGUAGES}")
+    found: dict[str, str] = {}
+    for tag in (_text(entry) for entry in entries):
+        if LANGUAGE_TAG_RE.fullmatch(tag):
+            found.setdefault(tag.lower(), tag)
+    default_tag = _text(section.find("DEFAULT"))
+    default = found.setdefault(default_tag.lower(), default_tag) if LANGUAGE_TAG_RE.fullmatch(default_tag) else None
+    tags = tuple(found.values())
+    return tags, default if default is not None else (tags[0] if tags else None)
 
 
 def _build(windows: ET.Element, index: int) -> str:

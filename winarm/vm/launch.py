@@ -172,6 +172,7 @@ def _media(cfg: Config, paths: VmPaths, plan: InstallPlan | None, events: EventL
         answer, built = build_answer_medium(paths.state_dir, plan.settings, plan.selection)
         media.append(answer)
         events.record(EventKind.ANSWER_MEDIUM, path=str(answer), built=built, edition=plan.edition.name,
+                      language=plan.settings.language, ui_language=plan.settings.ui_language,
                       drivers_pass=cfg.drivers_pass, winpe=[p.driver.name for p in plan.selection.boot_critical],
                       drivers=[p.driver.name for p in plan.selection.others], missing=plan.selection.missing)
     return media

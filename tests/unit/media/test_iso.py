@@ -30,6 +30,9 @@ from winarm.media.iso import Edition, IsoInfo, inspect_iso
 from winarm_testbed.wim_image import build_bridge_iso
 from winarm_testbed.wim_writer import wim_bytes
 
+EN = ("en-US",)
+"""The test media's editions are English only, as ``winarm_testbed.wim_writer`` writes them."""
+
 # --- the good case -----------------------------------------------------------------------------------------
 
 
@@ -40,18 +43,20 @@ def test_arm64_bridge_iso_reports_editions_exactly(good_iso: Path) -> None:
     assert info == IsoInfo(
         arch="arm64",
         image="sources/install.wim",
-        editions=(Edition(1, "Windows 11 Home", "26100", "arm64", home),
-                  Edition(2, "Windows 11 Pro", "26100", "arm64", pro)),
+        editions=(Edition(1, "Windows 11 Home", "26100", "arm64", home, EN, "en-US"),
+                  Edition(2, "Windows 11 Pro", "26100", "arm64", pro, EN, "en-US")),
         image_bytes=wim_size,
     )
-    assert info.default_edition() == Edition(2, "Windows 11 Pro", "26100", "arm64", pro)
+    assert info.default_edition() == Edition(2, "Windows 11 Pro", "26100", "arm64", pro, EN, "en-US")
     assert info.as_json() == {
         "arch": "arm64",
         "image": "sources/install.wim",
         "image_bytes": wim_size,
         "editions": [
-            {"index": 1, "name": "Windows 11 Home", "build": "26100", "arch": "arm64", "total_bytes": home},
-            {"index": 2, "name": "Windows 11 Pro", "build": "26100", "arch": "arm64", "total_bytes": pro},
+            {"index": 1, "name": "Windows 11 Home", "build": "26100", "arch": "arm64", "total_bytes": home,
+             "languages": ["en-US"], "default_language": "en-US"},
+            {"index": 2, "name": "Windows 11 Pro", "build": "26100", "arch": "arm64", "total_bytes": pro,
+             "languages": ["en-US"], "default_language": "en-US"},
         ],
     }
 

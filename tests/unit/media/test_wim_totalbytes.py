@@ -66,9 +66,9 @@ def test_the_chosen_edition_carries_its_size_and_the_image_file_size(good_iso: P
     info = inspect_iso(good_iso)
     wim_size = len(wim_bytes(EDITIONS, image_bytes=EDITION_BYTES))
     assert info.install_image(choose_edition(info, "1")) == InstallImage("Windows 11 Home", 1, EDITION_BYTES[0],
-                                                                         wim_size)
+                                                                         wim_size, ("en-US",))
     assert info.install_image(choose_edition(info, None)) == InstallImage("Windows 11 Pro", 2, EDITION_BYTES[1],
-                                                                          wim_size)
+                                                                          wim_size, ("en-US",))
     unsized = IsoInfo("arm64", "sources/install.wim", (Edition(1, "Windows 11 Pro", "26100", "arm64"),), 9)
     assert unsized.install_image(unsized.editions[0]) is None, "no TOTALBYTES, no progress to measure against"
 
