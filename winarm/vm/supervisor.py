@@ -333,7 +333,8 @@ class Supervisor:
             for waiting in waits:
                 waiting.cancel()
             await asyncio.wait(waits)
-        ended = exited.done() and not exited.cancelled()
+        # swtpm ends when QEMU dies (its peer is gone): when QEMU is already dead, the TPM was not lost first
+        ended = (exited.done() and not exited.cancelled()) or self.machine.exited
         stopped = stop.done() and not stop.cancelled()
         lost = tpm_gone is not None and tpm_gone.done() and not tpm_gone.cancelled()
         return ended, lost and not ended and not stopped
