@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from tests.vmtools import REPO_ROOT
+from winarm_testbed.disk_image import classify
 
 REPO = REPO_ROOT
+CRASH_KINDS = {"dirty-bit", "lost-clusters", "fat-copies-differ", "size-vs-chain", "dir-unwritten"}
 
 
 @pytest.mark.qemu
@@ -49,14 +51,20 @@ def test_three_crash_rounds(tmp_path: Path, testbed_iso: Path, placeholder_drive
         verdicts = [d.split(" ", 1)[0] for d in r["next_fsck"]]
         assert verdicts in (["clean"], ["errors", "repaired"], [], *([["errors"]] if r["index"] in cut else [])), r
         assert r["problems"] == [], r
-    # a kill while the guest wrote (round 1 and 3 at least: they wait for guest-writing) finds the FAT mounted
-    # read-write, its dirty bit set, and the next boot's check sees that (it is not blind) and repairs it;
-    # round 3's next boot is a graceful one, which always gets to its check
+    # a kill while the guest wrote (round 1 and 3 at least: they wait for guest-writing) leaves findings, and the
+    # next boot's check sees them (it is not blind) and repairs them; round 3's next boot is a graceful one, which
+    # always gets to its check. Which findings is timing: Linux marks the boot sector dirty at the read-write
+    # remount but writes that sector back lazily, while the write load's own syncs reach the disk sooner, so a
+    # kill a few seconds in may leave size-versus-chain findings with no dirty bit (seen in CI); each finding
+    # must still be a kind a FAT crash explains
     assert rounds[0]["phase_at_kill"] == "writing" and rounds[2]["phase_at_kill"] == "writing", rounds
     judged = [r for r in rounds if r["phase_at_kill"] == "writing" and r["next_fsck"]]
     assert rounds[2] in judged, rounds
     for r in judged:
-        assert r["next_fsck"][0].startswith("errors vda2: ") and "dirty bit set" in r["next_fsck"][0], r
+        assert r["next_fsck"][0].startswith("errors vda2: "), r
+        found = r["next_fsck"][0].removeprefix("errors vda2: ").split("; ")
+        kinds = {classify(f) for f in found[:-1] or found} - {"path"}  # the guest cuts at 300: the last may be cut
+        assert kinds and kinds <= CRASH_KINDS, r
         assert r["next_fsck"][-1] == "repaired vda2" or r["index"] in cut, r
     # after a graceful stop with the write load running, the next check is clean
     assert doc["final_fsck"] == ["clean"], report
