@@ -5,13 +5,16 @@ Layout (Joliet and UDF carry the real names; ISO9660 names are generated, since 
 /Autounattend.xml                      the answer file (found by Setup at the root of removable media)
 /winarm.marker                         lets the driver script find its own drive letter
 /winarm/report.vbs                     the report script (specialize copies it to the disk), always there
+/winarm/extend-c.cmd, extend-c.txt     the script that extends C: over a grown disk, and its diskpart script
+/winarm/map-shares.cmd                 with shares: the script that stores the share login and maps the shares
+/winarm/share-login.txt                with a share login: "USER PASSWORD", read by that script at the first logon
 /$WinPEDriver$/<driver>/...            the boot-critical storage driver (every driver with windowsPE)
 /winarm/install-drivers.cmd            the script the specialize (or first-logon) command runs
 /winarm/drivers.txt                    the install order: "<folder> <inf>" per line
 /winarm/drivers/<folder>/...           the other drivers
 ```
 The medium is built once per set of inputs (cached by their hash), written under a temporary name and
-renamed, and kept at mode 0600: it holds the (obfuscated, not encrypted) password.
+renamed, and kept at mode 0600: it holds the (obfuscated, not encrypted) password and the share login.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from winarm.answer.logon_scripts import logon_files
 from winarm.answer.render import render, render_driver_script, render_report_script
 from winarm.answer.settings import AnswerSettings
 from winarm.config.paths import ANSWER_PREFIX as PREFIX
@@ -60,6 +64,7 @@ def medium_files(settings: AnswerSettings, selection: DriverSelection) -> list[M
         MediumFile(MEDIUM_MARKER, b"winarm answer medium\r\n"),
         MediumFile(MEDIUM_REPORT_SCRIPT.replace("\\", "/"), render_report_script().encode("ascii")),
     ]
+    files += logon_medium_files(settings)
     for picked in selection.boot_critical:
         files += [MediumFile(f"{WINPE_DRIVERS}/{picked.driver.folder}/{f.name}", source=f) for f in picked.files]
     if selection.others:
@@ -70,6 +75,11 @@ def medium_files(settings: AnswerSettings, selection: DriverSelection) -> list[M
         for folder, picked in zip(folders, selection.others, strict=True):
             files += [MediumFile(f"winarm/drivers/{folder}/{f.name}", source=f) for f in picked.files]
     return files
+
+
+def logon_medium_files(settings: AnswerSettings) -> list[MediumFile]:
+    """The logon scripts and, with a share login, the login file (see :mod:`winarm.answer.logon_scripts`)."""
+    return [MediumFile(path.replace("\\", "/"), data) for path, data in logon_files(settings)]
 
 
 def inputs_key(files: list[MediumFile]) -> str:

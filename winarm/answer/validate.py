@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from xml.parsers import expat
 
 from winarm.answer.settings import PASSWORD_KINDS, decode_password
+from winarm.answer.validate_commands import check_command_secrets
 from winarm.config.windows import TEMPLATE_DIR
 from winarm.errors import RuntimeFailure
 
@@ -274,7 +275,8 @@ def validate(text: str | bytes, arch: str = "arm64", editions: Sequence[Edition]
 
     One :class:`Finding` per problem, in file order per rule: ``well-formed``, ``dtd``, ``ascii``, ``root``,
     ``unknown-pass``, ``duplicate-pass``, ``component-attributes``, ``component-arch``, ``component-pass``,
-    ``setting-pass``, ``list-action``, ``list-key``, ``duplicate-key``, ``max-length``, ``password-encoding``;
+    ``setting-pass``, ``list-action``, ``list-key``, ``duplicate-key``, ``max-length``, ``password-encoding``,
+    ``secret-command-line`` (a share login on a command line, see :mod:`~winarm.answer.validate_commands`);
     given the install ISO's ``editions``, also ``image-edition`` and ``ui-language`` (see
     :func:`~winarm.answer.validate_image.check_image`). A file that cannot be parsed gets only the ascii
     findings and the parse finding. Raises :class:`RuntimeFailure` only when winarm's own rules file is
@@ -303,6 +305,7 @@ def validate(text: str | bytes, arch: str = "arm64", editions: Sequence[Edition]
             if pass_name is not None:
                 _check_component_pass(component, pass_name, rules, findings)
         _check_tree(settings, rules, findings)
+    check_command_secrets(root, lambda line, rule, message: findings.append(Finding(line, rule, message)))
     if editions:
         from winarm.answer.validate_image import check_image
 
