@@ -131,3 +131,25 @@ def test_no_rendered_answer_file_puts_a_login_on_a_command_line() -> None:
     text = render(LOGIN)
     for line in re.findall(r"<(?:Path|CommandLine)>([^<]*)<", text):
         assert command_secret(line) is None, line
+
+
+RECOVERY = """            <CreatePartition wcm:action="add">
+              <Order>4</Order>
+              <Type>Primary</Type>
+              <Size>1000</Size>
+            </CreatePartition>
+          </CreatePartitions>"""
+
+
+def test_rule_partition_after_c(base: str) -> None:
+    """A recovery partition after C: (Microsoft's sample layout) would keep diskpart from extending C:."""
+    assert "<Extend>true</Extend>" in base, "winarm's C: takes the rest of the disk"
+    broken = base.replace("          </CreatePartitions>", RECOVERY, 1).replace(
+        "<Extend>true</Extend>", "<Size>20000</Size>", 1)
+    findings = validate(broken)
+    c_drive = line_of(broken, '<ModifyPartition wcm:action="add">', 2)
+    assert rules_and_lines(findings) == [("partition-after-c", c_drive)]
+    assert "C: is partition 3 of 4" in findings[0].message
+    moved = base.replace("<PartitionID>3</PartitionID>\n              <Label>Windows</Label>",
+                         "<PartitionID>2</PartitionID>\n              <Label>Windows</Label>")
+    assert [f.rule for f in validate(moved)] == ["duplicate-key", "partition-after-c"]
