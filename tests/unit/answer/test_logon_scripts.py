@@ -153,3 +153,9 @@ def test_rule_partition_after_c(base: str) -> None:
     moved = base.replace("<PartitionID>3</PartitionID>\n              <Label>Windows</Label>",
                          "<PartitionID>2</PartitionID>\n              <Label>Windows</Label>")
     assert [f.rule for f in validate(moved)] == ["duplicate-key", "partition-after-c"]
+
+
+def test_after_one_unmapped_share_the_others_get_one_try() -> None:
+    """With no share server every share would take its minute: the first logon would wait minutes."""
+    lines = render_share_script(("A", "B", "C")).split("\r\n")
+    assert lines.index('if %UNMAPPED% GTR 0 set "ATTEMPTS=1"') == lines.index("set /a TRY=0") + 2
