@@ -157,6 +157,7 @@ CASES: list[Case] = [
     Case("metrics-port-range", None, var("METRICS_PORT", "70000"), words("metrics port '70000' is not a TCP port")),
     # other settings
     *both("vnc-address", "--vnc", "VNC", "localhost:1", "VNC address 'localhost:1' is not an IP address"),
+    *both("vnc-address-scope-id", "--vnc", "VNC", "fe80::1%x,websocket=5700", "has an IPv6 scope id"),
     Case("vnc-password-too-long", None, var("VNC_PASSWORD", "123456789"), words("VNC password must be 1-8")),
     *both("vnc-password-file-missing", "--vnc-password-file", "VNC_PASSWORD_FILE", "/nonexistent/vnc",
           "VNC password file '/nonexistent/vnc' cannot be read"),
