@@ -115,7 +115,7 @@ CASES: list[Case] = [
     *both("iso-x64", "--iso", "BOOT", lambda w: str(w.x64_iso), "is an x64 ISO", "ARM64"),
     Case("iso-without-install-image", flag("--iso", lambda w: str(w.no_image_iso)), None,
          words("has no sources/install.wim or sources/install.esd")),
-    *both("iso-url-404", "--iso", "BOOT", lambda w: f"{w.url}/missing.iso", "answered 404"),
+    *both("iso-url-plain-http", "--iso", "BOOT", lambda w: f"{w.url}/missing.iso", "is plain http"),
     Case("edition-not-on-iso", lambda w: ["--iso", str(w.good_iso), "--edition", "Enterprise"], None,
          words("edition 'Enterprise' is not on this ISO", "Windows 11 Pro")),
     # names
