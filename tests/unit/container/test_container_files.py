@@ -71,6 +71,10 @@ def test_compose() -> None:
     assert all(port.startswith("127.0.0.1:") for port in service["ports"]), "published on loopback only"
     unknown = set(service["environment"]) - KNOWN_ENV
     assert not unknown, f"environment names winarm does not read: {unknown}"
+    # issue 14: no literal password; the Windows password comes from a compose secret
+    assert not {"PASSWORD", "VNC_PASSWORD", "SHARE_PASSWORD"} & set(service["environment"])
+    secret = service["environment"]["PASSWORD_FILE"].removeprefix("/run/secrets/")
+    assert secret in service["secrets"] and secret in compose["secrets"]
     timeout = int(service["environment"]["TIMEOUT"])
     assert timeout + 10 < 120, "the guest's shutdown timeout fits in the grace period"
 
