@@ -57,7 +57,9 @@ RUN python3 -m venv /opt/winarm/venv \
 ENV STORAGE=/storage \
     DRIVERS=/opt/winarm/virtio-win \
     WINARM_RUN_DIR=/run/winarm \
-    VNC=0.0.0.0
+    VNC=0.0.0.0 \
+    UID=1000 \
+    GID=1000
 VOLUME ["/storage", "/shared"]
 # 5900: VNC display (0.0.0.0 inside the container; publish it on the host's loopback), 9108: metrics when
 # METRICS_PORT=9108 is set, on the container's loopback unless METRICS_ADDRESS=0.0.0.0 opens it to whoever

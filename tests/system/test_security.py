@@ -4,6 +4,7 @@ run directory and its sockets private, and VNC behind a password that never reac
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import stat
 from pathlib import Path
@@ -73,6 +74,7 @@ def test_every_listener_is_on_loopback_and_the_run_dir_is_private(tmp_path: Path
                                                                    share_root: Path) -> None:
     shared = share_root / "shared"
     shared.mkdir()
+    os.chown(shared, 4321, 4322)  # not root's: root as the share's default owner is refused
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         metrics_port = probe.getsockname()[1]

@@ -201,6 +201,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     folder = shared_root / "ok"
     folder.mkdir(exist_ok=True)
     os.chmod(folder, 0o777)
+    os.chown(folder, 4321, 4321)  # root as the share's default owner is refused
     root_folder = shared_root / "root-only"
     root_folder.mkdir(exist_ok=True)
     (root_folder / "theirs.txt").write_text("a folder with files is never chowned for the guest\n")
