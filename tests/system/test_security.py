@@ -4,6 +4,7 @@ run directory and its sockets private, and VNC behind a password that never reac
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import stat
 from pathlib import Path
@@ -15,6 +16,7 @@ from tests.vmtools import FIRMWARE_ONLY, Up, family
 
 pytestmark = pytest.mark.qemu
 VNC_SECRET = "Vq7#xZ2!"
+WINDOWS_SECRET = "Wz9-never-in-a-child"
 
 
 
@@ -32,14 +34,19 @@ def rfb_security_types(port: int) -> tuple[list[int], socket.socket]:
 def test_vnc_password_is_set_through_qmp_and_enforced(tmp_path: Path, run_base: Path) -> None:
     """The RFB handshake shows QEMU asks for VNC authentication (type 2) and refuses a wrong answer to its
     challenge. (Answering with the right one needs DES, which nothing installed here provides.)"""
-    vm = Up(tmp_path, run_base, *FIRMWARE_ONLY, env={"VNC_PASSWORD": VNC_SECRET})
+    vm = Up(tmp_path, run_base, *FIRMWARE_ONLY, env={"VNC_PASSWORD": VNC_SECRET, "PASSWORD": WINDOWS_SECRET})
     try:
         vm.wait_line("running (tcg)", 60)
         vm.wait_line("display: VNC on", 30)
         report = vm.status()
         assert report["vnc_password"] is True and VNC_SECRET not in str(report)
+        children = [p for p in family(vm.proc.pid) if p.pid != vm.proc.pid]
+        assert any(p.pid == report["qemu_pid"] for p in children)
         for process in family(vm.proc.pid):
             assert VNC_SECRET not in " ".join(process.cmdline()), process.name()
+        for process in children:  # issue 14: the children inherited winarm's secrets
+            environ = Path(f"/proc/{process.pid}/environ").read_bytes()
+            assert VNC_SECRET.encode() not in environ and WINDOWS_SECRET.encode() not in environ, process.name()
         qemu = psutil.Process(report["qemu_pid"])
         vnc_arg = qemu.cmdline()[qemu.cmdline().index("-vnc") + 1]
         assert vnc_arg.endswith(",password=on"), vnc_arg
@@ -67,6 +74,7 @@ def test_every_listener_is_on_loopback_and_the_run_dir_is_private(tmp_path: Path
                                                                    share_root: Path) -> None:
     shared = share_root / "shared"
     shared.mkdir()
+    os.chown(shared, 4321, 4322)  # not root's: root as the share's default owner is refused
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         metrics_port = probe.getsockname()[1]

@@ -15,12 +15,16 @@ from winarm.errors import UserError
 
 
 def ip_address(text: str, what: str, hint: str) -> str:
-    """``text`` stripped, when it is an IP address. Raises :class:`UserError` naming ``what``, with ``hint``."""
+    """``text`` stripped, when it is an IP address without an IPv6 scope id (Python takes any text after ``%``
+    as one, commas included, which would add options to QEMU's ``-vnc``). Raises :class:`UserError` naming
+    ``what``, with ``hint``."""
     value = text.strip()
     try:
-        ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value)
     except ValueError:
         raise UserError(f"{what} {value!r} is not an IP address: use {hint}") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        raise UserError(f"{what} {value!r} has an IPv6 scope id (%...), which winarm does not take: use {hint}")
     return value
 
 

@@ -128,13 +128,16 @@ SETTINGS: tuple[Setting, ...] = (
     _row("share_readonly", "--share-readonly", "SAMBA_READONLY", False, "The guest may read, not write",
          yes_no=True),
     _row("uid", "--uid", ("UID", "PUID"), None, "Owner of the files the guest creates",
-         default_text="the shared folder's owner, or winarm's own user when not root"),
+         default_text="the shared folder's owner (never root unless given), or winarm's own user when not root"),
     _row("gid", "--gid", ("GID", "PGID"), None, "Group of those files", default_text="the folder's group"),
     _row("file_mode", "--file-mode", "SHARE_FILE_MODE", "0664", "Mode of new files"),
     _row("dir_mode", "--dir-mode", "SHARE_DIR_MODE", "0775", "Mode of new folders"),
     _row("share_user", "--share-user", "SHARE_USER", None, "Require this user name for the share instead of "
          "guest access"),
-    _row("share_password", "--share-password", "SHARE_PASSWORD", None, "Its password"),
+    _row("share_password", "--share-password", "SHARE_PASSWORD", None, "Its password",
+         more="Visible to 'ps' as an option: prefer --share-password-file."),
+    _row("share_password_file", "--share-password-file", "SHARE_PASSWORD_FILE", None, "Read the share password "
+         "from FILE's first line (a Docker or Kubernetes secret)", metavar="FILE"),
     _row("share_port", "--share-port", "SHARE_PORT", None, "Host loopback port for smbd",
          default_text="a free one", more="The guest always uses 445."),
     # running it
@@ -185,7 +188,7 @@ DISK = ("disk_size", "disk_format", "disk_bus", "allocate")
 INSTALL = ("iso", "iso_sha256", "drivers", "drivers_pass", "unattend", "username", "password", "password_file",
            "computer_name", "language", "ui_language", "keyboard", "edition", "product_key")
 SHARE = ("shared", "share", "share_readonly", "uid", "gid", "file_mode", "dir_mode", "share_user", "share_password",
-         "share_port")
+         "share_password_file", "share_port")
 RUN = ("accel", "tpm", "secure_boot", "guest_channel", "timeout", "stall_timeout", "vnc", "vnc_password_file",
        "metrics_port", "metrics_address", "stop_at", "cpu_model")
 UP = (*VM, "ram", "cpus", *DISK, *INSTALL, *SHARE, *RUN)

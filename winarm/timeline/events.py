@@ -49,6 +49,7 @@ class EventKind(StrEnum):
     KEY_PRESSED = "key-pressed"
     CD_PROMPT_IGNORED = "cd-prompt-ignored"
     ANSWER_MEDIUM_REMOVED = "answer-medium-removed"
+    EVENTS_DROPPED = "events-dropped"
     # the guest channel (reports over the network) and what QEMU sees without the guest
     CHANNEL_READY = "channel-ready"
     REPORT = "report"

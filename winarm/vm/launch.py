@@ -30,6 +30,7 @@ from winarm.services.smbd import check_available as check_samba
 from winarm.services.swtpm import Swtpm, check_available
 from winarm.timeline.events import EventKind, EventLog
 from winarm.vm.facts import known_build, read_facts, remember_build, write_facts
+from winarm.vm.run_dir import check_base, clear_stale, make_run_dir
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -130,14 +131,10 @@ def _preflight(cfg: Config) -> None:
 
 
 def _prepare_run_dir(paths: VmPaths) -> None:
-    """Create the run directory (0700) and clear what a dead daemon left in it."""
-    run_dir = paths.run_dir
-    run_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    run_dir.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(run_dir, 0o700)
-    for stale in run_dir.iterdir():
-        if stale.is_socket() or stale.suffix in (".pid", ".sock"):
-            stale.unlink(missing_ok=True)
+    """Create the run directory (0700, checked: :mod:`winarm.vm.run_dir`) and clear what a dead daemon left in
+    it. Raises :class:`UserError` for a run directory another user could have planted."""
+    make_run_dir(paths.run_dir)
+    clear_stale(paths.run_dir)
     paths.daemon_pid.write_text(f"{os.getpid()}\n")
 
 
@@ -232,6 +229,7 @@ def launch(cfg: Config, t0: float) -> Launched:
     _preflight(cfg)
     firmware = find_firmware(cfg.secure_boot)
     paths.check_socket_lengths()
+    check_base(paths.run_dir.parent)  # before anything is written
     plan = None
     if cfg.unattend and cfg.iso is not None and not read_facts(paths).get("install_complete"):
         from winarm.answer.plan import plan_install  # here: Jinja2 and the ISO reader load only for an install
@@ -250,8 +248,8 @@ def launch(cfg: Config, t0: float) -> Launched:
         media = _media(cfg, paths, plan, events)
         if plan is None and facts.get("install_complete"):
             remove_answer_media(paths.state_dir)
-        stack.callback(shutil.rmtree, paths.run_dir, ignore_errors=True)
         _prepare_run_dir(paths)
+        stack.callback(shutil.rmtree, paths.run_dir, ignore_errors=True)  # checked ours just now
         swtpm, smbd = _start_services(cfg, paths, events, stack)
         proc, argv = _spawn_qemu(cfg, paths, lambda endpoints: build_argv(
             cfg, firmware, paths, endpoints, media=media, tpm_socket=paths.tpm_socket if swtpm else None,

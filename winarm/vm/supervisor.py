@@ -258,7 +258,7 @@ class Supervisor:
         assert smbd is not None
         self._background.append(self._spawn(smbd.supervise(self._on_share_event, self.reporter.say)))
         try:
-            watch = ShareWatch(smbd.settings.shares[0].path)
+            watch = ShareWatch(smbd.settings.shares[0].path, self.reporter.say)
         except OSError as error:
             self.reporter.record(EventKind.SHARE_WATCH_FAILED, error=str(error))
         else:
