@@ -1,8 +1,8 @@
 """``winarm inspect ISO [--json]``: what an install ISO holds, read in milliseconds without reading the image.
 
 An ``Autounattend.xml`` at the ISO's root (Setup may use it instead of winarm's answer file, see
-:mod:`winarm.media.iso_answer`) is said in one ``winarm: warning:`` line on stderr, and listed as ``answer_files`` in the
-JSON.
+:mod:`winarm.media.iso_answer`) is said in one ``winarm: warning:`` line on stderr, and listed as
+``answer_files`` in the JSON.
 
 Exit status: 0 the ISO is usable (or, with ``--json``, was read at all: an x64 ISO is printed with its arch);
 2 with one line ``winarm: ...`` on stderr for a file that is not usable Windows for ARM64 media.
