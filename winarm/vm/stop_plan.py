@@ -10,10 +10,12 @@ otherwise).
 
 The judgement uses only the events the run already records (:func:`winarm.timeline.phases.derive_phases`):
 ``firmware`` (each boot's start up to the firmware starting a boot entry), ``boot-network`` and
-``boot-firmware-app`` (an entry that is no OS loader) mean no OS; a Setup pass (``source: boot-order`` or
-``guest``) means Setup; anything else (``boot-cd``, ``boot-disk``, a guest's own marker, ``first-logon``,
-``desktop-ready``) means an OS. Quitting during Setup loses the install's progress: that is what a stop asks
-for, and the lines say so.
+``boot-firmware-app`` (an entry that is no OS loader) mean no OS; ``windowsPE`` and ``specialize`` (named by the
+boot order or confirmed by a report) mean Setup; ``oobeSystem`` means Setup only when the guest channel is on:
+that boot goes on into the first logon and the desktop, and without the channel nothing would end the phase, so a
+desktop in use for weeks would still read ``oobeSystem``; anything else (``boot-cd``, ``boot-disk``, a guest's
+own marker, ``first-logon``, ``desktop-ready``) means an OS. Quitting during Setup loses the install's progress:
+that is what a stop asks for, and the lines say so.
 """
 
 from __future__ import annotations
@@ -107,13 +109,14 @@ def phase_under_way(events: Iterable[Event]) -> str:
     return phases[-1].name if phases else "launch"
 
 
-def plan_stop(events: Iterable[Event], timeout: float) -> StopPlan:
+def plan_stop(events: Iterable[Event], timeout: float, *, reports: bool = True) -> StopPlan:
     """How a stop asked for now goes, from the run's events so far and the configured ``timeout`` (seconds):
     :data:`PROMPT_WAIT` (or the timeout, when shorter) in a phase with no OS or with Setup, else the timeout.
-    Raises nothing."""
+    ``reports``: whether the guest channel is on (the first logon's report ends ``oobeSystem``; see the module
+    docstring). Raises nothing."""
     phase = phase_under_way(events)
     if phase in NO_OS_PHASES:
         return StopPlan(min(PROMPT_WAIT, timeout), phase, NO_OS)
-    if phase in SETUP_PASSES:
+    if phase in SETUP_PASSES and (reports or phase != SETUP_PASSES[-1]):
         return StopPlan(min(PROMPT_WAIT, timeout), phase, SETUP)
     return StopPlan(timeout, phase)

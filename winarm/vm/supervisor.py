@@ -106,7 +106,8 @@ class Supervisor:
         the guest prints before the supervisor gets to press the power button belongs to the shutdown."""
         if not self._stop_requested.is_set():
             self._stop_reason = reason
-            self._stop_plan = stop_plan.plan_stop(self.reporter.events.events, self.cfg.timeout)
+            self._stop_plan = stop_plan.plan_stop(self.reporter.events.events, self.cfg.timeout,
+                                                  reports=self.cfg.guest_channel)
             self._stop_requested.set()
             self.reporter.record(EventKind.STOP_REQUESTED, reason=reason)
 
@@ -349,8 +350,8 @@ class Supervisor:
         quit."""
         self.lifecycle.move(VmState.STOPPING)
         self.watches.hold()
-        plan = self._stop_plan = self._stop_plan or stop_plan.plan_stop(self.reporter.events.events,
-                                                                         self.cfg.timeout)
+        plan = self._stop_plan = self._stop_plan or stop_plan.plan_stop(
+            self.reporter.events.events, self.cfg.timeout, reports=self.cfg.guest_channel)
         if paused:
             self.reporter.say(f"stopping ({self._stop_reason}): the VM is paused for lack of room and cannot shut "
                               "down, so QEMU is told to quit (it closes the disk image consistent; the guest checks "

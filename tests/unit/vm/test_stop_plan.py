@@ -57,6 +57,15 @@ def test_the_wait_follows_the_phase(stream: list[tuple[str, dict[str, Any]]], ph
     assert plan.wait == (PROMPT_WAIT if why else TIMEOUT)
 
 
+def test_oobe_system_counts_as_setup_only_while_the_guest_channel_can_end_it() -> None:
+    """Without the channel no first-logon report comes: the boot's desktop would read oobeSystem for good."""
+    oobe = events(boot("disk"), marker("oobeSystem", "boot-order"))
+    assert plan_stop(oobe, TIMEOUT, reports=False) == stop_plan.StopPlan(TIMEOUT, "oobeSystem")
+    assert plan_stop(oobe, TIMEOUT, reports=True).why == SETUP
+    specialize = events(boot("disk"), marker("specialize", "boot-order"))
+    assert plan_stop(specialize, TIMEOUT, reports=False).why == SETUP, "specialize ends in Setup's own reboot"
+
+
 def test_a_stop_already_asked_for_does_not_hide_the_phase_it_was_asked_in() -> None:
     stream = events(boot("cd"), marker("windowsPE", "boot-order"), ("stop-requested", {"reason": "SIGTERM"}))
     assert plan_stop(stream, TIMEOUT).why == SETUP
@@ -162,5 +171,32 @@ def test_a_stop_once_an_os_loader_started_gives_the_whole_timeout(tmp_path: Path
         rig.machine.exit(0)
         assert await task == 0
         assert "[t] stopping (winarm down): power button, up to 600 s for the guest" in rig.said()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(("channel", "wait"), [(True, 0.05), (False, 600.0)])
+def test_the_supervisor_judges_oobe_system_by_the_guest_channel(tmp_path: Path, run_base: Path,
+                                                                monkeypatch: pytest.MonkeyPatch, channel: bool,
+                                                                wait: float) -> None:
+    """The second disk boot of an install is oobeSystem by the boot order; the guest never shuts down itself, so
+    the test ends QEMU once the power button's wait is known."""
+    monkeypatch.setattr(stop_plan, "PROMPT_WAIT", 0.05)
+
+    async def scenario() -> None:
+        medium = tmp_path / "answer.iso"
+        medium.write_bytes(b"answer")
+        rig = Rig(tmp_path, run_base, answer_medium=medium, timeout=600.0, guest_channel=channel)
+        rig.launched.facts.update(disk_booted=True, disk_boots=1)
+        task = rig.start()
+        await rig.log.seen(EventKind.RUNNING)
+        rig.machine.console(DISK_BOOT)
+        assert (await rig.log.seen(EventKind.MARKER))["name"] == "oobeSystem"
+        rig.supervisor.request_stop("SIGTERM")
+        pressed = await rig.log.seen(EventKind.POWERDOWN_REQUESTED)
+        assert (pressed["phase"], pressed["wait"], pressed.get("why")) == ("oobeSystem", wait,
+                                                                            SETUP if channel else None)
+        rig.machine.exit(0)
+        assert await task == 0
 
     run(scenario())
