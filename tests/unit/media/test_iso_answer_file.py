@@ -69,3 +69,17 @@ def test_prepare_warns_about_the_isos_answer_file(isos: Path, good_iso: Path, tm
         if warned:
             assert lines[0].startswith(WARNING.format(iso=str(source), names="autounattend.xml"))
         assert Path(result.stdout.strip()).is_file(), "the medium is built all the same"
+
+
+def test_unattend_validate_with_the_iso_warns_and_still_judges_the_file(isos: Path, good_iso: Path,
+                                                                         tmp_path: Path) -> None:
+    runner = CliRunner()
+    answer = tmp_path / "Autounattend.xml"
+    rendered = runner.invoke(main, ["unattend", "render", "--edition", "2", "--out", str(answer)])
+    assert rendered.exit_code == 0, rendered.output
+    iso = build_bridge_iso(isos / "answer-validate.iso", extra_files={"Autounattend.xml": ANSWER})
+    for source, warned in ((iso, True), (good_iso, False)):
+        checked = runner.invoke(main, ["unattend", "validate", str(answer), "--iso", str(source)])
+        assert (checked.exit_code, checked.stdout) == (0, "valid\n"), checked.output
+        assert checked.stderr.startswith(WARNING.format(iso=str(source), names="Autounattend.xml")) is warned
+        assert checked.stderr.count("\n") == (1 if warned else 0)
