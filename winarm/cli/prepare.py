@@ -19,11 +19,13 @@ from winarm.errors import UserError
 def prepare(**flags: Any) -> None:
     """Build (or reuse) the answer medium for an install: Autounattend.xml and the drivers, beside the ISO.
 
-    Prints the medium's path last. The user's ISO is only read, never changed.
+    Prints the medium's path last. The user's ISO is only read, never changed; one that carries its own
+    Autounattend.xml at its root is warned about (Setup may use it instead of winarm's).
     """
     from winarm.answer.medium import build_answer_medium
     from winarm.answer.plan import plan_install
     from winarm.config import host
+    from winarm.media.iso_answer import warn_answer_file
 
     # the disk is not made here: a nominal size keeps the free-space check out of the way
     cfg = fetch_iso(load_config({**flags, "unattend": True, "disk_size": "64M"}, os.environ, host.probe()))
@@ -32,6 +34,7 @@ def prepare(**flags: Any) -> None:
     plan = plan_install(cfg, {})
     if plan is None:  # pragma: no cover - plan_install returns None only without an ISO
         raise UserError("nothing to prepare")
+    warn_answer_file(plan.info, cfg.iso)
     cfg.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     medium, built = build_answer_medium(cfg.state_dir, plan.settings, plan.selection)
     click.echo(f"edition: {plan.edition.index} {plan.edition.name} (build {plan.edition.build}), "

@@ -96,16 +96,19 @@ def answer_settings(values: Values) -> AnswerSettings:
               help="The install ISO: also check that InstallFrom's edition is on it and every UILanguage is one of "
                    "that edition's languages.")
 def validate_command(file: Path, arch: str, iso: Path | None) -> None:
-    """Check an answer file: print 'valid' (exit 0) or one problem per line (exit 1)."""
+    """Check an answer file: print 'valid' (exit 0) or one problem per line (exit 1). An ISO carrying its own
+    Autounattend.xml at its root is warned about on stderr (Setup may use it instead of this file)."""
     from winarm.answer.validate import validate
     from winarm.media.iso import inspect_iso
+    from winarm.media.iso_answer import warn_answer_file
 
     try:
         data = file.read_bytes()
     except OSError as error:
         raise UserError(f"cannot read {str(file)!r}: {error.strerror or error}") from error
-    editions = inspect_iso(iso, require_arm64=False).editions if iso is not None else ()
-    findings = validate(data, arch, editions)
+    info = inspect_iso(iso, require_arm64=False) if iso is not None else None
+    warn_answer_file(info, iso)
+    findings = validate(data, arch, info.editions if info is not None else ())
     if not findings:
         click.echo("valid")
         return

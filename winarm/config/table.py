@@ -151,7 +151,7 @@ SETTINGS: tuple[Setting, ...] = (
          "phases over the network to winarm (http://10.0.2.5/report/NAME)", yes_no=True, more="Off, the guest cannot "
          "reach winarm and install phases are only inferred from the boot order."),
     _row("timeout", "--timeout", "TIMEOUT", "105", "Seconds the guest gets to shut down before QEMU is told to "
-         "quit"),
+         "quit (5 s while no OS or Windows Setup runs: they ignore the power button)"),
     _row("stall_timeout", "--stall-timeout", "STALL_TIMEOUT", "1800", "Seconds with no disk I/O, no screen change "
          "and no guest report after which a running install is told stalled (an event, a line, a screenshot); 0 "
          "turns the watch off", metavar="SECONDS", more="The default allows for TCG on a small host, where one "

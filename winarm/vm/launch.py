@@ -233,8 +233,10 @@ def launch(cfg: Config, t0: float) -> Launched:
     plan = None
     if cfg.unattend and cfg.iso is not None and not read_facts(paths).get("install_complete"):
         from winarm.answer.plan import plan_install  # here: Jinja2 and the ISO reader load only for an install
+        from winarm.media.iso_answer import warn_answer_file
 
         plan = plan_install(cfg, read_facts(paths))
+        warn_answer_file(plan.info if plan is not None else None, cfg.iso)  # Setup may take the ISO's own
     build = plan.edition.build_number if plan is not None else known_build(paths)
     check_windows_cpu(cfg.accel, cfg.cpu_model, build)
     paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

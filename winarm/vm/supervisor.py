@@ -23,7 +23,7 @@ from winarm.errors import RuntimeFailure
 from winarm.guest import DESKTOP_READY, REPORT_URL
 from winarm.timeline.events import EventKind
 from winarm.timeline.phases import derive_phases
-from winarm.vm import ending
+from winarm.vm import ending, stop_plan
 from winarm.vm.control_server import ControlServer
 from winarm.vm.facts import Facts
 from winarm.vm.full_storage import wait_for_room
@@ -93,6 +93,7 @@ class Supervisor:
         self._stop_requested = asyncio.Event()
         self.storage.stopping = self._stop_requested.is_set
         self._stop_reason = ""
+        self._stop_plan: stop_plan.StopPlan | None = None
         self._signals = 0
         self._vnc: str | None = None
         self._tasks: asyncio.TaskGroup | None = None
@@ -105,6 +106,8 @@ class Supervisor:
         the guest prints before the supervisor gets to press the power button belongs to the shutdown."""
         if not self._stop_requested.is_set():
             self._stop_reason = reason
+            self._stop_plan = stop_plan.plan_stop(self.reporter.events.events, self.cfg.timeout,
+                                                  reports=self.cfg.guest_channel)
             self._stop_requested.set()
             self.reporter.record(EventKind.STOP_REQUESTED, reason=reason)
 
@@ -124,7 +127,9 @@ class Supervisor:
 
     def _on_down(self) -> dict[str, Any]:
         self.request_stop("winarm down")
-        return {"ok": True, "daemon_pid": os.getpid(), "timeout": self.cfg.timeout}
+        plan = self._stop_plan
+        return {"ok": True, "daemon_pid": os.getpid(), "timeout": plan.wait if plan else self.cfg.timeout,
+                "because": plan.reason if plan else None}
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` in the supervisor's task group: its failure ends the run and is reported, never lost."""
@@ -316,7 +321,7 @@ class Supervisor:
             self.reporter.say(missing_line(self.cfg.guest_channel, self.watches.reports.accepted))
         self.lifecycle.move(VmState.STOPPED)
         return ending.finish(self.reporter, self.machine, self.paths, how=how, paused=paused, tpm_lost=tpm_lost,
-                             at=exit_time, timeout=self.cfg.timeout)
+                             at=exit_time, plan=self._stop_plan)
 
     async def _wait_for_end(self) -> tuple[bool, bool]:
         """Whether QEMU exited by itself, and whether the TPM was lost (swtpm ended first)."""
@@ -340,17 +345,22 @@ class Supervisor:
         return ended, lost and not ended and not stopped
 
     async def _stop_vm(self, paused: bool) -> str:
-        """The graceful stop (power button, then quit, then kill); a VM paused for room is told to quit."""
+        """The graceful stop (power button, then quit, then kill), the power button's wait judged by
+        :func:`~winarm.vm.stop_plan.plan_stop` (short when no OS or Setup runs); a VM paused for room is told to
+        quit."""
         self.lifecycle.move(VmState.STOPPING)
         self.watches.hold()
+        plan = self._stop_plan = self._stop_plan or stop_plan.plan_stop(
+            self.reporter.events.events, self.cfg.timeout, reports=self.cfg.guest_channel)
         if paused:
             self.reporter.say(f"stopping ({self._stop_reason}): the VM is paused for lack of room and cannot shut "
                               "down, so QEMU is told to quit (it closes the disk image consistent; the guest checks "
                               "its file systems at its next boot)")
         else:
-            self.reporter.say(f"stopping ({self._stop_reason}): power button, up to {self.cfg.timeout:g} s for the "
-                              "guest")
-        return await self.machine.stop(0 if paused else self.cfg.timeout, on_step=self.reporter.record)
+            self.reporter.say(plan.stopping_line(self._stop_reason))
+        if paused:
+            return await self.machine.stop(0, on_step=self.reporter.record)
+        return await self.machine.stop(plan.wait, on_step=plan.recorder(self.reporter.record))
 
     async def _drain(self) -> None:
         """The console ends at QEMU's exit: let it hand over what the guest said last (at most 2 s), and the
