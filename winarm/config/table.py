@@ -138,6 +138,8 @@ SETTINGS: tuple[Setting, ...] = (
          more="Visible to 'ps' as an option: prefer --share-password-file."),
     _row("share_password_file", "--share-password-file", "SHARE_PASSWORD_FILE", None, "Read the share password "
          "from FILE's first line (a Docker or Kubernetes secret)", metavar="FILE"),
+    _row("share_min_free", "--share-min-free", "SHARE_MIN_FREE", "1G", "Free space kept where the shares are: "
+         "below it they turn read-only until there is room again", more="0 or off: no watermark.", metavar="SIZE"),
     _row("share_port", "--share-port", "SHARE_PORT", None, "Host loopback port for smbd",
          default_text="a free one", more="The guest always uses 445."),
     # running it
@@ -188,7 +190,7 @@ DISK = ("disk_size", "disk_format", "disk_bus", "allocate")
 INSTALL = ("iso", "iso_sha256", "drivers", "drivers_pass", "unattend", "username", "password", "password_file",
            "computer_name", "language", "ui_language", "keyboard", "edition", "product_key")
 SHARE = ("shared", "share", "share_readonly", "uid", "gid", "file_mode", "dir_mode", "share_user", "share_password",
-         "share_password_file", "share_port")
+         "share_password_file", "share_min_free", "share_port")
 RUN = ("accel", "tpm", "secure_boot", "guest_channel", "timeout", "stall_timeout", "vnc", "vnc_password_file",
        "metrics_port", "metrics_address", "stop_at", "cpu_model")
 UP = (*VM, "ram", "cpus", *DISK, *INSTALL, *SHARE, *RUN)
