@@ -158,7 +158,11 @@ SETTINGS: tuple[Setting, ...] = (
          "and no guest report after which a running install is told stalled (an event, a line, a screenshot); 0 "
          "turns the watch off", metavar="SECONDS", more="The default allows for TCG on a small host, where one "
          "step of Setup can be quiet for many minutes."),
-    _row("vnc", "--vnc", "VNC", "127.0.0.1", "Address VNC listens on"),
+    _row("vnc", "--vnc", "VNC", "socket", "Where VNC listens: socket (vnc.sock in the run directory), or an IP "
+         "address for TCP", more="Beyond loopback VNC needs a password: VNC_PASSWORD_FILE, or one made at the first "
+         "start in STORAGE/NAME/vnc-password."),
+    _row("vnc_no_password", "--vnc-no-password", "VNC_NO_PASSWORD", False, "Let VNC beyond loopback go without a "
+         "password (anyone who reaches the port sees and drives Windows)", yes_no=True),
     _row("vnc_password_file", "--vnc-password-file", "VNC_PASSWORD_FILE", None, "Require the VNC password in "
          "FILE's first line (1-8 characters, the VNC protocol's limit)", metavar="FILE", more="Or the password "
          "itself in env VNC_PASSWORD; given to QEMU through QMP, never on its command line."),
@@ -192,6 +196,7 @@ INSTALL = ("iso", "iso_sha256", "drivers", "drivers_pass", "unattend", "username
 SHARE = ("shared", "share", "share_readonly", "uid", "gid", "file_mode", "dir_mode", "share_user", "share_password",
          "share_password_file", "share_min_free", "share_port")
 RUN = ("accel", "tpm", "secure_boot", "guest_channel", "timeout", "stall_timeout", "vnc", "vnc_password_file",
+       "vnc_no_password",
        "metrics_port", "metrics_address", "stop_at", "cpu_model")
 UP = (*VM, "ram", "cpus", *DISK, *INSTALL, *SHARE, *RUN)
 """The options of ``winarm up``, in the order its help lists them."""
