@@ -69,6 +69,8 @@ class ShareSettings:
     password: str | None = field(default=None, repr=False)
     port: int | None = None
     """The host port smbd listens on (loopback); None picks a free one at start."""
+    min_free: int = 0
+    """Bytes that must stay free where the shares are, else they turn read-only (0: no watermark)."""
 
     @property
     def guest_login(self) -> bool:
@@ -227,6 +229,7 @@ def load_share_settings(
         user=user,
         password=password,
         port=_port(values, root=euid == 0),
+        min_free=_min_free(values),
     )
 
 
@@ -340,6 +343,14 @@ def _login(values: Values) -> tuple[str | None, str | None]:
     if user is not None:
         check_share_login(user, password)
     return user, password
+
+
+def _min_free(values: Values) -> int:
+    """The free-space watermark in bytes (0: none). Raises :class:`UserError` for a value that is not a size."""
+    from winarm.config.vm import parse_size  # here: winarm.config.vm imports this module
+
+    text = (values.text("share_min_free") or str(default_of("share_min_free"))).strip()
+    return 0 if text.lower() in ("0", "off", "no") else parse_size(text, "share minimum free space")
 
 
 def _port(values: Values, *, root: bool) -> int | None:

@@ -138,6 +138,8 @@ SETTINGS: tuple[Setting, ...] = (
          more="Visible to 'ps' as an option: prefer --share-password-file."),
     _row("share_password_file", "--share-password-file", "SHARE_PASSWORD_FILE", None, "Read the share password "
          "from FILE's first line (a Docker or Kubernetes secret)", metavar="FILE"),
+    _row("share_min_free", "--share-min-free", "SHARE_MIN_FREE", "1G", "Free space kept where the shares are: "
+         "below it they turn read-only until there is room again", more="0 or off: no watermark.", metavar="SIZE"),
     _row("share_port", "--share-port", "SHARE_PORT", None, "Host loopback port for smbd",
          default_text="a free one", more="The guest always uses 445."),
     # running it
@@ -156,7 +158,11 @@ SETTINGS: tuple[Setting, ...] = (
          "and no guest report after which a running install is told stalled (an event, a line, a screenshot); 0 "
          "turns the watch off", metavar="SECONDS", more="The default allows for TCG on a small host, where one "
          "step of Setup can be quiet for many minutes."),
-    _row("vnc", "--vnc", "VNC", "127.0.0.1", "Address VNC listens on"),
+    _row("vnc", "--vnc", "VNC", "socket", "Where VNC listens: socket (vnc.sock in the run directory), or an IP "
+         "address for TCP", more="Beyond loopback VNC needs a password: VNC_PASSWORD_FILE, or one made at the first "
+         "start in STORAGE/NAME/vnc-password."),
+    _row("vnc_no_password", "--vnc-no-password", "VNC_NO_PASSWORD", False, "Let VNC beyond loopback go without a "
+         "password (anyone who reaches the port sees and drives Windows)", yes_no=True),
     _row("vnc_password_file", "--vnc-password-file", "VNC_PASSWORD_FILE", None, "Require the VNC password in "
          "FILE's first line (1-8 characters, the VNC protocol's limit)", metavar="FILE", more="Or the password "
          "itself in env VNC_PASSWORD; given to QEMU through QMP, never on its command line."),
@@ -188,8 +194,9 @@ DISK = ("disk_size", "disk_format", "disk_bus", "allocate")
 INSTALL = ("iso", "iso_sha256", "drivers", "drivers_pass", "unattend", "username", "password", "password_file",
            "computer_name", "language", "ui_language", "keyboard", "edition", "product_key")
 SHARE = ("shared", "share", "share_readonly", "uid", "gid", "file_mode", "dir_mode", "share_user", "share_password",
-         "share_password_file", "share_port")
+         "share_password_file", "share_min_free", "share_port")
 RUN = ("accel", "tpm", "secure_boot", "guest_channel", "timeout", "stall_timeout", "vnc", "vnc_password_file",
+       "vnc_no_password",
        "metrics_port", "metrics_address", "stop_at", "cpu_model")
 UP = (*VM, "ram", "cpus", *DISK, *INSTALL, *SHARE, *RUN)
 """The options of ``winarm up``, in the order its help lists them."""

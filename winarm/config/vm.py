@@ -67,6 +67,10 @@ class Config:
     timeout: float
     vnc: str
     vnc_password: str | None = field(default=None, repr=False)
+    vnc_no_password: bool = False
+    """VNC beyond loopback without a password, as asked (else one is made: :mod:`winarm.vm.vnc_secret`)."""
+    vnc_password_kept: Path | None = None
+    """The file of the VNC password winarm made (None: the user's own, or none)."""
     username: str = field(default=default_of("username"), repr=False)
     password: str = field(default=default_of("password"), repr=False)
     language: str = default_of("language")
@@ -309,7 +313,8 @@ def _extras(values: Values) -> dict[str, Any]:
     if cpu_model is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=,-]{0,127}", cpu_model):
         raise UserError(f"CPU model {ascii(cpu_model)} is not a QEMU CPU model: use for example max or cortex-a72")
     return {"cpu_model": cpu_model, "stop_at": values.text("stop_at"), "iso_sha256": values.text("iso_sha256"),
-            "vnc": vnc_address(str(values["vnc"])), "vnc_password": vnc_password(values)}
+            "vnc": vnc_address(str(values["vnc"])), "vnc_password": vnc_password(values),
+            "vnc_no_password": bool(values["vnc_no_password"])}
 
 
 def _disk_size(state_dir: Path, disk_format: str, disk_text: str, allocate: bool) -> tuple[int, tuple[str, ...]]:

@@ -85,11 +85,15 @@ def media_args(media: Sequence[Path]) -> list[str]:
     return args
 
 
-def vnc_option(address: str, *, password: bool) -> str:
-    """VNC on ``address`` (IPv6 in brackets), the first free display from 5900. With ``password`` QEMU asks
-    for one; winarm sets it through QMP (``set_password``), so it never appears on the command line."""
-    host = f"[{address}]" if ":" in address else address
-    return f"{host}:0,to=99" + (",password=on" if password else "")
+def vnc_option(address: str, *, password: bool, socket: Path | None = None) -> str:
+    """VNC on the unix ``socket`` when ``address`` is ``socket``, else on TCP ``address`` (IPv6 in brackets), the
+    first free display from 5900. With ``password`` QEMU asks for one; winarm sets it through QMP
+    (``set_password``), so it never appears on the command line."""
+    if address == "socket" and socket is not None:
+        where = f"unix:{opt(socket)}"
+    else:
+        where = (f"[{address}]" if ":" in address else address) + ":0,to=99"
+    return where + (",password=on" if password else "")
 
 
 def socat_path(path: Path) -> str:
@@ -155,9 +159,10 @@ def firmware_args(fw: Firmware, efivars: Path) -> list[str]:
     ]
 
 
-def display_args(cfg: Config) -> list[str]:
-    """A ``ramfb`` framebuffer seen only through VNC (no local window)."""
-    return ["-device", "ramfb", "-display", "none", "-vnc", vnc_option(cfg.vnc, password=cfg.vnc_password is not None)]
+def display_args(cfg: Config, vnc_socket: Path | None = None) -> list[str]:
+    """A ``ramfb`` framebuffer seen only through VNC (no local window), on ``vnc_socket`` by default."""
+    return ["-device", "ramfb", "-display", "none", "-vnc",
+            vnc_option(cfg.vnc, password=cfg.vnc_password is not None, socket=vnc_socket)]
 
 
 def input_args() -> list[str]:
@@ -231,7 +236,7 @@ def build_argv(
         "-S",
         *machine_args(cfg, windows_build),
         *firmware_args(fw, paths.efivars),
-        *display_args(cfg),
+        *display_args(cfg, paths.vnc_socket),
         *input_args(),
         *disk_args(cfg.disk_bus, paths.disk, cfg.disk_format, allocate=cfg.allocate),
         *media_args(media),

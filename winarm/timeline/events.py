@@ -40,6 +40,8 @@ class EventKind(StrEnum):
     SMBD_RESTARTED = "smbd-restarted"
     SHARE_HEALTH = "share-health"
     SHARE_WATCH_FAILED = "share-watch-failed"
+    SHARE_READONLY = "share-readonly"
+    SHARE_WRITABLE = "share-writable"
     # the console and the install
     FIRMWARE_OUTPUT = "firmware-output"
     BOOT_DEVICE = "boot-device"

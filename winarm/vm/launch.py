@@ -31,6 +31,7 @@ from winarm.services.swtpm import Swtpm, check_available
 from winarm.timeline.events import EventKind, EventLog
 from winarm.vm.facts import known_build, read_facts, remember_build, write_facts
 from winarm.vm.run_dir import check_base, clear_stale, make_run_dir
+from winarm.vm.vnc_secret import with_vnc_password
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -240,6 +241,7 @@ def launch(cfg: Config, t0: float) -> Launched:
     build = plan.edition.build_number if plan is not None else known_build(paths)
     check_windows_cpu(cfg.accel, cfg.cpu_model, build)
     paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cfg = with_vnc_password(cfg, paths)
     with contextlib.ExitStack() as stack:
         lock = VmLock(paths.lock)
         lock.acquire(cfg.name)

@@ -34,6 +34,7 @@ from winarm.vm.share_watch import ShareWatch
 from winarm.vm.state import Lifecycle, VmState
 from winarm.vm.status import VmStatus
 from winarm.vm.storage_pause import RoomWait, StoragePause
+from winarm.vm.vnc_secret import vnc_access
 from winarm.vm.watches import Watches
 
 if TYPE_CHECKING:
@@ -296,8 +297,9 @@ class Supervisor:
         except RuntimeFailure:  # no VNC display, or QEMU already gone: nothing to say
             return
         if isinstance(info, dict) and info.get("enabled"):
-            self._vnc = f"{info.get('host')}:{info.get('service')}"
-            self.reporter.say(f"display: VNC on {self._vnc}")
+            unix = info.get("family") == "unix"
+            self._vnc = f"unix:{self.paths.vnc_socket}" if unix else f"{info.get('host')}:{info.get('service')}"
+            self.reporter.say(f"display: VNC on {self._vnc}{vnc_access(self.cfg)}")
 
     async def _supervise(self) -> int:
         """Wait for the end (QEMU exits, a stop is requested, the TPM is lost), stop the VM, and report."""
