@@ -309,7 +309,8 @@ def validate(text: str | bytes, arch: str = "arm64", editions: Sequence[Edition]
     def add(line: int, rule: str, message: str) -> None:
         findings.append(Finding(line, rule, message))
 
-    check_facts(root, comments, rules["windows11_bypasses"], add)
+    builds = {edition.index: edition.build_number for edition in editions} if editions else None
+    check_facts(root, comments, rules["windows11_bypasses"], add, builds)
     if editions:
         from winarm.answer.validate_image import check_image
 

@@ -1,9 +1,10 @@
 """The validator's rules about what the answer file says, not how it is written: facts that stall or spoil a real
-install, each checkable from the file alone.
+install, each checkable from the file alone (the Windows version also from the install ISO when it is given).
 
-- ``windows11-bypasses``: a Windows 11 file (InstallFrom's ``/IMAGE/NAME`` says Windows 11, or winarm's own comment
-  does) sets every ``LabConfig`` bypass of the rules file's ``windows11_bypasses`` in windowsPE, as a
-  ``RunSynchronous`` ``reg add`` of Microsoft-Windows-Setup: without one, Setup's "This PC can't run Windows 11"
+- ``windows11-bypasses``: a Windows 11 file (InstallFrom's ``/IMAGE/NAME`` says Windows 11, or with the ISO the
+  image its ``/IMAGE/INDEX`` names is build 22000 or later, or winarm's own comment says Windows 11) sets every
+  ``LabConfig`` bypass of the rules file's ``windows11_bypasses`` in windowsPE, as a ``RunSynchronous``
+  ``reg add`` of Microsoft-Windows-Setup: without one, Setup's "This PC can't run Windows 11"
   check stops a VM below its minimums (4 GB RAM, 2 cores, 64 GB disk, TPM 2.0, Secure Boot).
 - ``product-key``: ``UserData/ProductKey/Key`` holds a key. One that does not match the edition ``InstallFrom``
   picks stops Setup, and with ``WillShowUI Never`` there is no way out.
@@ -17,7 +18,7 @@ Called by :func:`winarm.answer.validate.validate` on its parsed tree; it only ad
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from winarm.config.timezone import EXAMPLE, is_windows_zone
@@ -31,6 +32,7 @@ LABCONFIG_RE = re.compile(
     re.IGNORECASE,
 )
 WINDOWS_11_RE = re.compile(r"\bWindows\s+11\b", re.IGNORECASE)
+WINDOWS_11_FIRST_BUILD = 22000
 
 
 class Node(Protocol):
@@ -66,14 +68,19 @@ def _setup_components(root: Node) -> list[Node]:
             if component.name == "component" and component.attrs.get("name") == "Microsoft-Windows-Setup"]
 
 
-def is_windows_11(root: Node, comments: Sequence[str]) -> bool:
-    """Whether the file installs Windows 11: InstallFrom's ``/IMAGE/NAME`` says so, or a comment does (winarm
-    writes ``Windows 11 for arm64, written by winarm``)."""
+def is_windows_11(root: Node, comments: Sequence[str], builds: Mapping[int, int | None] | None = None) -> bool:
+    """Whether the file installs Windows 11: InstallFrom's ``/IMAGE/NAME`` says so, or (given the ISO's
+    ``builds`` by image index) its ``/IMAGE/INDEX`` names an image of build 22000 or later, or a comment says so
+    (winarm writes ``Windows 11 for arm64, written by winarm``)."""
     for node in _walk(root):
         if node.name == "MetaData":
             key, value = _child(node, "Key"), _child(node, "Value")
-            if key is not None and value is not None and key.text.strip().upper() == "/IMAGE/NAME":
+            named = key.text.strip().upper() if key is not None else ""
+            if value is not None and named == "/IMAGE/NAME":
                 return WINDOWS_11_RE.search(value.text) is not None
+            build = (builds or {}).get(int(value.text)) if value is not None and value.text.strip().isdigit() else None
+            if named == "/IMAGE/INDEX" and build is not None:
+                return build >= WINDOWS_11_FIRST_BUILD
     return any(WINDOWS_11_RE.search(comment) and "winarm" in comment for comment in comments)
 
 
@@ -124,11 +131,13 @@ def _check_timezones(root: Node, add: Add) -> None:
                 f"pick one by region): use one 'tzutil /l' lists, for example {EXAMPLE.split(' or ')[0]}")
 
 
-def check_facts(root: Node, comments: Sequence[str], bypasses: Sequence[str], add: Add) -> None:
+def check_facts(root: Node, comments: Sequence[str], bypasses: Sequence[str], add: Add,
+                builds: Mapping[int, int | None] | None = None) -> None:
     """Add ``windows11-bypasses``, ``product-key``, ``dynamic-update`` and ``timezone`` findings through
     ``add(line, rule, message)``. ``comments`` are the file's comments, ``bypasses`` the LabConfig values a
-    Windows 11 file must set. Raises nothing."""
-    if is_windows_11(root, comments):
+    Windows 11 file must set, ``builds`` the install ISO's builds by image index when it was given. Raises
+    nothing."""
+    if is_windows_11(root, comments, builds):
         _check_bypasses(root, bypasses, add)
     _check_product_key(root, add)
     _check_dynamic_update(root, add)

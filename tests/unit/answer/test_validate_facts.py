@@ -42,6 +42,17 @@ def test_windows_11_is_known_by_its_image_name_or_winarm_s_comment(base: str) ->
     assert validate(ten) == [], "a Windows 10 image needs no bypass"
 
 
+def test_with_the_iso_the_build_of_the_indexed_image_says_windows_11(base: str) -> None:
+    from winarm.media.iso import Edition
+
+    no_bypass = re.sub(r"\s*<RunSynchronous>.*?</RunSynchronous>", "", base, count=1, flags=re.DOTALL)
+    anonymous = no_bypass.replace("<!-- Windows 11 for arm64, written by winarm -->", "")
+    eleven = (Edition(1, "Windows Pro", "22631", "arm64"),)
+    ten = (Edition(1, "Windows Pro", "19045", "arm64"),)
+    assert [f.rule for f in validate(anonymous, "arm64", eleven)] == ["windows11-bypasses"]
+    assert validate(anonymous, "arm64", ten) == []
+
+
 def test_windows_10_gets_no_bypass_and_needs_none() -> None:
     text = render(AnswerSettings(windows="10"))
     assert "LabConfig" not in text and validate(text) == []
