@@ -119,8 +119,7 @@ def winarm_medium(tmp_path: Path, drivers_pass: str, *, skip: tuple[str, ...] = 
     without the drivers in SKIP): its path and the driver folders its driver script installs, in order."""
     tree = make_fake_virtio_tree(tmp_path / "virtio-win", skip=skip)
     selection: DriverSelection = pick_drivers(tree, windows="11", disk_bus="virtio-blk", drivers_pass=drivers_pass)
-    settings = AnswerSettings(drivers_pass=drivers_pass, has_drivers=bool(selection.others), tpm=False,
-                              secure_boot=False)
+    settings = AnswerSettings(drivers_pass=drivers_pass, has_drivers=bool(selection.others))
     medium = tmp_path / "answer.iso"
     write_iso(medium_files(settings, selection), medium)
     return medium, [driver_folder(p) for p in selection.others]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from winarm.answer.settings import AnswerSettings, check_settings
+from winarm.config.timezone import host_timezone
 from winarm.config.vm import Config
 from winarm.config.windows import language_tag
 from winarm.errors import UserError
@@ -90,8 +91,7 @@ def answer_settings(cfg: Config, *, edition: Edition, has_drivers: bool) -> Answ
         keyboard=cfg.keyboard,
         edition_index=edition.index,
         product_key=cfg.product_key,
-        tpm=cfg.tpm,
-        secure_boot=cfg.secure_boot,
+        timezone=cfg.timezone or host_timezone(),
         drivers_pass=cfg.drivers_pass,
         has_drivers=has_drivers,
         shares=tuple(share.name for share in cfg.share.shares) if cfg.share else (),

@@ -66,8 +66,10 @@ def render_command(out: Path | None, **flags: Any) -> None:
 
 def answer_settings(values: Values) -> AnswerSettings:
     """The answer file's settings from the table's values (flags, environment, defaults). Raises
-    :class:`UserError` for a bad disk bus or drivers pass; the answer's own checks come when it is rendered."""
+    :class:`UserError` for a bad disk bus, drivers pass or time zone; the answer's own checks come when it is
+    rendered."""
     from winarm.answer.settings import AnswerSettings
+    from winarm.config.timezone import windows_timezone
 
     values.check("disk_bus")  # its boot driver goes in $WinPEDriver$, not in the XML
     edition_index, edition_name = _edition(values.text("edition"))
@@ -83,8 +85,7 @@ def answer_settings(values: Values) -> AnswerSettings:
         edition_index=edition_index,
         edition_name=edition_name,
         product_key=product_key.strip().upper() if product_key else None,
-        tpm=bool(values["tpm"]),
-        secure_boot=bool(values["secure_boot"]),
+        timezone=windows_timezone(str(values["timezone"])),
         drivers_pass=values["drivers_pass"],
     )
 

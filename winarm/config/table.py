@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from winarm.config.paths import default_run_base, default_storage
+from winarm.config.timezone import host_timezone
 from winarm.config.windows import (
     DEFAULT_COMPUTER_NAME,
     DEFAULT_DRIVERS_PASS,
@@ -118,8 +119,11 @@ SETTINGS: tuple[Setting, ...] = (
          default_text="the language"),
     _row("edition", "--edition", "EDITION", None, "Edition to install from install.wim: its index or its name",
          default_text="the ISO's first Pro; index 1 for 'unattend render'", metavar="NAME-OR-INDEX"),
-    _row("product_key", "--product-key", "KEY", None, "Product key XXXXX-XXXXX-XXXXX-XXXXX-XXXXX",
+    _row("product_key", "--product-key", "KEY", None, "Product key XXXXX-XXXXX-XXXXX-XXXXX-XXXXX, installed at the "
+         "first logon (slmgr /ipk) from a file on the answer medium, never given to Setup",
          default_text="none"),
+    _row("timezone", "--timezone", "TIMEZONE", host_timezone, "Windows' time zone: a Windows ID ('W. Europe "
+         "Standard Time') or an IANA name (Europe/Berlin)", default_text="the host's"),
     # the shared folders
     _row("shared", "--shared", "SHARED", None, "Share DIR with the guest as \\\\host.lan\\NAME (default name "
          "Data); repeat for more", default_text="/shared when it exists", metavar="[NAME=]DIR", multiple=True),
@@ -145,10 +149,9 @@ SETTINGS: tuple[Setting, ...] = (
     # running it
     _row("accel", "--accel", "ACCEL", "auto", "Accelerator", what="accelerator", choices=("auto", "kvm", "tcg"),
          default_text="auto: KVM on an aarch64 host"),
-    _row("tpm", "--tpm/--no-tpm", "TPM", True, "A software TPM 2.0 (swtpm); without it Windows 11 Setup is told "
-         "to skip its TPM check", yes_no=True),
-    _row("secure_boot", "--secure-boot/--no-secure-boot", (), True, "UEFI Secure Boot with Microsoft keys; "
-         "without it Windows 11 Setup is told to skip that check", more="Off for unsigned test guests."),
+    _row("tpm", "--tpm/--no-tpm", "TPM", True, "A software TPM 2.0 (swtpm)", yes_no=True),
+    _row("secure_boot", "--secure-boot/--no-secure-boot", (), True, "UEFI Secure Boot with Microsoft keys",
+         more="Off for unsigned test guests."),
     _row("guest_channel", "--guest-channel/--no-guest-channel", "GUEST_CHANNEL", True, "The guest reports its "
          "phases over the network to winarm (http://10.0.2.5/report/NAME)", yes_no=True, more="Off, the guest cannot "
          "reach winarm and install phases are only inferred from the boot order."),
@@ -192,7 +195,7 @@ VM = ("name", "storage")
 """What names a VM: every command that acts on one takes these."""
 DISK = ("disk_size", "disk_format", "disk_bus", "allocate")
 INSTALL = ("iso", "iso_sha256", "drivers", "drivers_pass", "unattend", "username", "password", "password_file",
-           "computer_name", "language", "ui_language", "keyboard", "edition", "product_key")
+           "computer_name", "language", "ui_language", "keyboard", "edition", "product_key", "timezone")
 SHARE = ("shared", "share", "share_readonly", "uid", "gid", "file_mode", "dir_mode", "share_user", "share_password",
          "share_password_file", "share_min_free", "share_port")
 RUN = ("accel", "tpm", "secure_boot", "guest_channel", "timeout", "stall_timeout", "vnc", "vnc_password_file",
@@ -202,8 +205,8 @@ UP = (*VM, "ram", "cpus", *DISK, *INSTALL, *SHARE, *RUN)
 """The options of ``winarm up``, in the order its help lists them."""
 PREPARE = (*VM, *INSTALL, *SHARE, "disk_bus", "tpm", "secure_boot")
 RENDER = ("windows", "username", "password", "computer_name", "language", "ui_language", "keyboard", "edition",
-          "product_key",
-          "disk_bus", "drivers_pass", "tpm", "secure_boot")
+          "product_key", "timezone",
+          "disk_bus", "drivers_pass")
 """The options of ``winarm unattend render``: the answer file's settings."""
 
 

@@ -18,6 +18,7 @@ from winarm.config.endpoints import metrics, vnc_address, vnc_password
 from winarm.config.host import HostFacts, choose_accel, free_disk
 from winarm.config.share import ShareSettings, load_share_settings
 from winarm.config.table import DISK, INSTALL, RUN, VM, default_of, env_names
+from winarm.config.timezone import windows_timezone
 from winarm.config.values import Values, read_secret
 from winarm.config.windows import check_account, language_tag
 from winarm.errors import UserError
@@ -79,6 +80,8 @@ class Config:
     computer_name: str = default_of("computer_name")
     edition: str | None = None
     product_key: str | None = field(default=None, repr=False)
+    timezone: str | None = None
+    """Windows' time zone, a Windows ID (the answer file's, and the clock QEMU gives the guest); None: the host's."""
     drivers: Path | None = None
     drivers_pass: str = default_of("drivers_pass")
     unattend: bool = True
@@ -304,7 +307,8 @@ def _install(values: Values) -> dict[str, Any]:
     return {"ui_language": ui_language,
             "drivers": drivers, "drivers_pass": values["drivers_pass"], "username": username, "password": password,
             "computer_name": computer_name, "language": language, "keyboard": keyboard, "product_key": product_key,
-            "unattend": unattend, "edition": values.text("edition")}
+            "unattend": unattend, "edition": values.text("edition"),
+            "timezone": windows_timezone(str(values["timezone"]))}
 
 
 def _extras(values: Values) -> dict[str, Any]:

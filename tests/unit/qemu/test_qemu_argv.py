@@ -127,7 +127,8 @@ def test_the_whole_command_line_in_order(tmp_path: Path, host: HostFacts) -> Non
     run, state = tmp_path / "r" / "windows", tmp_path / "s" / "windows"
     assert argv == [
         "qemu-system-aarch64", "-name", "windows,debug-threads=on", "-nodefaults", "-no-user-config", "-S",
-        "-machine", "virt,gic-version=max", "-accel", "tcg,thread=multi", "-cpu", "max,pauth-impdef=on",
+        "-machine", "virt,gic-version=max", "-rtc", "base=localtime",
+        "-accel", "tcg,thread=multi", "-cpu", "max,pauth-impdef=on",
         "-smp", "2,sockets=1,cores=2,threads=1", "-m", "2048M",
         "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE.fd",
         "-drive", f"if=pflash,format=raw,unit=1,file={state}/efivars.fd", "-boot", "menu=on,splash-time=0",

@@ -168,6 +168,19 @@ def test_answer_facts_read_winarms_own_answer_file(tmp_path: Path) -> None:
     ]
 
 
+def test_the_testbed_finds_the_product_key_command_and_its_scripts_report(tmp_path: Path) -> None:
+    """The first-logon product-key command is a "productkey" fact (the testbed plays the script), and the
+    script's `start "" wscript ...` lines, started from a batch file, are reports not waited for."""
+    from winarm.answer.render import render, render_product_key_script
+    from winarm.answer.settings import AnswerSettings
+
+    text = render(AnswerSettings(product_key="VK7JG-NPHTM-C97JM-9MPGT-3V66T", has_drivers=False))
+    facts = awk("cmdline.awk", "answer-facts.awk", data=text, tmp_path=tmp_path).splitlines()
+    assert [f for f in facts if f.startswith("fl ")][1] == "fl 2 productkey"
+    reports = awk("cmdline.awk", "batch-facts.awk", data=render_product_key_script(), tmp_path=tmp_path)
+    assert reports.splitlines() == ["report 0 |%WINDIR%\\Setup\\Scripts\\winarm-report.vbs|product-key|%REPORT%||"] * 2
+
+
 @pytest.mark.parametrize("output", [
     "fsck.fat 4.2 (2021-01-31)\nDirty bit is set. Fs was not properly unmounted.\n  Automatically removing dirty "
     "bit.\n/x\n  Reclaimed 2 unused clusters (8192 bytes) in 1 chain.  \n\nLeaving filesystem unchanged.\n"
