@@ -159,7 +159,9 @@ def check_catalog(data: bytes, name: str, signers: Signers | None = None) -> Cat
         bag = pkcs7.load_der_pkcs7_certificates(data)
     except (ValueError, UnsupportedAlgorithm) as exc:
         reason = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
-        return CatalogSignature(Verdict.UNSIGNED, f"{name} is not a readable PKCS#7 signature ({reason})")
+        if "no certificate" not in reason.lower():  # cryptography's words for a SignedData without certificates
+            return CatalogSignature(Verdict.UNSIGNED, f"{name} is not a readable PKCS#7 signature ({reason})")
+        bag = []
     if not bag:
         return CatalogSignature(Verdict.UNSIGNED, f"{name} is a PKCS#7 structure with no certificates (unsigned)")
     claimed = [c for c in bag if common_name(c.subject) == trusted.publisher]
