@@ -118,6 +118,8 @@ def _catalog_entry(entry: dict[str, Any]) -> Driver:
     """One JSON entry as a :class:`Driver` (raises KeyError, TypeError or ValueError for a malformed one)."""
     since, device = entry.get("arm64_since"), entry["device"]
     devices = (str(device),) if isinstance(device, str) else tuple(str(d) for d in device)
+    if since is not None:
+        version_key(str(since))  # a release winarm can compare, or ValueError
     return Driver(str(entry["name"]), str(entry["folder"]), str(entry["inf"]), devices,
                   None if entry.get("bus") is None else str(entry["bus"]), tuple(str(w) for w in entry["windows"]),
                   int(entry["order"]), bool(entry.get("winpe", True)), None if since is None else str(since))
