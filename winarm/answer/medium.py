@@ -5,15 +5,18 @@ Layout (Joliet and UDF carry the real names; ISO9660 names are generated, since 
 /Autounattend.xml                      the answer file (found by Setup at the root of removable media)
 /winarm.marker                         lets the driver script find its own drive letter
 /winarm/report.vbs                     the report script (specialize copies it to the disk), always there
-/$WinPEDriver$/<driver>/...            the boot-critical storage driver (every driver with windowsPE)
+/$WinPEDriver$/<driver>/...            the boot-critical storage driver (with windowsPE every picked driver
+                                       but the display driver, which never goes here)
 /winarm/install-drivers.cmd            the script the specialize (or first-logon) command runs
 /winarm/drivers.txt                    the install order: "<folder> <inf>" per line
 /winarm/drivers/<folder>/...           the other drivers
 /winarm/product-key.cmd                the first-logon script that installs the product key (with a key only)
 /winarm/product-key.txt                the key itself, read by that script: in no command line of the answer file
 ```
-The medium is built once per set of inputs (cached by their hash), written under a temporary name and
-renamed, and kept at mode 0600: it holds the (obfuscated, not encrypted) password and the product key.
+Which drivers are on it (only those of devices the VM attaches) and the signature check that may refuse
+them are decided before, by :func:`winarm.media.drivers.pick_drivers`. The medium is built once per set of
+inputs (cached by their hash), written under a temporary name and renamed, and kept at mode 0600: it holds
+the (obfuscated, not encrypted) password and the product key.
 """
 
 from __future__ import annotations

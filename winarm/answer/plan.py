@@ -15,7 +15,14 @@ from winarm.config.timezone import host_timezone
 from winarm.config.vm import Config
 from winarm.config.windows import language_tag
 from winarm.errors import UserError
-from winarm.media.drivers import DriverSelection, pick_drivers, resolve_tree
+from winarm.media.drivers import (
+    DriverRequest,
+    DriverSelection,
+    devices_in_argv,
+    pick_drivers,
+    resolve_tree,
+    tree_version,
+)
 from winarm.media.iso import Edition, InstallImage, IsoInfo, inspect_iso
 
 WINDOWS_11_FIRST_BUILD = 22000
@@ -102,9 +109,25 @@ def answer_settings(cfg: Config, *, edition: Edition, has_drivers: bool) -> Answ
     return settings
 
 
+def attached_devices(cfg: Config) -> frozenset[str]:
+    """The QEMU device types this configuration's VM attaches, read from the very command line it would start
+    (:func:`winarm.qemu.argv.build_argv`, pure, with placeholder firmware and sockets)."""
+    from winarm.config.paths import VmPaths
+    from winarm.qemu.argv import Endpoints, build_argv
+    from winarm.qemu.firmware import Firmware
+
+    paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
+    firmware = Firmware("placeholder", Path("code.fd"), Path("vars.fd"), cfg.secure_boot, Path("firmware.json"))
+    argv = build_argv(cfg, firmware, paths, Endpoints(qmp=paths.qmp_socket, serial=paths.serial_socket),
+                      media=[Path("install.iso"), Path("answer.iso")], tpm_socket=paths.tpm_socket if cfg.tpm else None,
+                      share_port=1 if cfg.share else None)
+    return devices_in_argv(argv)
+
+
 def select_drivers(cfg: Config, windows: str, scratch: Path | None = None) -> DriverSelection:
-    """The drivers from ``--drivers``; without it, only an NVMe disk can be installed to (Windows has its
-    NVMe driver; a virtio disk is invisible to Setup). Raises :class:`UserError`."""
+    """The drivers from ``--drivers`` for the devices this VM attaches; without it, only an NVMe disk can be
+    installed to (Windows has its NVMe driver; a virtio disk is invisible to Setup). Raises :class:`UserError`
+    (see :func:`pick_drivers`: with Secure Boot on, a storage driver Microsoft did not sign is refused)."""
     if cfg.drivers is None:
         if cfg.disk_bus != "nvme":
             raise UserError(
@@ -113,7 +136,10 @@ def select_drivers(cfg: Config, windows: str, scratch: Path | None = None) -> Dr
             )
         return DriverSelection()
     tree = resolve_tree(cfg.drivers, scratch)
-    return pick_drivers(tree, windows=windows, disk_bus=cfg.disk_bus, drivers_pass=cfg.drivers_pass)
+    request = DriverRequest(windows=windows, disk_bus=cfg.disk_bus, drivers_pass=cfg.drivers_pass,
+                            devices=attached_devices(cfg), secure_boot=cfg.secure_boot,
+                            version=tree_version(cfg.drivers))
+    return pick_drivers(tree, request)
 
 
 def plan_install(cfg: Config, facts: dict[str, Any], scratch: Path | None = None) -> InstallPlan | None:

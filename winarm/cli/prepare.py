@@ -41,10 +41,9 @@ def prepare(**flags: Any) -> None:
                f"Windows {plan.settings.windows}", err=True)
     click.echo(f"UI language: {plan.settings.ui_language}; locales: {plan.settings.language} (the edition has "
                f"{', '.join(plan.edition.languages) or 'no languages named'})", err=True)
-    click.echo(f"windowsPE drivers: {', '.join(p.driver.name for p in plan.selection.boot_critical) or 'none'}; "
-               f"{cfg.drivers_pass} drivers: {', '.join(p.driver.name for p in plan.selection.others) or 'none'}",
-               err=True)
-    if plan.selection.missing:
-        click.echo(f"not found in the driver tree: {', '.join(plan.selection.missing)}", err=True)
+    for line in plan.selection.lines(cfg.drivers_pass):
+        click.echo(line, err=True)
+    for line in plan.selection.warnings():
+        click.echo(f"winarm: warning: {line}", err=True)
     click.echo("built" if built else "cached (nothing to build)", err=True)
     click.echo(str(medium))

@@ -12,6 +12,7 @@ import fcntl
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,7 +173,14 @@ def _media(cfg: Config, paths: VmPaths, plan: InstallPlan | None, events: EventL
         events.record(EventKind.ANSWER_MEDIUM, path=str(answer), built=built, edition=plan.edition.name,
                       language=plan.settings.language, ui_language=plan.settings.ui_language,
                       drivers_pass=cfg.drivers_pass, winpe=[p.driver.name for p in plan.selection.boot_critical],
-                      drivers=[p.driver.name for p in plan.selection.others], missing=plan.selection.missing)
+                      drivers=[p.driver.name for p in plan.selection.others], missing=plan.selection.missing,
+                      left_out={item.name: item.reason for item in plan.selection.left_out},
+                      signatures={p.driver.name: p.signature.verdict.value for p in
+                                  (*plan.selection.boot_critical, *plan.selection.others) if p.signature})
+        for line in plan.selection.lines(cfg.drivers_pass):
+            print(f"winarm: {line}", file=sys.stderr, flush=True)
+        for line in plan.selection.warnings():
+            print(f"winarm: warning: {line}", file=sys.stderr, flush=True)
     return media
 
 

@@ -27,7 +27,7 @@ from winarm.config.host import HostFacts
 from winarm.config.paths import VmPaths
 from winarm.config.vm import load_config
 from winarm.errors import UserError
-from winarm.media.drivers import DRIVER_FILE_RE, pick_drivers
+from winarm.media.drivers import DRIVER_FILE_RE, DriverRequest, pick_drivers
 from winarm.qemu.argv import Endpoints, build_argv
 from winarm.qemu.firmware import Firmware
 from winarm_testbed.virtio_tree import make_fake_virtio_tree
@@ -154,7 +154,8 @@ def test_the_answer_medium_holds_only_plain_names(driver_tree: Path, tmp_path: P
     storage_folder = next(tree.glob("viostor/w11/ARM64"))
     for name in extra:
         (storage_folder / name).write_bytes(b"x")
-    selection = pick_drivers(tree, windows="11", disk_bus="virtio-blk", drivers_pass="specialize")
+    request = DriverRequest("11", "virtio-blk", "specialize", {"virtio-blk-pci"}, secure_boot=False)
+    selection = pick_drivers(tree, request)
     files = medium_files(AnswerSettings(), selection)
     out = tmp_path / "answer.iso"
     write_iso(files, out)
