@@ -41,7 +41,8 @@ from winarm_testbed.images import make_seed
 from winarm_testbed.tools import GuestBuildError, locked, run
 from winarm_testbed.wim_image import build_bridge_iso
 
-__all__ = ["BUILD", "DROP_KEY_PATH", "EDITIONS", "HANG_PATH", "ISO_MODULES", "ISO_NAME", "SEED_PATH", "build_windows_testbed"]
+__all__ = ["BUILD", "DROP_KEY_PATH", "EDITIONS", "HANG_PATH", "ISO_MODULES", "ISO_NAME", "SEED_PATH",
+           "build_windows_testbed"]
 
 ISO_NAME = "winarm-windows-testbed.iso"
 EDITIONS = ("Windows 11 Home", "Windows 11 Pro")

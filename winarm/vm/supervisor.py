@@ -84,7 +84,8 @@ class Supervisor:
         self.lifecycle = Lifecycle()
         self.facts = Facts(self.paths, launched.facts, self.reporter)
         self.install = InstallWatch(self.reporter, machine, self.facts, answer_medium=launched.answer_medium,
-                                    on_marker=self._on_marker)
+                                    on_marker=self._on_marker, install_cd=self.cfg.iso is not None,
+                                    on_fail=self._on_fail)
         self.storage = StoragePause(self.reporter, self.lifecycle, storage=self.cfg.storage,
                                     qemu_log=self.paths.qemu_log, cont=lambda: machine.execute("cont"),
                                     wait_for_room=room)
@@ -93,6 +94,7 @@ class Supervisor:
         self._stop_requested = asyncio.Event()
         self.storage.stopping = self._stop_requested.is_set
         self._stop_reason = ""
+        self._failure: str | None = None
         self._signals = 0
         self._vnc: str | None = None
         self._tasks: asyncio.TaskGroup | None = None
@@ -107,6 +109,11 @@ class Supervisor:
             self._stop_reason = reason
             self._stop_requested.set()
             self.reporter.record(EventKind.STOP_REQUESTED, reason=reason)
+
+    def _on_fail(self, reason: str) -> None:
+        """The VM cannot boot (the install watch said why): stop it, with exit status 1."""
+        self._failure = reason
+        self.request_stop(reason)
 
     def _on_marker(self, name: str) -> None:
         if self.cfg.stop_at and name in self.cfg.stop_at.split(","):
@@ -165,7 +172,8 @@ class Supervisor:
             name=self.cfg.name, state=self.lifecycle.state.value,
             paused="storage full" if self.storage.paused else None, log_behind=events.write_error is not None,
             healthy=running and not self.machine.exited and (swtpm is None or swtpm.alive)
-            and (smbd is None or bool(smbd.status()["healthy"])),
+            and (smbd is None or bool(smbd.status()["healthy"])) and self.install.problem is None,
+            problem=self.install.problem,
             daemon_pid=os.getpid(), qemu_pid=self.machine.pid, run_dir=str(self.paths.run_dir),
             state_dir=str(self.paths.state_dir), accel=self.cfg.accel, tpm=swtpm is not None,
             share=smbd.status() if smbd is not None else None, vnc=self._vnc,
@@ -315,8 +323,9 @@ class Supervisor:
             self.reporter.record(EventKind.DESKTOP_READY_MISSING, channel=self.cfg.guest_channel)
             self.reporter.say(missing_line(self.cfg.guest_channel, self.watches.reports.accepted))
         self.lifecycle.move(VmState.STOPPED)
-        return ending.finish(self.reporter, self.machine, self.paths, how=how, paused=paused, tpm_lost=tpm_lost,
+        code = ending.finish(self.reporter, self.machine, self.paths, how=how, paused=paused, tpm_lost=tpm_lost,
                              at=exit_time, timeout=self.cfg.timeout)
+        return 1 if self._failure is not None else code
 
     async def _wait_for_end(self) -> tuple[bool, bool]:
         """Whether QEMU exited by itself, and whether the TPM was lost (swtpm ended first)."""
@@ -340,9 +349,13 @@ class Supervisor:
         return ended, lost and not ended and not stopped
 
     async def _stop_vm(self, paused: bool) -> str:
-        """The graceful stop (power button, then quit, then kill); a VM paused for room is told to quit."""
+        """The graceful stop (power button, then quit, then kill); a VM paused for room, or one that cannot boot
+        (no OS runs), is told to quit."""
         self.lifecycle.move(VmState.STOPPING)
         self.watches.hold()
+        if self._failure is not None:  # in the firmware, which ignores the power button: quit now
+            self.reporter.say(f"stopping ({self._stop_reason}): no OS runs, so QEMU is told to quit")
+            return await self.machine.stop(0, on_step=self.reporter.record)
         if paused:
             self.reporter.say(f"stopping ({self._stop_reason}): the VM is paused for lack of room and cannot shut "
                               "down, so QEMU is told to quit (it closes the disk image consistent; the guest checks "
