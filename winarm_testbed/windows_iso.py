@@ -12,6 +12,8 @@ sources/winarm-hang                only with ``hang``: the guest stops at the to
                                    stall watch)
 efi/boot/winarm-drop-key           only with ``drop_key``: the CD's loader (GRUB, which reads the CD's UDF tree)
                                    drops the first key pressed at its prompt (tests of the retried key)
+efi/boot/winarm-deaf-prompt        only with ``deaf_prompt``: the CD's loader takes no key at its prompt and goes
+                                   back to the firmware (tests of the retried CD boot)
 ```
 The guest's apply (windowsPE) writes the seed onto the disk, then the whole ``install.wim`` right after it (into
 the Windows partition's free space): each edition's ``TOTALBYTES`` in the WIM XML is exactly those bytes, the
@@ -41,8 +43,8 @@ from winarm_testbed.images import make_seed
 from winarm_testbed.tools import GuestBuildError, locked, run
 from winarm_testbed.wim_image import build_bridge_iso
 
-__all__ = ["BUILD", "DROP_KEY_PATH", "EDITIONS", "HANG_PATH", "ISO_MODULES", "ISO_NAME", "SEED_PATH",
-           "build_windows_testbed"]
+__all__ = ["BUILD", "DEAF_PROMPT_PATH", "DROP_KEY_PATH", "EDITIONS", "HANG_PATH", "ISO_MODULES", "ISO_NAME",
+           "SEED_PATH", "build_windows_testbed"]
 
 ISO_NAME = "winarm-windows-testbed.iso"
 EDITIONS = ("Windows 11 Home", "Windows 11 Pro")
@@ -54,6 +56,9 @@ HANG_PATH = "sources/winarm-hang"
 nothing more: no disk I/O, no output, the screen unchanged (init.sh knows this path)."""
 DROP_KEY_PATH = "efi/boot/winarm-drop-key"
 """With this file on the CD (grub.cfg looks for it) the CD's prompt drops the first key: a lost key press."""
+DEAF_PROMPT_PATH = "efi/boot/winarm-deaf-prompt"
+"""With this file on the CD the CD's prompt takes no key and its loader goes back to the firmware: a CD that never
+boots."""
 ISO_MODULES = ("windows_iso.py", "wim_writer.py", "wim_image.py", "images.py")
 """The modules of this package that turn the guest into the Windows-shaped ISO (its cache key hashes them)."""
 DATA_MIB = 128
@@ -78,6 +83,7 @@ def build_windows_testbed(
     wim_padding: int = 0,
     hang: bool = False,
     drop_key: bool = False,
+    deaf_prompt: bool = False,
 ) -> Path:
     """Build (or reuse from cache) the Windows-shaped test ISO and return its path.
 
@@ -87,7 +93,8 @@ def build_windows_testbed(
     size; the ISO is written sparsely, so the padding costs no disk; the guest cannot apply such an image, which
     no longer fits its Windows partition: it is for reading) and ``hang`` (:data:`HANG_PATH` on the medium: a
     separate ISO whose guest freezes in windowsPE) and ``drop_key`` (:data:`DROP_KEY_PATH`: a separate ISO whose
-    CD prompt drops the first key pressed). Idempotent and fast on a cache hit;
+    CD prompt drops the first key pressed) and ``deaf_prompt`` (:data:`DEAF_PROMPT_PATH`: one whose CD never
+    boots). Idempotent and fast on a cache hit;
     ``force`` rebuilds the ISO (not the guest). Written atomically (temp file + rename) under a lock.
 
     Raises GuestBuildError (one line) when the guest cannot be built, a host tool fails, ``wim_padding``
@@ -97,8 +104,12 @@ def build_windows_testbed(
         raise GuestBuildError(f"wim_padding {wim_padding} is negative")
     cache_dir = Path(cache_dir)
     efi_image = build_guest_efi_image(cache_dir, log=log)
+    marks = {path: text for path, text, wanted in (
+        (HANG_PATH, b"winarm test: the guest hangs at the top of windowsPE\r\n", hang),
+        (DROP_KEY_PATH, b"winarm test: the CD's loader drops the first key pressed at its prompt\r\n", drop_key),
+        (DEAF_PROMPT_PATH, b"winarm test: the CD's loader takes no key at its prompt\r\n", deaf_prompt)) if wanted}
     try:
-        iso = cache_dir / f"windows-{_cache_key(efi_image, wim_padding, hang, drop_key)}" / ISO_NAME
+        iso = cache_dir / f"windows-{_cache_key(efi_image, wim_padding, marks)}" / ISO_NAME
         if iso.is_file() and not force:
             return iso
         with locked(cache_dir / ".lock-windows"):
@@ -106,35 +117,33 @@ def build_windows_testbed(
                 return iso
             started = time.monotonic()
             log(f"testbed: building {iso}")
-            _build(efi_image, iso, wim_padding, hang, drop_key)
+            _build(efi_image, iso, wim_padding, marks)
             log(f"testbed: built {iso.name} in {time.monotonic() - started:.1f} s")
             return iso
     except (OSError, ValueError) as exc:
         raise GuestBuildError(f"cannot build the Windows test ISO in {cache_dir}: {exc}") from exc
 
 
-def _cache_key(efi_image: Path, wim_padding: int, hang: bool, drop_key: bool = False) -> str:
+def _cache_key(efi_image: Path, wim_padding: int, marks: dict[str, bytes]) -> str:
     """Short hash of the guest build (its cache directory is named by its own key), of the modules that turn
     it into this ISO (this one, the ISO and WIM writers, the seed disk's, and winarm's WIM reader, whose layout
-    the writer packs), pycdlib's version, the padding and the hang and drop-key options."""
+    the writer packs), pycdlib's version, the padding and the marker files (hang, drop-key, deaf-prompt)."""
     from importlib.metadata import version
 
     from winarm.media import wim
 
     digest = hashlib.sha256()
     digest.update(f"{efi_image.parent.name}\npadding={wim_padding}\npycdlib={version('pycdlib')}\n".encode())
-    if hang:
-        digest.update(b"hang\n")
-    if drop_key:
-        digest.update(b"drop-key\n")
+    for path in sorted(marks):
+        digest.update(f"{path}\n".encode())
     for module_file in (*(Path(__file__).with_name(name) for name in ISO_MODULES), Path(wim.__file__)):
         digest.update(module_file.read_bytes())
     return digest.hexdigest()[:12]
 
 
-def _build(efi_image: Path, iso: Path, wim_padding: int, hang: bool, drop_key: bool = False) -> None:
-    """Write the ISO to ISO from the guest's EFI image (through a temp file and a rename); ``drop_key`` adds
-    :data:`DROP_KEY_PATH` to the CD's tree.
+def _build(efi_image: Path, iso: Path, wim_padding: int, marks: dict[str, bytes]) -> None:
+    """Write the ISO to ISO from the guest's EFI image (through a temp file and a rename), with the marker files
+    ``marks`` (path in the CD's tree: bytes) that change how the guest behaves.
 
     Raises GuestBuildError when mtools or sfdisk fail, OSError from the file system.
     """
@@ -146,11 +155,7 @@ def _build(efi_image: Path, iso: Path, wim_padding: int, hang: bool, drop_key: b
              env={"MTOOLS_SKIP_CHECK": "1"})
         seed = work / "seed.img"
         make_seed(efi_image, seed, data_mib=DATA_MIB)
-        extra: dict[str, bytes | Path] = {"efi/boot/bootaa64.efi": loader, SEED_PATH: seed}
-        if hang:
-            extra[HANG_PATH] = b"winarm test: the guest hangs at the top of windowsPE\r\n"
-        if drop_key:
-            extra[DROP_KEY_PATH] = DROP_KEY_TEXT
+        extra: dict[str, bytes | Path] = {"efi/boot/bootaa64.efi": loader, SEED_PATH: seed, **marks}
         wim_size = wim_padding + WIM_MIB * _MIB
         applied = _applied_bytes(efi_image, seed, wim_size, must_fit=not wim_padding)
         tmp_iso = work / ISO_NAME
@@ -169,9 +174,6 @@ def _build(efi_image: Path, iso: Path, wim_padding: int, hang: bool, drop_key: b
             hide_boot_image=True,
         )
         os.replace(tmp_iso, iso)
-
-
-DROP_KEY_TEXT = b"winarm test: the CD's loader drops the first key pressed at its prompt\r\n"
 
 
 def _applied_bytes(efi_image: Path, seed: Path, wim_size: int, *, must_fit: bool) -> int:

@@ -323,8 +323,9 @@ class Supervisor:
             self.reporter.record(EventKind.DESKTOP_READY_MISSING, channel=self.cfg.guest_channel)
             self.reporter.say(missing_line(self.cfg.guest_channel, self.watches.reports.accepted))
         self.lifecycle.move(VmState.STOPPED)
-        code = ending.finish(self.reporter, self.machine, self.paths, how=how, paused=paused, tpm_lost=tpm_lost,
-                             at=exit_time, timeout=self.cfg.timeout)
+        quit_on_purpose = paused or self._failure is not None  # no "did not shut down within TIMEOUT" line then
+        code = ending.finish(self.reporter, self.machine, self.paths, how=how, paused=quit_on_purpose,
+                             tpm_lost=tpm_lost, at=exit_time, timeout=self.cfg.timeout)
         return 1 if self._failure is not None else code
 
     async def _wait_for_end(self) -> tuple[bool, bool]:
