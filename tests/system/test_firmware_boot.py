@@ -8,6 +8,8 @@ send-key, the supervisor and its exit status.
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -100,20 +102,52 @@ def test_secure_boot_refusing_the_cd_is_told_with_the_way_out(tmp_path: Path, ru
     assert [e["device"] for e in events if e["kind"] == "boot-device"] == ["cd"]
 
 
-def test_nothing_to_boot_makes_the_vm_unhealthy(tmp_path: Path, run_base: Path) -> None:
-    """A blank disk and no ISO (past the start's refusal through the tests' WINARM_FIRMWARE_ONLY): the firmware
-    falls through to its shell; status says unhealthy, with the line, and an event is logged."""
-    vm = Up(tmp_path, run_base, *FIRMWARE_ONLY)
+def _blank_disk(storage: Path, facts: dict[str, bool]) -> Path:
+    (storage / "t").mkdir(parents=True)
+    disk = storage / "t" / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    (storage / "t" / "vm.json").write_text(json.dumps(facts))
+    return disk
+
+
+@pytest.mark.parametrize(("facts", "junk", "says"), [
+    ({}, True, "nothing to boot: the firmware fell through to its UEFI shell; the disk has never booted an OS and "
+               "no install CD is attached: stop the VM ('winarm down') and start it with --iso"),
+    ({"disk_booted": True}, False, "no OS booted: the firmware fell through to its UEFI shell; the disk has booted "
+                                   "before, so its boot loader is missing or damaged; the firmware's last lines: "),
+], ids=["a-disk-with-data-but-no-loader", "an-installed-disk-gone-blank"])
+def test_nothing_to_boot_makes_the_vm_unhealthy(tmp_path: Path, run_base: Path, facts: dict[str, bool], junk: bool,
+                                                says: str) -> None:
+    """No ISO, and a disk the firmware cannot boot (past the start's refusal: a disk with data of its own, or one
+    winarm remembers booting): the firmware falls through to its shell; status says unhealthy, with the line."""
+    disk = _blank_disk(tmp_path, facts)
+    if junk:
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x55 0 4096", str(disk)], check=True,
+                       capture_output=True)
+    vm = Up(tmp_path, run_base, *FIRMWARE_ONLY, env={"WINARM_FIRMWARE_ONLY": "0"})
     try:
-        line = vm.wait_line("nothing to boot:", 120)
+        line = vm.wait_line(says[:30], 120)
         report = vm.status()
         vm.proc.terminate()
         assert vm.wait(60) == 0
     finally:
         vm.close()
-    assert line.endswith("nothing to boot: the firmware fell through to its UEFI shell; the disk has no OS installed "
-                         "and no install CD is attached: stop the VM ('winarm down') and start it with --iso"), line
+    assert says in line, line
     assert report["state"] == "running" and report["healthy"] is False, report
     assert report["problem"] == line.split("] ", 1)[1]
     (no_boot,) = [e for e in vm.events() if e["kind"] == "no-boot"]
-    assert (no_boot["what"], no_boot["disk_booted"]) == ("shell", False)
+    assert (no_boot["what"], no_boot["disk_booted"]) == ("shell", bool(facts))
+
+
+def test_a_tests_firmware_only_vm_sits_in_the_shell_and_stays_healthy(tmp_path: Path, run_base: Path) -> None:
+    """The tests' own firmware-only VMs (WINARM_FIRMWARE_ONLY=1) are not refused and their shell is no problem."""
+    vm = Up(tmp_path, run_base, *FIRMWARE_ONLY)
+    try:
+        vm.wait_event("no-boot", None, 120)
+        report = vm.status()
+        vm.proc.terminate()
+        assert vm.wait(60) == 0
+    finally:
+        vm.close()
+    assert report["healthy"] is True and report["problem"] is None, report
+    assert [e["expected"] for e in vm.events() if e["kind"] == "no-boot"] == [True]

@@ -17,9 +17,6 @@ from winarm.config.table import UP
 from winarm.config.vm import Config, load_config
 from winarm.errors import UserError
 
-FIRMWARE_ONLY_ENV = "WINARM_FIRMWARE_ONLY"
-"""For tests only: ``1`` starts a VM that has nothing to boot (it sits in the firmware) instead of refusing it."""
-
 
 @click.command()
 @options(*UP)
@@ -75,6 +72,8 @@ def check_something_to_boot(cfg: Config) -> None:
     """Refuse a VM that has nothing to boot: no install ISO (a path or a URL) and no installed disk. A disk is
     installed when it has booted an OS under winarm (``disk_booted`` or ``install_complete`` in ``vm.json``) or
     holds data of its own (an image brought from elsewhere). Writes nothing. Raises :class:`UserError`."""
+    from winarm.vm.firmware_watch import FIRMWARE_ONLY_ENV
+
     if cfg.iso is not None or cfg.iso_url is not None or os.environ.get(FIRMWARE_ONLY_ENV) == "1":
         return
     from winarm.vm.facts import read_facts

@@ -19,6 +19,10 @@ OS_DEVICES = ("cd", "disk")
 """Where an OS loader comes from: the install CD (Windows' own loader) or the system disk."""
 RECENT_LINES = 6
 """How many of the console's last lines are kept for a failure's line."""
+FIRMWARE_ONLY_ENV = "WINARM_FIRMWARE_ONLY"
+"""For tests only: ``1`` is a VM that sits in the firmware on purpose (to test what winarm does around a running
+QEMU): ``winarm up`` starts it although it has nothing to boot, and the firmware's last resorts (its shell) are
+recorded but are no problem. The install CD is still tried again when an ISO is attached."""
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ class InstallWatch:
 
     def __init__(self, reporter: Reporter, machine: Keyboard, facts: Facts, *, answer_medium: Path | None,
                  on_marker: Callable[[str], None], install_cd: bool = False,
-                 on_fail: Callable[[str], None] = lambda reason: None) -> None:
+                 on_fail: Callable[[str], None] = lambda reason: None, firmware_only: bool = False) -> None:
         self.reporter = reporter
         self.machine = machine
         self.facts = facts
@@ -74,6 +74,9 @@ class InstallWatch:
         """Whether an install ISO is attached this run (the CD the firmware should boot before the disk has)."""
         self.on_fail = on_fail
         """Hears why the run cannot go on (the install CD did not boot, Secure Boot refused it); the line is said."""
+        self.firmware_only = firmware_only
+        """A test's VM that sits in the firmware on purpose (see
+        :data:`~winarm.vm.firmware_watch.FIRMWARE_ONLY_ENV`)."""
         self.heard: Callable[[str], None] = lambda line: None
         """Hears every complete console line (the stall watch counts it as activity)."""
         self.firmware = FirmwareWatch()
@@ -313,14 +316,17 @@ class InstallWatch:
 
     def _no_os(self, no_os: NoOs) -> None:
         """The firmware gave up with no install CD to try again: the VM is unhealthy, told in one line."""
+        if self.firmware_only:  # a test's VM meant to sit in the firmware
+            self.reporter.record(EventKind.NO_BOOT, what=no_os.gave_up.what, expected=True)
+            return
         back = no_os.returned
         returned = f"; {back.entry} \"{back.description}\" came back to it" if back is not None else ""
         if self.facts.values.get("disk_booted"):
             line = (f"no OS booted: the firmware {no_os.gave_up.says}{returned}; the disk has booted before, so its "
                     f"boot loader is missing or damaged; the firmware's last lines: {self.firmware.last_lines()}")
         else:
-            line = (f"nothing to boot: the firmware {no_os.gave_up.says}{returned}; the disk has no OS installed and "
-                    "no install CD is attached: stop the VM ('winarm down') and start it with --iso")
+            line = (f"nothing to boot: the firmware {no_os.gave_up.says}{returned}; the disk has never booted an OS "
+                    "and no install CD is attached: stop the VM ('winarm down') and start it with --iso")
         self.reporter.record(EventKind.NO_BOOT, what=no_os.gave_up.what,
                              returned=no_os.returned.entry if no_os.returned else None,
                              disk_booted=bool(self.facts.values.get("disk_booted")))

@@ -26,6 +26,7 @@ from winarm.timeline.phases import derive_phases
 from winarm.vm import ending
 from winarm.vm.control_server import ControlServer
 from winarm.vm.facts import Facts
+from winarm.vm.firmware_watch import FIRMWARE_ONLY_ENV
 from winarm.vm.full_storage import wait_for_room
 from winarm.vm.guest_reports import desktop_ready_missing, missing_line
 from winarm.vm.install_watch import InstallWatch
@@ -85,7 +86,7 @@ class Supervisor:
         self.facts = Facts(self.paths, launched.facts, self.reporter)
         self.install = InstallWatch(self.reporter, machine, self.facts, answer_medium=launched.answer_medium,
                                     on_marker=self._on_marker, install_cd=self.cfg.iso is not None,
-                                    on_fail=self._on_fail)
+                                    on_fail=self._on_fail, firmware_only=os.environ.get(FIRMWARE_ONLY_ENV) == "1")
         self.storage = StoragePause(self.reporter, self.lifecycle, storage=self.cfg.storage,
                                     qemu_log=self.paths.qemu_log, cont=lambda: machine.execute("cont"),
                                     wait_for_room=room)

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.vmtools import tree_digest
-from winarm.cli.up import FIRMWARE_ONLY_ENV, check_something_to_boot, disk_holds_data
+from winarm.cli.up import check_something_to_boot, disk_holds_data
 from winarm.config.host import HostFacts
 from winarm.config.vm import load_config
 from winarm.errors import UserError
+from winarm.vm.firmware_watch import FIRMWARE_ONLY_ENV
 
 GiB = 1 << 30
 SMALL = ["--name", "t", "--ram", "256M", "--cpus", "1", "--disk-size", "64M", "--no-tpm", "--no-secure-boot",
