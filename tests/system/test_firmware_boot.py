@@ -39,9 +39,10 @@ def test_a_key_lost_at_the_cd_prompt_is_pressed_again(tmp_path: Path, run_base: 
     kinds = [e["kind"] for e in events]
     presses = [e["press"] for e in events if e["kind"] == "key-pressed"]
     assert presses == [1, 2], presses
-    assert [e["device"] for e in events if e["kind"] == "boot-device"] == ["cd"]
-    assert kinds.count("reset") == 0 and "cd-boot-failed" not in kinds, "the first boot from the CD went on"
-    assert kinds.index("key-pressed") < kinds.index("marker")
+    assert [e["device"] for e in events if e["kind"] == "boot-device"][0] == "cd"
+    assert "cd-boot-failed" not in kinds, "the first boot from the CD went on"
+    assert not [e for e in events if e["kind"] == "reset" and not e["guest"]], "winarm reset nothing"
+    assert kinds.index("key-pressed") < kinds.index("marker")  # the guest's reboot may follow as it stops
     times = [e["t"] for e in events if e["kind"] == "key-pressed"]
     assert times[1] - times[0] >= 1.0, "a second apart at least"
 
@@ -99,7 +100,7 @@ def test_secure_boot_refusing_the_cd_is_told_with_the_way_out(tmp_path: Path, ru
         again.close()
     events = again.events()
     assert "boot-refused" not in [e["kind"] for e in events], "the VM's UEFI variables follow --no-secure-boot"
-    assert [e["device"] for e in events if e["kind"] == "boot-device"] == ["cd"]
+    assert [e["device"] for e in events if e["kind"] == "boot-device"][0] == "cd"
 
 
 def _blank_disk(storage: Path, facts: dict[str, bool]) -> Path:
