@@ -219,3 +219,27 @@ def test_status_prints_the_problem_under_the_vm_line() -> None:
     assert lines[0].startswith("t: running, healthy=no, qemu pid 2")
     assert lines[1] == "  PROBLEM: nothing to boot: the firmware ..."
     assert '"problem": "nothing to boot: the firmware ..."' in next(status_lines([report], as_json=True))
+
+
+def test_the_facts_a_stop_can_ask_no_os_and_setup_running(tmp_path: Path, run_base: Path) -> None:
+    """``InstallWatch.no_os`` (the firmware runs, no OS loader) and ``InstallWatch.setup_running`` (a boot of
+    Setup's passes during an install): both make the power button pointless."""
+    async def scenario() -> None:
+        medium = tmp_path / "answer.iso"
+        medium.write_bytes(b"answer")
+        rig = Rig(tmp_path, run_base, iso=tmp_path / "x.iso", answer_medium=medium)
+        rig.machine.obey_power_button()
+        task = rig.start()
+        await rig.log.seen(EventKind.RUNNING)
+        install = rig.supervisor.install
+        assert install.no_os and not install.setup_running, "the firmware runs"
+        rig.machine.console(CD_BOOT)
+        await rig.log.seen(EventKind.MARKER)  # windowsPE, named by the boot order
+        assert not install.no_os and install.setup_running
+        rig.machine.console(f"{MARKER_PREFIX} desktop-ready\r\n")
+        await rig.log.seen(EventKind.ANSWER_MEDIUM_REMOVED)
+        assert not install.setup_running, "the install is complete"
+        rig.supervisor.request_stop("done")
+        assert await task == 0
+
+    run(scenario())
