@@ -73,6 +73,17 @@ def check_driver_step(events: list[dict[str, Any]], lines: list[str], drivers_pa
         assert sources["specialize"] == "boot-order", "no network driver yet in specialize: nothing confirmed it"
 
 
+def check_driver_choice(events: list[dict[str, Any]], lines: list[str]) -> dict[str, Any]:
+    """The answer medium holds only the drivers of devices the VM attaches, each with its signature verdict;
+    returns its event."""
+    answer = next(e for e in events if e["kind"] == "answer-medium")
+    assert answer["winpe"] == ["viostor"] and answer["drivers"] == ["NetKVM"]
+    assert answer["left_out"]["Balloon"] == "no virtio-balloon-pci attached to this VM"
+    assert answer["signatures"] == {"viostor": "unsigned", "NetKVM": "unsigned"}
+    assert "winarm: driver Balloon left out: no virtio-balloon-pci attached to this VM" in lines
+    return answer
+
+
 @pytest.mark.qemu
 @pytest.mark.parametrize("drivers_pass", ["specialize", "firstlogon"])
 def test_unattended_install_through_setup_passes(tmp_path: Path, run_base: Path, testbed_iso: Path,
@@ -101,11 +112,7 @@ def test_unattended_install_through_setup_passes(tmp_path: Path, run_base: Path,
     assert serial_phase_lines(tmp_path) == [], "Windows has no COM port: nothing Windows-named on the console"
     events = vm.events()
     kinds = [e["kind"] for e in events]
-    answer = next(e for e in events if e["kind"] == "answer-medium")
-    assert answer["winpe"] == ["viostor"] and answer["drivers"] == ["NetKVM"]
-    assert answer["left_out"]["Balloon"] == "no virtio-balloon-pci attached to this VM"
-    assert answer["signatures"] == {"viostor": "unsigned", "NetKVM": "unsigned"}
-    assert "winarm: driver Balloon left out: no virtio-balloon-pci attached to this VM" in vm.lines
+    answer = check_driver_choice(events, vm.lines)
     assert markers(events) == [("windowsPE", "boot-order"), ("specialize", "boot-order"),
                                ("oobeSystem", "boot-order"), ("first-logon", "guest"), ("desktop-ready", "guest")]
     assert kinds.count("reset") == 2

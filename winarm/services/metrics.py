@@ -8,12 +8,16 @@ loopback unless ``--metrics-address`` says otherwise, with a cap on connections 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from winarm.errors import RuntimeFailure
-from winarm.timeline.events import Event
+from winarm.timeline.events import Event, EventKind
 from winarm.timeline.phases import derive_phases
 from winarm.vm.state import VmState
+
+if TYPE_CHECKING:
+    from winarm.config.vm import Config
+    from winarm.vm.report import Reporter
 
 STATES = tuple(state.value for state in VmState)
 
@@ -171,3 +175,15 @@ class MetricsServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def serve_metrics(cfg: Config, status: Callable[[], dict[str, Any]], events: Callable[[], list[Event]],
+                  reporter: Reporter) -> Callable[[], None]:
+    """Start the endpoint ``cfg`` asks for (``metrics_port`` set), record and say where; returns its stop.
+    Raises :class:`RuntimeFailure` when the port cannot be used."""
+    assert cfg.metrics_port is not None
+    server = MetricsServer(DaemonCollector(cfg.name, status, events), cfg.metrics_address, cfg.metrics_port)
+    server.start()
+    reporter.record(EventKind.METRICS_STARTED, address=cfg.metrics_address, port=cfg.metrics_port)
+    reporter.say(f"metrics: http://{cfg.metrics_address}:{cfg.metrics_port}/metrics")
+    return server.stop

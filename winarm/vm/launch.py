@@ -25,7 +25,7 @@ from winarm.errors import RuntimeFailure, UserError
 from winarm.procs import kill_now, listening_socket, spawn
 from winarm.qemu import disk
 from winarm.qemu.argv import Endpoints, build_argv
-from winarm.qemu.firmware import ensure_vars, find_firmware
+from winarm.qemu.firmware import Firmware, ensure_vars, find_firmware
 from winarm.services.smbd import Smbd
 from winarm.services.smbd import check_available as check_samba
 from winarm.services.swtpm import Swtpm, check_available
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from winarm.media.iso import InstallImage
 
 HISTORY_KEEP = 20
+VARS_SECURE_BOOT_FACT = "efivars_secure_boot"
+"""Whether the VM's UEFI variables were copied from a Secure Boot template (the variables, not the firmware's
+code, hold the keys and the switch)."""
 
 class VmLock:
     """An exclusive flock on the VM's state directory, held while a daemon runs it.
@@ -162,6 +165,19 @@ def _settle_facts(cfg: Config, paths: VmPaths, install_build: int | None) -> dic
     return facts
 
 
+def _firmware_vars(firmware: Firmware, paths: VmPaths, facts: dict[str, Any]) -> None:
+    """Give the VM its UEFI variables: copied from the firmware's template when missing, and afresh when Secure
+    Boot was switched (``--no-secure-boot`` after a start with it, say) while the disk has never booted (no OS
+    wrote boot entries there yet); the way out of a CD refused by Secure Boot. Writes the facts when they change.
+    Raises a WinarmError when the variables or the facts cannot be written."""
+    made = facts.get(VARS_SECURE_BOOT_FACT)
+    if isinstance(made, bool) and made != firmware.secure_boot and not facts.get("disk_booted"):
+        paths.efivars.unlink(missing_ok=True)
+    if ensure_vars(firmware, paths.efivars):
+        facts[VARS_SECURE_BOOT_FACT] = firmware.secure_boot
+        write_facts(paths, facts)
+
+
 def _media(cfg: Config, paths: VmPaths, plan: InstallPlan | None, events: EventLog) -> list[Path]:
     """The removable media of this run: the ISO, and the answer medium built for an install."""
     media = [cfg.iso] if cfg.iso else []
@@ -256,7 +272,7 @@ def launch(cfg: Config, t0: float) -> Launched:
         stack.callback(lock.release)
         events = _open_log(cfg, paths, t0, stack)
         facts = _settle_facts(cfg, paths, build if plan is not None else None)
-        ensure_vars(firmware, paths.efivars)
+        _firmware_vars(firmware, paths, facts)
         media = _media(cfg, paths, plan, events)
         if plan is None and facts.get("install_complete"):
             remove_answer_media(paths.state_dir)

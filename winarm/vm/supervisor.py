@@ -26,6 +26,7 @@ from winarm.timeline.phases import derive_phases
 from winarm.vm import ending, stop_plan
 from winarm.vm.control_server import ControlServer
 from winarm.vm.facts import Facts
+from winarm.vm.firmware_watch import FIRMWARE_ONLY_ENV
 from winarm.vm.full_storage import wait_for_room
 from winarm.vm.guest_reports import desktop_ready_missing, missing_line
 from winarm.vm.install_watch import InstallWatch
@@ -34,7 +35,7 @@ from winarm.vm.share_watch import ShareWatch
 from winarm.vm.state import Lifecycle, VmState
 from winarm.vm.status import VmStatus
 from winarm.vm.storage_pause import RoomWait, StoragePause
-from winarm.vm.vnc_secret import vnc_access
+from winarm.vm.vnc_secret import vnc_access, vnc_where
 from winarm.vm.watches import Watches
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ class Supervisor:
         self.lifecycle = Lifecycle()
         self.facts = Facts(self.paths, launched.facts, self.reporter)
         self.install = InstallWatch(self.reporter, machine, self.facts, answer_medium=launched.answer_medium,
-                                    on_marker=self._on_marker)
+                                    on_marker=self._on_marker, install_cd=self.cfg.iso is not None,
+                                    on_fail=self._on_fail, firmware_only=os.environ.get(FIRMWARE_ONLY_ENV) == "1")
         self.storage = StoragePause(self.reporter, self.lifecycle, storage=self.cfg.storage,
                                     qemu_log=self.paths.qemu_log, cont=lambda: machine.execute("cont"),
                                     wait_for_room=room)
@@ -95,6 +97,7 @@ class Supervisor:
         self.storage.stopping = self._stop_requested.is_set
         self._stop_reason = ""
         self._stop_plan: stop_plan.StopPlan | None = None
+        self._failure: str | None = None
         self._signals = 0
         self._vnc: str | None = None
         self._tasks: asyncio.TaskGroup | None = None
@@ -111,6 +114,11 @@ class Supervisor:
                                                   reports=self.cfg.guest_channel)
             self._stop_requested.set()
             self.reporter.record(EventKind.STOP_REQUESTED, reason=reason)
+
+    def _on_fail(self, reason: str) -> None:
+        """The VM cannot boot (the install watch said why): stop it, with exit status 1."""
+        self._failure = reason
+        self.request_stop(reason)
 
     def _on_marker(self, name: str) -> None:
         if self.cfg.stop_at and name in self.cfg.stop_at.split(","):
@@ -171,7 +179,8 @@ class Supervisor:
             name=self.cfg.name, state=self.lifecycle.state.value,
             paused="storage full" if self.storage.paused else None, log_behind=events.write_error is not None,
             healthy=running and not self.machine.exited and (swtpm is None or swtpm.alive)
-            and (smbd is None or bool(smbd.status()["healthy"])),
+            and (smbd is None or bool(smbd.status()["healthy"])) and self.install.problem is None,
+            problem=self.install.problem,
             daemon_pid=os.getpid(), qemu_pid=self.machine.pid, run_dir=str(self.paths.run_dir),
             state_dir=str(self.paths.state_dir), accel=self.cfg.accel, tpm=swtpm is not None,
             share=smbd.status() if smbd is not None else None, vnc=self._vnc,
@@ -279,26 +288,19 @@ class Supervisor:
 
     def _start_metrics(self, stack: contextlib.AsyncExitStack) -> None:
         """Serve ``/metrics`` when asked (stopped by ``stack``). Raises :class:`RuntimeFailure` for a bad port."""
-        if self.cfg.metrics_port is None:
-            return
-        from winarm.services.metrics import DaemonCollector, MetricsServer
+        if self.cfg.metrics_port is not None:
+            from winarm.services.metrics import serve_metrics
 
-        server = MetricsServer(DaemonCollector(self.cfg.name, lambda: self.status().as_json(),
-                                               lambda: list(self.launched.events.events)),
-                               self.cfg.metrics_address, self.cfg.metrics_port)
-        server.start()
-        stack.callback(server.stop)
-        self.reporter.record(EventKind.METRICS_STARTED, address=self.cfg.metrics_address, port=self.cfg.metrics_port)
-        self.reporter.say(f"metrics: http://{self.cfg.metrics_address}:{self.cfg.metrics_port}/metrics")
+            stack.callback(serve_metrics(self.cfg, lambda: self.status().as_json(),
+                                         lambda: list(self.launched.events.events), self.reporter))
 
     async def _query_vnc(self) -> None:
         try:
             info = await self.machine.execute("query-vnc")
         except RuntimeFailure:  # no VNC display, or QEMU already gone: nothing to say
             return
-        if isinstance(info, dict) and info.get("enabled"):
-            unix = info.get("family") == "unix"
-            self._vnc = f"unix:{self.paths.vnc_socket}" if unix else f"{info.get('host')}:{info.get('service')}"
+        self._vnc = vnc_where(info, self.paths.vnc_socket)
+        if self._vnc is not None:
             self.reporter.say(f"display: VNC on {self._vnc}{vnc_access(self.cfg)}")
 
     async def _supervise(self) -> int:
@@ -322,8 +324,10 @@ class Supervisor:
             self.reporter.record(EventKind.DESKTOP_READY_MISSING, channel=self.cfg.guest_channel)
             self.reporter.say(missing_line(self.cfg.guest_channel, self.watches.reports.accepted))
         self.lifecycle.move(VmState.STOPPED)
-        return ending.finish(self.reporter, self.machine, self.paths, how=how, paused=paused, tpm_lost=tpm_lost,
-                             at=exit_time, plan=self._stop_plan)
+        quit_on_purpose = paused or self._failure is not None  # no stop-plan line then
+        code = ending.finish(self.reporter, self.machine, self.paths, how=how, paused=quit_on_purpose,
+                             tpm_lost=tpm_lost, at=exit_time, plan=self._stop_plan)
+        return 1 if self._failure is not None else code
 
     async def _wait_for_end(self) -> tuple[bool, bool]:
         """Whether QEMU exited by itself, and whether the TPM was lost (swtpm ended first)."""
@@ -348,10 +352,13 @@ class Supervisor:
 
     async def _stop_vm(self, paused: bool) -> str:
         """The graceful stop (power button, then quit, then kill), the power button's wait judged by
-        :func:`~winarm.vm.stop_plan.plan_stop` (short when no OS or Setup runs); a VM paused for room is told to
-        quit."""
+        :func:`~winarm.vm.stop_plan.plan_stop` (short when no OS or Setup runs); a VM paused for room, or one that
+        cannot boot (no OS runs), is told to quit."""
         self.lifecycle.move(VmState.STOPPING)
         self.watches.hold()
+        if self._failure is not None:  # in the firmware, which ignores the power button: quit now
+            self.reporter.say(f"stopping ({self._stop_reason}): no OS runs, so QEMU is told to quit")
+            return await self.machine.stop(0, on_step=self.reporter.record)
         plan = self._stop_plan = self._stop_plan or stop_plan.plan_stop(
             self.reporter.events.events, self.cfg.timeout, reports=self.cfg.guest_channel)
         if paused:

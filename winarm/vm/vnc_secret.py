@@ -57,3 +57,11 @@ def vnc_access(cfg: Config) -> str:
     if cfg.vnc_password is None and vnc_needs_password(cfg.vnc):
         return " WITHOUT A PASSWORD (--vnc-no-password): whoever reaches this port sees and drives Windows"
     return ""
+
+
+def vnc_where(info: object, socket: Path) -> str | None:
+    """Where VNC listens, from QMP's ``query-vnc`` answer ``info``: ``unix:SOCKET`` or ``HOST:PORT``; None when
+    VNC is off."""
+    if not (isinstance(info, dict) and info.get("enabled")):
+        return None
+    return f"unix:{socket}" if info.get("family") == "unix" else f"{info.get('host')}:{info.get('service')}"

@@ -187,9 +187,9 @@ def test_the_cd_prompt_key_is_pressed_only_before_the_disk_has_booted(tmp_path: 
         rig.machine.console(CD_BOOT + CD_PROMPT)  # the prompt comes without a newline
         await rig.log.seen(EventKind.KEY_PRESSED)
         assert rig.machine.sent("send-key") == [{"keys": [{"type": "qcode", "data": KEY_FOR_CD_PROMPT}]}]
-        rig.machine.console(" ...\r\n" + CD_PROMPT + "\r\nWINARM-EVENT barrier\r\n")
+        rig.machine.console("\r\nWINARM-EVENT barrier\r\n")
         await rig.log.seen(EventKind.GUEST_EVENT)  # the console so far is read
-        assert len(rig.machine.sent("send-key")) == 1, "one key a boot"
+        assert len(rig.machine.sent("send-key")) == 1, "the prompt's line ending is no new prompt"
         await rig.machine.emit("RESET", {"guest": True, "reason": "guest-reset"})
         after_reset = len(rig.log.events)
         rig.machine.console(DISK_BOOT)
