@@ -79,7 +79,7 @@ def check_driver_choice(events: list[dict[str, Any]], lines: list[str]) -> dict[
     answer = next(e for e in events if e["kind"] == "answer-medium")
     assert answer["winpe"] == ["viostor"] and answer["drivers"] == ["NetKVM"]
     assert answer["left_out"]["Balloon"] == "no virtio-balloon-pci attached to this VM"
-    assert answer["signatures"] == {"viostor": "unsigned", "NetKVM": "unsigned"}
+    assert answer["signatures"] == {"viostor": "unverified", "NetKVM": "unverified"}  # placeholders: not PKCS#7
     assert "winarm: driver Balloon left out: no virtio-balloon-pci attached to this VM" in lines
     return answer
 

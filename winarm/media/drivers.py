@@ -102,9 +102,17 @@ class DriverSelection:
         """One line per picked driver Windows would not load with Secure Boot on (none with it off)."""
         if not self.secure_boot:
             return []
-        return [f"{p.driver.name} is not signed by Microsoft ({p.signature.found}): with Secure Boot on Windows "
-                "will not load it; use Microsoft-signed virtio-win drivers or --no-secure-boot"
-                for p in (*self.boot_critical, *self.others) if p.signature is not None and not p.signature.microsoft]
+        return [_warning(p.driver.name, p.signature) for p in (*self.boot_critical, *self.others)
+                if p.signature is not None and not p.signature.microsoft]
+
+
+def _warning(name: str, signature: CatalogSignature) -> str:
+    """The warning for a driver Windows may not load with Secure Boot on (see :meth:`DriverSelection.warnings`)."""
+    if signature.refused:
+        return (f"{name} is not signed by Microsoft ({signature.found}): with Secure Boot on Windows will not load "
+                "it; use Microsoft-signed virtio-win drivers or --no-secure-boot")
+    return (f"{name}'s signature could not be verified here ({signature.found}): should Windows not load it with "
+            "Secure Boot on, start with --no-secure-boot")
 
 
 WINPE_FOLDER = "windowsPE ($WinPEDriver$)"
@@ -255,7 +263,7 @@ def pick_drivers(tree: Path, request: DriverRequest, *, catalog: list[Driver] | 
             _leave_out(selection, driver, storage=storage, request=request, reason=reason, tree=tree)
             continue
         picked = PickedDriver(driver, folder, check_driver(folder, driver.inf, signers))
-        if driver is storage and request.secure_boot and picked.signature and not picked.signature.microsoft:
+        if driver is storage and request.secure_boot and picked.signature and picked.signature.refused:
             raise UserError(
                 f"{driver.name}, the {request.disk_bus} storage driver Setup loads in windowsPE, is not signed by "
                 f"Microsoft ({picked.signature.found}): with Secure Boot on Windows would not load it; use "

@@ -1,4 +1,4 @@
-"""Who signed a driver's catalog (``.cat``): Microsoft for Windows, someone else, or nobody.
+"""Who signed a driver's catalog (``.cat``): Microsoft for Windows, someone else, nobody, or not known here.
 
 A Windows driver catalog is a DER PKCS#7 SignedData whose certificates include the signer's. Windows with
 Secure Boot on loads a boot-start driver only when Microsoft signed it (WHQL or attestation signing, both
@@ -20,7 +20,13 @@ What it does not check (Windows does all of this itself when it installs the dri
 - that the catalog's hashes match the driver's files;
 - revocation, validity periods and time stamps, key usages and extended key usages, and the rest of the
   Authenticode and kernel-mode code-signing policy.
-The verdict is a pre-flight warning for honest driver packages, not a security boundary.
+The verdict is a pre-flight warning for honest driver packages, not a security boundary. Since no real
+virtio-win catalog could be read where winarm is built, only positive evidence refuses a driver (see
+:attr:`CatalogSignature.refused`): no catalog, a catalog without certificates, or a signer that does not even
+claim to be Microsoft's publisher. A catalog this reader cannot parse, or one whose publisher certificate names
+Microsoft but whose chain to a pinned root is not all in the catalog (an intermediate left out), is
+``unverified``: warned about, never refused, so a real Microsoft-signed driver is not turned away by a gap in
+this check.
 """
 
 from __future__ import annotations
@@ -54,6 +60,8 @@ class Verdict(StrEnum):
     MICROSOFT = "microsoft"
     OTHER = "other"
     UNSIGNED = "unsigned"
+    UNVERIFIED = "unverified"
+    """Not read or not verified here: Windows decides (see the module)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,11 @@ class CatalogSignature:
     def microsoft(self) -> bool:
         """True when signed by Microsoft for Windows (as far as :func:`check_catalog` checks)."""
         return self.verdict is Verdict.MICROSOFT
+
+    @property
+    def refused(self) -> bool:
+        """True on positive evidence that Microsoft did not sign it: unsigned, or signed by someone else."""
+        return self.verdict in (Verdict.UNSIGNED, Verdict.OTHER)
 
 
 @dataclass(frozen=True)
@@ -160,7 +173,7 @@ def check_catalog(data: bytes, name: str, signers: Signers | None = None) -> Cat
     except (ValueError, UnsupportedAlgorithm) as exc:
         reason = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
         if "no certificate" not in reason.lower():  # cryptography's words for a SignedData without certificates
-            return CatalogSignature(Verdict.UNSIGNED, f"{name} is not a readable PKCS#7 signature ({reason})")
+            return CatalogSignature(Verdict.UNVERIFIED, f"{name} is not a readable PKCS#7 signature ({reason})")
         bag = []
     if not bag:
         return CatalogSignature(Verdict.UNSIGNED, f"{name} is a PKCS#7 structure with no certificates (unsigned)")
@@ -169,8 +182,8 @@ def check_catalog(data: bytes, name: str, signers: Signers | None = None) -> Cat
         root = ", ".join(common_name(r.subject) for r in trusted.roots)
         return CatalogSignature(Verdict.MICROSOFT, f"{name} is signed by {trusted.publisher} (chains to {root})")
     if claimed:
-        return CatalogSignature(Verdict.OTHER, f"{name} names {trusted.publisher!r} but does not chain to a "
-                                               "pinned Microsoft root (not Microsoft's)")
+        return CatalogSignature(Verdict.UNVERIFIED, f"{name} names {trusted.publisher!r} but does not chain to a "
+                                                    "pinned Microsoft root within the catalog (not verified)")
     return CatalogSignature(Verdict.OTHER, f"{name} is signed by {_signer_name(bag)!r}, not by Microsoft")
 
 
