@@ -7,6 +7,7 @@ only, which is exactly what winarm must not be fooled by.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -68,3 +69,8 @@ def signed_catalog(signer: Issued, *extra: x509.Certificate, certificates: bool 
         builder = builder.add_certificate(cert)
     options = [pkcs7.PKCS7Options.Binary] + ([] if certificates else [pkcs7.PKCS7Options.NoCerts])
     return builder.sign(serialization.Encoding.DER, options)
+
+
+def always(data: bytes) -> Callable[[str], bytes]:
+    """A catalog maker (for ``make_fake_virtio_tree``) that gives every driver ``data``."""
+    return lambda _name: data

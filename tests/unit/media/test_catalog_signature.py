@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from tests.unit.media.catalogs import INTERMEDIATE, PUBLISHER, ROOT, fake_microsoft_chain, issue, signed_catalog
+from tests.unit.media.catalogs import INTERMEDIATE, PUBLISHER, ROOT, always, fake_microsoft_chain, issue, signed_catalog
 from winarm.data import data_dir
 from winarm.errors import UserError
 from winarm.media.drivers import DriverRequest, pick_drivers
@@ -124,7 +124,7 @@ def test_secure_boot_refuses_a_storage_driver_microsoft_did_not_sign(tmp_path: P
     vendor = issue("Example Driver Vendor", ca=False)
     for catalog, found in ((signed_catalog(vendor, certificates=False), "is a PKCS#7 structure with no certificates"),
                            (signed_catalog(vendor), "is signed by 'Example Driver Vendor', not by Microsoft")):
-        tree = make_fake_virtio_tree(tmp_path / found[:8].strip(), catalog=lambda name, data=catalog: data)
+        tree = make_fake_virtio_tree(tmp_path / found[:8].strip(), catalog=always(catalog))
         with pytest.raises(UserError) as refused:
             pick_drivers(tree, request(secure_boot=True))
         message = str(refused.value)

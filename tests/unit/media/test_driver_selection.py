@@ -14,7 +14,7 @@ import pycdlib
 import pytest
 from click.testing import CliRunner
 
-from tests.unit.media.catalogs import issue, signed_catalog
+from tests.unit.media.catalogs import always, issue, signed_catalog
 from winarm.answer.medium import WINPE_DRIVERS, medium_files
 from winarm.answer.plan import attached_devices
 from winarm.answer.settings import AnswerSettings
@@ -153,7 +153,7 @@ def test_prepare_with_secure_boot_refuses_unsigned_or_foreign_storage_drivers(tm
                                                                             good_iso: Path) -> None:
     vendor = issue("Example Driver Vendor", ca=False)
     for name, data in (("unsigned", signed_catalog(vendor, certificates=False)), ("foreign", signed_catalog(vendor))):
-        tree = make_fake_virtio_tree(tmp_path / name / "virtio-win", catalog=lambda driver, data=data: data)
+        tree = make_fake_virtio_tree(tmp_path / name / "virtio-win", catalog=always(data))
         result = prepare(tmp_path / name, good_iso, tree)
         assert result.exit_code == 2, result.output
         assert result.stdout == "" and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
