@@ -142,6 +142,9 @@ class InstallWatch:
         finally:
             self._cancel_press()
             raw_log.close()
+            if raw_log.capped:
+                self.reporter.say(f"console: {raw_log.capped} bytes past the log's {raw_log.limit}-byte cap were not "
+                                  "logged")
 
     async def on_line(self, line: str, *, prompt_counted: bool = False) -> None:
         """One complete console line: what the firmware did, a boot entry, a marker, a guest event, or the CD
