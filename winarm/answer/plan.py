@@ -124,7 +124,7 @@ def attached_devices(cfg: Config) -> frozenset[str]:
     return devices_in_argv(argv)
 
 
-def select_drivers(cfg: Config, windows: str, scratch: Path | None = None) -> DriverSelection:
+def select_drivers(cfg: Config, windows: str) -> DriverSelection:
     """The drivers from ``--drivers`` for the devices this VM attaches; without it, only an NVMe disk can be
     installed to (Windows has its NVMe driver; a virtio disk is invisible to Setup). Raises :class:`UserError`
     (see :func:`pick_drivers`: with Secure Boot on, a storage driver Microsoft did not sign is refused)."""
@@ -135,20 +135,20 @@ def select_drivers(cfg: Config, windows: str, scratch: Path | None = None) -> Dr
                 "(the virtio-win ISO or its extracted folder, env DRIVERS) or use --disk-bus nvme"
             )
         return DriverSelection()
-    tree = resolve_tree(cfg.drivers, scratch)
+    tree = resolve_tree(cfg.drivers, cfg.storage)
     request = DriverRequest(windows=windows, disk_bus=cfg.disk_bus, drivers_pass=cfg.drivers_pass,
                             devices=attached_devices(cfg), secure_boot=cfg.secure_boot,
                             version=tree_version(cfg.drivers))
     return pick_drivers(tree, request)
 
 
-def plan_install(cfg: Config, facts: dict[str, Any], scratch: Path | None = None) -> InstallPlan | None:
+def plan_install(cfg: Config, facts: dict[str, Any]) -> InstallPlan | None:
     """What the install needs, or None when there is nothing to install (no ISO, or the install already
     completed on this disk). Raises :class:`UserError` for a bad ISO, edition, setting or driver tree."""
     if cfg.iso is None or facts.get("install_complete"):
         return None
     info = inspect_iso(cfg.iso)
     edition = choose_edition(info, cfg.edition)
-    selection = select_drivers(cfg, windows_version(edition), scratch)
+    selection = select_drivers(cfg, windows_version(edition))
     settings = answer_settings(cfg, edition=edition, has_drivers=bool(selection.others))
     return InstallPlan(info, edition, settings, selection)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,11 +324,13 @@ def extract_iso_tree(iso: Path, dest: Path, catalog: list[Driver] | None = None)
     return dest
 
 
-def resolve_tree(source: Path, scratch: Path | None = None) -> Path:
-    """A virtio-win folder as given, or the driver folders extracted from a virtio-win ISO into ``scratch``
-    (a new temporary folder when None)."""
+def resolve_tree(source: Path, storage: Path) -> Path:
+    """A virtio-win folder as given, or the driver folders of a virtio-win ISO, extracted once under ``storage``
+    (:mod:`winarm.media.driver_cache`). Raises :class:`UserError` for a file that is not a readable ISO."""
     if source.is_file():
-        return extract_iso_tree(source, scratch or Path(tempfile.mkdtemp(prefix="winarm-virtio-")))
+        from winarm.media.driver_cache import cached_tree  # here: it imports this module
+
+        return cached_tree(source, storage)
     return source
 
 
