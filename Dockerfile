@@ -58,10 +58,12 @@ ENV STORAGE=/storage \
     DRIVERS=/opt/winarm/virtio-win \
     WINARM_RUN_DIR=/run/winarm \
     VNC=0.0.0.0 \
-    METRICS_ADDRESS=0.0.0.0
+    UID=1000 \
+    GID=1000
 VOLUME ["/storage", "/shared"]
 # 5900: VNC display (0.0.0.0 inside the container; publish it on the host's loopback), 9108: metrics when
-# METRICS_PORT=9108 is set
+# METRICS_PORT=9108 is set, on the container's loopback unless METRICS_ADDRESS=0.0.0.0 opens it to whoever
+# can reach the container's address
 EXPOSE 5900 9108
 
 # entrypoint.py runs as PID 1: it forwards SIGTERM/SIGINT/SIGHUP to `winarm up`, which shuts the guest down

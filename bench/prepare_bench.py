@@ -92,7 +92,7 @@ def inprocess_prepare(iso: Path, drivers: Path, storage: Path, env: dict[str, st
     """What ``winarm prepare`` does after its imports, timed in parts: seconds by part and whether it built."""
     t0 = time.perf_counter()
     flags = {"iso": str(iso), "drivers": str(drivers), "storage": str(storage), "name": "bench",
-             "unattend": True, "disk_size": "64M"}
+             "unattend": True, "disk_size": "64M", "secure_boot": False}  # the placeholder drivers are unsigned
     cfg = load_config(flags, env, host.probe())
     t1 = time.perf_counter()
     plan = plan_install(cfg, {})
@@ -107,7 +107,7 @@ def inprocess_prepare(iso: Path, drivers: Path, storage: Path, env: dict[str, st
 def command_prepare(iso: Path, drivers: Path, storage: Path, env: dict[str, str]) -> tuple[float, bool]:
     """Seconds for ``python -m winarm prepare`` as a whole command, and whether it built."""
     argv = [PYTHON, "-m", "winarm", "prepare", "--iso", str(iso), "--drivers", str(drivers),
-            "--storage", str(storage), "--name", "bench"]
+            "--storage", str(storage), "--name", "bench", "--no-secure-boot"]
     start = time.perf_counter()
     result = run(argv, env=env, cwd=REPO)
     elapsed = time.perf_counter() - start
@@ -119,7 +119,7 @@ def command_prepare(iso: Path, drivers: Path, storage: Path, env: dict[str, str]
 
 def plan_for(iso: Path, drivers: Path, storage: Path, env: dict[str, str]) -> InstallPlan:
     cfg = load_config({"iso": str(iso), "drivers": str(drivers), "storage": str(storage), "name": "bench",
-                       "unattend": True, "disk_size": "64M"}, env, host.probe())
+                       "unattend": True, "disk_size": "64M", "secure_boot": False}, env, host.probe())
     plan = plan_install(cfg, {})
     assert plan is not None
     return plan

@@ -20,6 +20,8 @@ import pytest
 WINARM = [sys.executable, "-m", "winarm"]
 FIRMWARE_ONLY = ["--ram", "256M", "--cpus", "1", "--disk-size", "64M", "--no-tpm", "--no-secure-boot", "--timeout", "2"]
 """A VM with no ISO: it sits in the firmware, enough to test what winarm does around a running QEMU."""
+FIRMWARE_ONLY_ENV = {"WINARM_FIRMWARE_ONLY": "1"}
+"""What lets ``winarm up`` start a VM that has nothing to boot (it refuses one otherwise): every :class:`Up` has it."""
 
 
 def winarm(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -42,7 +44,7 @@ class Up:
         """``uid``: run winarm as that user and group (through setpriv, without root's supplementary groups)."""
         self.name = name
         self.storage = storage
-        self.env = {**os.environ, "WINARM_RUN_DIR": str(run_base), **(env or {})}
+        self.env = {**os.environ, "WINARM_RUN_DIR": str(run_base), **FIRMWARE_ONLY_ENV, **(env or {})}
         as_user = [] if uid is None else ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
         self.proc = subprocess.Popen(
             [*as_user, *WINARM, "up", "--name", name, "--storage", str(storage), *args],

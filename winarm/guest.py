@@ -39,7 +39,11 @@ REPORT_HOOK = "hook"
 """A post-install hook ran; body ``hook <name> <exit code>`` lines."""
 REPORT_SHUTDOWN = "shutdown"
 """The guest was asked to shut down (by itself, not by winarm)."""
-REPORT_NAMES = (REPORT_DRIVERS, REPORT_FIRST_LOGON, "desktop-ready", REPORT_HOOK, REPORT_SHUTDOWN)
+REPORT_PRODUCT_KEY = "product-key"
+"""The user's product key was given to ``slmgr.vbs /ipk`` at the first logon; body ``code <its exit code>``
+(never the key)."""
+REPORT_NAMES = (REPORT_DRIVERS, REPORT_FIRST_LOGON, "desktop-ready", REPORT_HOOK, REPORT_SHUTDOWN,
+                REPORT_PRODUCT_KEY)
 """The only names the channel accepts; anything else is refused and logged."""
 PHASE_REPORTS = (REPORT_FIRST_LOGON, "desktop-ready")
 """Reports that start a phase of their name (the others confirm the phase they arrive in)."""
@@ -66,6 +70,10 @@ MEDIUM_MARKER = "winarm.marker"
 """The file at the root of the answer medium that the driver script finds its drive letter by."""
 MEDIUM_SCRIPT = r"winarm\install-drivers.cmd"
 MEDIUM_DRIVERS_DIR = r"winarm\drivers"
+MEDIUM_PRODUCT_KEY_SCRIPT = r"winarm\product-key.cmd"
+"""On the answer medium: the first-logon script that installs the product key and reports its exit code."""
+MEDIUM_PRODUCT_KEY_FILE = r"winarm\product-key.txt"
+"""On the answer medium: the product key alone (so it is in no command line of the answer file)."""
 
 CD_PROMPT = "Press any key to boot from CD or DVD"
 """What the install CD's EFI loader prints before it falls through to the next boot option."""

@@ -4,6 +4,10 @@ Every helper (QEMU, swtpm, qemu-img) is started through :func:`spawn`: argv list
 the kernel is asked (``PR_SET_PDEATHSIG``) to kill the child with SIGKILL the moment winarm dies, whatever
 kills winarm (SIGKILL included). Spawning is synchronous so QEMU can start before winarm has even imported
 asyncio; waiting is asynchronous through a pidfd, which becomes readable when the child ends (no polling).
+
+No child gets winarm's secrets: the environment it is given (winarm's own, or the one passed) has every
+variable of :data:`SECRET_ENV` and every ``*_PASSWORD`` removed, so neither QEMU nor the relays QEMU starts
+(which inherit QEMU's environment) nor swtpm nor smbd can show them in ``/proc/PID/environ``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,14 @@ if TYPE_CHECKING:
     import asyncio
 
 _PR_SET_PDEATHSIG = 1
+SECRET_ENV = frozenset({"PASSWORD", "SHARE_PASSWORD", "VNC_PASSWORD", "KEY"})
+"""winarm's settings that hold a secret (``KEY``: the product key); see :func:`child_environment`."""
+
+
+def child_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: winarm's own environment) without the secrets: :data:`SECRET_ENV` and ``*_PASSWORD``."""
+    source = os.environ if env is None else env
+    return {k: v for k, v in source.items() if k not in SECRET_ENV and not k.endswith("_PASSWORD")}
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -42,8 +54,8 @@ def spawn(
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` as a child that dies with this process, in its own session (a terminal's Ctrl-C
-    reaches winarm, which stops the VM gracefully, not QEMU). Raises OSError (FileNotFoundError for a
-    missing program)."""
+    reaches winarm, which stops the VM gracefully, not QEMU), with ``env`` (default: winarm's) less the secrets
+    (:func:`child_environment`). Raises OSError (FileNotFoundError for a missing program)."""
     parent = os.getpid()
     return subprocess.Popen(
         list(argv),
@@ -53,7 +65,7 @@ def spawn(
         stderr=stderr,
         preexec_fn=lambda: _die_with_parent(parent),  # noqa: PLW1509 - winarm starts no threads
         start_new_session=True,
-        env=dict(env) if env is not None else None,
+        env=child_environment(env),
         cwd=cwd,
     )
 

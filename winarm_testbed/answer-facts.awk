@@ -113,6 +113,7 @@ END {
                 gsub(/[ \t]/, "", order)
                 if (tolower(line) ~ /install-drivers\.cmd/) print "firstlogon 1"
                 fact = driver_fact(line)
+                if (fact == "") fact = productkey_fact(line)
                 if (fact == "") fact = netuse(order, line)
                 if (fact == "") fact = echo_fact(line)
                 if (fact == "") fact = runkey_fact(line)

@@ -149,8 +149,9 @@ function program(word) {
     return word
 }
 # report_fact(LINE): for `wscript[.exe] [//B //NoLogo ...] SCRIPT NAME [BODY [ATTEMPTS]]` (waited for) or
-# `cmd[.exe] /c start "" wscript[.exe] ...` (started, not waited for): "report WAIT |SCRIPT|NAME|BODY|ATTEMPTS|"
-# with WAIT 1 or 0; "" for any other command line (or a field holding "|").
+# `cmd[.exe] /c start "" wscript[.exe] ...` or, in a batch file, `start "" wscript[.exe] ...` (started, not
+# waited for): "report WAIT |SCRIPT|NAME|BODY|ATTEMPTS|" with WAIT 1 or 0; "" for any other command line (or a
+# field holding "|").
 function report_fact(line,    n, i, wait, prog, f) {
     n = argv(line)
     if (n < 1) return ""
@@ -162,6 +163,11 @@ function report_fact(line,    n, i, wait, prog, f) {
         i = 5
         wait = 0
         prog = program(A[5])
+    } else if (prog == "start") {
+        if (n < 3 || A[2] != "") return ""
+        i = 3
+        wait = 0
+        prog = program(A[3])
     }
     if (prog != "wscript" && prog != "wscript.exe") return ""
     for (i++; i <= n && substr(A[i], 1, 2) == "//"; i++) ;
@@ -169,6 +175,13 @@ function report_fact(line,    n, i, wait, prog, f) {
     f = A[i] "|" A[i + 1] "|" (i + 2 <= n ? A[i + 2] : "") "|" (i + 3 <= n ? A[i + 3] : "")
     if (gsub(/\|/, "|", f) != 3) return ""
     return "report " wait " |" f "|"
+}
+# productkey_fact(LINE): for `cmd /c for %X in (...) do @if exist %X:\winarm.marker call %X:\winarm\product-key.cmd`
+# (the product-key script on the answer medium): "productkey"; else "".
+function productkey_fact(line,    l) {
+    l = tolower(line)
+    if (l !~ /if exist %[a-z]:\\winarm\.marker/) return ""
+    return l ~ /call[ \t]+%[a-z]:\\winarm\\product-key\.cmd/ ? "productkey" : ""
 }
 # driver_fact(LINE): for a command line that runs install-drivers.cmd: "drivers ARG" (ARG the word after
 # the script's name, "" when none); else "".

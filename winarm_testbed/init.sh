@@ -367,6 +367,41 @@ install_drivers() {
     done </tmp/batch.facts
 }
 
+# install_product_key ORDER: what the answer medium's winarm\product-key.cmd does: read the key from
+# winarm/product-key.txt beside it and give it to `slmgr.vbs /ipk`, which the testbed plays: a key of the
+# XXXXX-XXXXX-XXXXX-XXXXX-XXXXX form is installed (exit 0), any other refused with slmgr's "invalid product key"
+# (0xC004F050, -1073418160 as cmd's ERRORLEVEL), no key file is "code missing"; then, when the script runs the
+# report script, the "product-key" report with "code N" (started, not waited for, as the script does).
+install_product_key() {
+    find_media marker 30 || die "product key: no answer medium with winarm.marker"
+    script="$MARKER/winarm/product-key.cmd"
+    if [ ! -f "$script" ]; then
+        event command-failed "$1" "product key: the answer medium has no winarm/product-key.cmd"
+        return 0
+    fi
+    pk="$(tr -d '\r' <"$MARKER/winarm/product-key.txt" 2>/dev/null | head -n 1)"
+    if [ -z "$pk" ]; then
+        code=missing
+    elif printf '%s\n' "$pk" | grep -Eq '^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$'; then
+        code=0
+    else
+        code=-1073418160
+    fi
+    pk=
+    mkdir -p /mnt/sys/Windows/Temp || die "product key: cannot create Windows\\Temp"
+    body=/mnt/sys/Windows/Temp/winarm-product-key-report.txt
+    printf 'code %s\r\n' "$code" >"$body" || die "product key: cannot write $body"
+    batch_facts "$script" >/tmp/batch.facts || die "product key: cannot read product-key.cmd"
+    while read -r kind wait rest; do
+        [ "$kind" = report ] || continue
+        report_fields "$rest"
+        if [ "$R_NAME" = product-key ]; then
+            send_report "$wait" "$R_SCRIPT" product-key "$body" "$R_ATTEMPTS"
+            return 0
+        fi
+    done </tmp/batch.facts
+}
+
 # network_driver_installed: true when NetKVM is in the driver store (an INF named netkvm.inf, any case).
 network_driver_installed() {
     [ -n "$(find "$DRIVER_STORE" -iname netkvm.inf 2>/dev/null | head -n 1)" ]
@@ -933,6 +968,7 @@ first_logon_commands() {
                 event run-key-added "$name"
                 ;;
             drivers) install_drivers "$rest" ;;
+            productkey) install_product_key "$order" ;;
             report) run_report "$order" "${rest%% *}" "${rest#* }" ;;
             batch) run_batch "$order" "${rest#* }" ;;
             task)

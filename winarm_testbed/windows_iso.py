@@ -10,6 +10,10 @@ sources/install.wim                a valid WIM header and XML: ARM64, build 2610
 sources/winarm-seed.img            what the guest "applies": a GPT disk image, ESP + a FAT "Windows" partition
 sources/winarm-hang                only with ``hang``: the guest stops at the top of windowsPE (tests of the
                                    stall watch)
+efi/boot/winarm-drop-key           only with ``drop_key``: the CD's loader (GRUB, which reads the CD's UDF tree)
+                                   drops the first key pressed at its prompt (tests of the retried key)
+efi/boot/winarm-deaf-prompt        only with ``deaf_prompt``: the CD's loader takes no key at its prompt and goes
+                                   back to the firmware (tests of the retried CD boot)
 ```
 The guest's apply (windowsPE) writes the seed onto the disk, then the whole ``install.wim`` right after it (into
 the Windows partition's free space): each edition's ``TOTALBYTES`` in the WIM XML is exactly those bytes, the
@@ -39,7 +43,8 @@ from winarm_testbed.images import make_seed
 from winarm_testbed.tools import GuestBuildError, locked, run
 from winarm_testbed.wim_image import build_bridge_iso
 
-__all__ = ["BUILD", "EDITIONS", "HANG_PATH", "ISO_MODULES", "ISO_NAME", "SEED_PATH", "build_windows_testbed"]
+__all__ = ["BUILD", "DEAF_PROMPT_PATH", "DROP_KEY_PATH", "EDITIONS", "HANG_PATH", "ISO_MODULES", "ISO_NAME",
+           "SEED_PATH", "build_windows_testbed"]
 
 ISO_NAME = "winarm-windows-testbed.iso"
 EDITIONS = ("Windows 11 Home", "Windows 11 Pro")
@@ -49,6 +54,11 @@ SEED_PATH = "sources/winarm-seed.img"
 HANG_PATH = "sources/winarm-hang"
 """With this file on the medium the guest prints ``WINARM-EVENT hang`` at the top of windowsPE and then does
 nothing more: no disk I/O, no output, the screen unchanged (init.sh knows this path)."""
+DROP_KEY_PATH = "efi/boot/winarm-drop-key"
+"""With this file on the CD (grub.cfg looks for it) the CD's prompt drops the first key: a lost key press."""
+DEAF_PROMPT_PATH = "efi/boot/winarm-deaf-prompt"
+"""With this file on the CD the CD's prompt takes no key and its loader goes back to the firmware: a CD that never
+boots."""
 ISO_MODULES = ("windows_iso.py", "wim_writer.py", "wim_image.py", "images.py")
 """The modules of this package that turn the guest into the Windows-shaped ISO (its cache key hashes them)."""
 DATA_MIB = 128
@@ -72,6 +82,8 @@ def build_windows_testbed(
     log: Callable[[str], None] = print,
     wim_padding: int = 0,
     hang: bool = False,
+    drop_key: bool = False,
+    deaf_prompt: bool = False,
 ) -> Path:
     """Build (or reuse from cache) the Windows-shaped test ISO and return its path.
 
@@ -80,7 +92,9 @@ def build_windows_testbed(
     the WIM writer and ``wim_padding`` (zero bytes before the WIM's XML, to give ``install.wim`` a realistic
     size; the ISO is written sparsely, so the padding costs no disk; the guest cannot apply such an image, which
     no longer fits its Windows partition: it is for reading) and ``hang`` (:data:`HANG_PATH` on the medium: a
-    separate ISO whose guest freezes in windowsPE). Idempotent and fast on a cache hit;
+    separate ISO whose guest freezes in windowsPE) and ``drop_key`` (:data:`DROP_KEY_PATH`: a separate ISO whose
+    CD prompt drops the first key pressed) and ``deaf_prompt`` (:data:`DEAF_PROMPT_PATH`: one whose CD never
+    boots). Idempotent and fast on a cache hit;
     ``force`` rebuilds the ISO (not the guest). Written atomically (temp file + rename) under a lock.
 
     Raises GuestBuildError (one line) when the guest cannot be built, a host tool fails, ``wim_padding``
@@ -90,8 +104,12 @@ def build_windows_testbed(
         raise GuestBuildError(f"wim_padding {wim_padding} is negative")
     cache_dir = Path(cache_dir)
     efi_image = build_guest_efi_image(cache_dir, log=log)
+    marks = {path: text for path, text, wanted in (
+        (HANG_PATH, b"winarm test: the guest hangs at the top of windowsPE\r\n", hang),
+        (DROP_KEY_PATH, b"winarm test: the CD's loader drops the first key pressed at its prompt\r\n", drop_key),
+        (DEAF_PROMPT_PATH, b"winarm test: the CD's loader takes no key at its prompt\r\n", deaf_prompt)) if wanted}
     try:
-        iso = cache_dir / f"windows-{_cache_key(efi_image, wim_padding, hang)}" / ISO_NAME
+        iso = cache_dir / f"windows-{_cache_key(efi_image, wim_padding, marks)}" / ISO_NAME
         if iso.is_file() and not force:
             return iso
         with locked(cache_dir / ".lock-windows"):
@@ -99,32 +117,33 @@ def build_windows_testbed(
                 return iso
             started = time.monotonic()
             log(f"testbed: building {iso}")
-            _build(efi_image, iso, wim_padding, hang)
+            _build(efi_image, iso, wim_padding, marks)
             log(f"testbed: built {iso.name} in {time.monotonic() - started:.1f} s")
             return iso
     except (OSError, ValueError) as exc:
         raise GuestBuildError(f"cannot build the Windows test ISO in {cache_dir}: {exc}") from exc
 
 
-def _cache_key(efi_image: Path, wim_padding: int, hang: bool) -> str:
+def _cache_key(efi_image: Path, wim_padding: int, marks: dict[str, bytes]) -> str:
     """Short hash of the guest build (its cache directory is named by its own key), of the modules that turn
     it into this ISO (this one, the ISO and WIM writers, the seed disk's, and winarm's WIM reader, whose layout
-    the writer packs), pycdlib's version, the padding and the hang option."""
+    the writer packs), pycdlib's version, the padding and the marker files (hang, drop-key, deaf-prompt)."""
     from importlib.metadata import version
 
     from winarm.media import wim
 
     digest = hashlib.sha256()
     digest.update(f"{efi_image.parent.name}\npadding={wim_padding}\npycdlib={version('pycdlib')}\n".encode())
-    if hang:
-        digest.update(b"hang\n")
+    for path in sorted(marks):
+        digest.update(f"{path}\n".encode())
     for module_file in (*(Path(__file__).with_name(name) for name in ISO_MODULES), Path(wim.__file__)):
         digest.update(module_file.read_bytes())
     return digest.hexdigest()[:12]
 
 
-def _build(efi_image: Path, iso: Path, wim_padding: int, hang: bool) -> None:
-    """Write the ISO to ISO from the guest's EFI image (through a temp file and a rename).
+def _build(efi_image: Path, iso: Path, wim_padding: int, marks: dict[str, bytes]) -> None:
+    """Write the ISO to ISO from the guest's EFI image (through a temp file and a rename), with the marker files
+    ``marks`` (path in the CD's tree: bytes) that change how the guest behaves.
 
     Raises GuestBuildError when mtools or sfdisk fail, OSError from the file system.
     """
@@ -136,9 +155,7 @@ def _build(efi_image: Path, iso: Path, wim_padding: int, hang: bool) -> None:
              env={"MTOOLS_SKIP_CHECK": "1"})
         seed = work / "seed.img"
         make_seed(efi_image, seed, data_mib=DATA_MIB)
-        extra: dict[str, bytes | Path] = {"efi/boot/bootaa64.efi": loader, SEED_PATH: seed}
-        if hang:
-            extra[HANG_PATH] = b"winarm test: the guest hangs at the top of windowsPE\r\n"
+        extra: dict[str, bytes | Path] = {"efi/boot/bootaa64.efi": loader, SEED_PATH: seed, **marks}
         wim_size = wim_padding + WIM_MIB * _MIB
         applied = _applied_bytes(efi_image, seed, wim_size, must_fit=not wim_padding)
         tmp_iso = work / ISO_NAME

@@ -32,6 +32,7 @@ def test_qemu_killed_mid_boot_is_one_line_and_the_disk_boots_again(tmp_path: Pat
                                                                     guest_iso: Path, share_root: Path) -> None:
     shared = share_root / "shared"
     shared.mkdir()
+    os.chown(shared, 4321, 4322)  # not root's: root as the share's default owner is refused
     storage = tmp_path / "storage"
     vm = Up(storage, run_base, *GUEST, "--iso", str(guest_iso), "--tpm", "--shared", str(shared))
     try:

@@ -29,7 +29,8 @@ def test_fallback_stop_of_a_firmware_only_vm(tmp_path: Path, run_base: Path) -> 
         report = vm.status()
         assert report["state"] == "running" and report["healthy"] is True
         assert psutil.pid_exists(report["qemu_pid"])
-        assert report["vnc"].startswith("127.0.0.1:")
+        assert report["vnc"] == f"unix:{report['run_dir']}/vnc.sock", "VNC on its socket by default (issue 14)"
+        assert Path(report["run_dir"], "vnc.sock").is_socket()
         assert oct(Path(report["run_dir"]).stat().st_mode & 0o777) == "0o700"
         down = winarm("down", "--name", "t", "--storage", str(tmp_path), env=vm.env)
         assert down.returncode == 0, down.stderr

@@ -105,7 +105,7 @@ def start_all(tmp_path: Path, run_base: Path, folders: dict[str, Path], vms: dic
     until each runs and its share is healthy."""
     for name, folder in folders.items():
         extra = ["--tpm"] if name == "ld" else []
-        vms[name] = Up(tmp_path, run_base, *FAST, "--shared", str(folder), *extra, name=name)
+        vms[name] = Up(tmp_path, run_base, *FAST, "--shared", str(folder), "--vnc", "127.0.0.1", *extra, name=name)
     for vm in vms.values():
         vm.wait_line("running (tcg)", START)
     for vm in vms.values():

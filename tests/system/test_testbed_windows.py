@@ -21,7 +21,7 @@ from tests.conftest import cache_dir
 from tests.system.testbed_runs import ReportListener, Run, boot, qemu_argv
 from winarm.answer.medium import driver_folder, medium_files, write_iso
 from winarm.answer.settings import AnswerSettings
-from winarm.media.drivers import DriverSelection, pick_drivers
+from winarm.media.drivers import DriverRequest, DriverSelection, load_catalog, pick_drivers
 from winarm_testbed.virtio_tree import make_fake_virtio_tree
 
 
@@ -116,11 +116,14 @@ DRIVERS = [("viorng", "viorng.inf"), ("Balloon", "balloon.inf"), ("vioserial", "
 
 def winarm_medium(tmp_path: Path, drivers_pass: str, *, skip: tuple[str, ...] = ()) -> tuple[Path, list[str]]:
     """winarm's own answer medium for a virtio-blk VM (drivers in DRIVERS_PASS, from a stand-in virtio-win tree
-    without the drivers in SKIP): its path and the driver folders its driver script installs, in order."""
+    without the drivers in SKIP): its path and the driver folders its driver script installs, in order. Every
+    catalog device counts as attached (these tests are about the passes, not the selection) and Secure Boot is
+    off (the placeholders are unsigned)."""
     tree = make_fake_virtio_tree(tmp_path / "virtio-win", skip=skip)
-    selection: DriverSelection = pick_drivers(tree, windows="11", disk_bus="virtio-blk", drivers_pass=drivers_pass)
-    settings = AnswerSettings(drivers_pass=drivers_pass, has_drivers=bool(selection.others), tpm=False,
-                              secure_boot=False)
+    every = frozenset(device for driver in load_catalog() for device in driver.devices)
+    request = DriverRequest("11", "virtio-blk", drivers_pass, every, secure_boot=False)
+    selection: DriverSelection = pick_drivers(tree, request)
+    settings = AnswerSettings(drivers_pass=drivers_pass, has_drivers=bool(selection.others))
     medium = tmp_path / "answer.iso"
     write_iso(medium_files(settings, selection), medium)
     return medium, [driver_folder(p) for p in selection.others]

@@ -25,6 +25,7 @@ from winarm.guest import (
     DESKTOP_READY_FILE,
     MARKER_PREFIX,
     MEDIUM_MARKER,
+    MEDIUM_PRODUCT_KEY_SCRIPT,
     MEDIUM_REPORT_SCRIPT,
     MEDIUM_SCRIPT,
     REPORT_FIRST_LOGON,
@@ -81,6 +82,16 @@ administrator: a Run-key value runs unelevated)."""
 EXTEND_TASK_COMMAND = (
     f'schtasks.exe /create /tn {EXTEND_TASK} /tr "{EXTEND_SCRIPT}" /sc onstart /ru SYSTEM /rl highest /f'
 )
+PREVENT_ENCRYPTION_COMMAND = (
+    r"reg.exe add HKLM\SYSTEM\CurrentControlSet\Control\BitLocker /v PreventDeviceEncryption /t REG_DWORD /d 1 /f"
+)
+"""Windows 11 24H2 turns on BitLocker device encryption by itself on hardware it deems capable; this value stops
+it. A registry value rather than Microsoft-Windows-SecureStartup-FilterDriver's PreventDeviceEncryption, which
+Microsoft documents for Windows 8 SoCs only (and for no arm64 image)."""
+PASSWORD_NEVER_EXPIRES_COMMAND = "net.exe accounts /maxpwage:unlimited"
+"""Local passwords expire after 42 days, and AutoLogon then stops at a prompt. The unattend LocalAccount has no
+expiry setting, and ``wmic`` (its usual per-account way) is deprecated and missing from Windows 11 24H2 on: the
+machine's maximum password age, set to unlimited, covers every local account."""
 
 
 @dataclass(frozen=True)
@@ -141,9 +152,14 @@ def _installs_drivers_in(s: AnswerSettings, pass_name: str) -> bool:
 
 
 def specialize_commands(s: AnswerSettings) -> list[Command]:
-    """The specialize pass's commands: the report script's copy first, BypassNRO, the drivers, the host name and
-    SMB policy for shares, then the logon scripts' copies (:func:`logon_script_copies`)."""
-    commands = [Command("Copy winarm's report script from the answer medium", report_copy_command())]
+    """The specialize pass's commands: the report script's copy first, the long-lived VM's defaults (no automatic
+    device encryption, passwords that never expire), BypassNRO, the drivers, the host name and SMB policy for
+    shares, then the logon scripts' copies (:func:`logon_script_copies`)."""
+    commands = [
+        Command("Copy winarm's report script from the answer medium", report_copy_command()),
+        Command("Prevent automatic BitLocker device encryption", PREVENT_ENCRYPTION_COMMAND),
+        Command("Local passwords never expire (AutoLogon would stop after 42 days)", PASSWORD_NEVER_EXPIRES_COMMAND),
+    ]
     if s.bypass_nro:
         commands.append(Command("Allow setup without a network (BypassNRO)", BYPASS_NRO_COMMAND))
     if _installs_drivers_in(s, "specialize"):
@@ -214,10 +230,24 @@ def _desktop_ready(shares: tuple[str, ...]) -> list[Command]:
     return commands
 
 
+def product_key_command() -> str:
+    """The command line that runs the product-key script on the answer medium (:data:`MEDIUM_PRODUCT_KEY_SCRIPT`),
+    which reads the key from a file beside it: the key itself is in no command line of the answer file."""
+    return _on_medium(f"call %d:\\{MEDIUM_PRODUCT_KEY_SCRIPT}")
+
+
+def _product_key(s: AnswerSettings) -> list[Command]:
+    """The product-key command when the user gave a key (none otherwise)."""
+    if s.product_key is None:
+        return []
+    return [Command("Install the product key from the winarm medium (slmgr /ipk)", product_key_command())]
+
+
 def firstlogon_commands(s: AnswerSettings) -> list[Command]:
-    """The first logon's commands: the first-logon report, the drivers, the share script (now and from the Run
-    key), the extend task and a first extend, then the desktop-ready reports."""
+    """The first logon's commands: the first-logon report, the product key, the drivers, the share script (now
+    and from the Run key), the extend task and a first extend, then the desktop-ready reports."""
     commands = [Command("Tell winarm the first logon began", report_command(REPORT_FIRST_LOGON, wait=False))]
+    commands += _product_key(s)
     if _installs_drivers_in(s, "firstlogon"):
         commands.append(Command(INSTALL_DRIVERS, driver_command(DRIVER_SCRIPT_PASSES["firstlogon"])))
     if s.shares:

@@ -8,13 +8,18 @@ Layout (Joliet and UDF carry the real names; ISO9660 names are generated, since 
 /winarm/extend-c.cmd, extend-c.txt     the script that extends C: over a grown disk, and its diskpart script
 /winarm/map-shares.cmd                 with shares: the script that stores the share login and maps the shares
 /winarm/share-login.txt                with a share login: "USER PASSWORD", read by that script at the first logon
-/$WinPEDriver$/<driver>/...            the boot-critical storage driver (every driver with windowsPE)
+/$WinPEDriver$/<driver>/...            the boot-critical storage driver (with windowsPE every picked driver
+                                       but the display driver, which never goes here)
 /winarm/install-drivers.cmd            the script the specialize (or first-logon) command runs
 /winarm/drivers.txt                    the install order: "<folder> <inf>" per line
 /winarm/drivers/<folder>/...           the other drivers
+/winarm/product-key.cmd                the first-logon script that installs the product key (with a key only)
+/winarm/product-key.txt                the key itself, read by that script: in no command line of the answer file
 ```
-The medium is built once per set of inputs (cached by their hash), written under a temporary name and
-renamed, and kept at mode 0600: it holds the (obfuscated, not encrypted) password and the share login.
+Which drivers are on it (only those of devices the VM attaches) and the signature check that may refuse
+them are decided before, by :func:`winarm.media.drivers.pick_drivers`. The medium is built once per set of
+inputs (cached by their hash), written under a temporary name and renamed, and kept at mode 0600: it holds
+the (obfuscated, not encrypted) password, the product key and the share login.
 """
 
 from __future__ import annotations
@@ -27,11 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from winarm.answer.logon_scripts import logon_files
-from winarm.answer.render import render, render_driver_script, render_report_script
+from winarm.answer.render import render, render_driver_script, render_product_key_script, render_report_script
 from winarm.answer.settings import AnswerSettings
 from winarm.config.paths import ANSWER_PREFIX as PREFIX
 from winarm.config.paths import remove_answer_media
-from winarm.guest import MEDIUM_MARKER, MEDIUM_REPORT_SCRIPT
+from winarm.guest import MEDIUM_MARKER, MEDIUM_PRODUCT_KEY_FILE, MEDIUM_PRODUCT_KEY_SCRIPT, MEDIUM_REPORT_SCRIPT
 from winarm.media.drivers import DriverSelection, PickedDriver
 
 WINPE_DRIVERS = "$WinPEDriver$"
@@ -57,12 +62,25 @@ def driver_folder(picked: PickedDriver) -> str:
     return f"{picked.driver.order:02d}-{picked.driver.folder}"
 
 
+def product_key_files(settings: AnswerSettings) -> list[MediumFile]:
+    """The product-key script and the key's file, when the user gave a key (nothing otherwise). The key travels
+    as a file so that it is in no command line of the answer file (Setup keeps a copy of that in
+    ``C:\\Windows\\Panther``). Raises what :func:`render_product_key_script` raises."""
+    if settings.product_key is None:
+        return []
+    return [
+        MediumFile(MEDIUM_PRODUCT_KEY_SCRIPT.replace("\\", "/"), render_product_key_script().encode("ascii")),
+        MediumFile(MEDIUM_PRODUCT_KEY_FILE.replace("\\", "/"), settings.product_key.encode("ascii") + b"\r\n"),
+    ]
+
+
 def medium_files(settings: AnswerSettings, selection: DriverSelection) -> list[MediumFile]:
     """Everything the medium holds, answer file rendered and validated (raises what :func:`render` raises)."""
     files = [
         MediumFile("Autounattend.xml", render(settings).encode("ascii")),
         MediumFile(MEDIUM_MARKER, b"winarm answer medium\r\n"),
         MediumFile(MEDIUM_REPORT_SCRIPT.replace("\\", "/"), render_report_script().encode("ascii")),
+        *product_key_files(settings),
     ]
     files += logon_medium_files(settings)
     for picked in selection.boot_critical:

@@ -11,10 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from winarm.answer.settings import AnswerSettings, check_settings
+from winarm.config.timezone import host_timezone
 from winarm.config.vm import Config
 from winarm.config.windows import language_tag
 from winarm.errors import UserError
-from winarm.media.drivers import DriverSelection, pick_drivers, resolve_tree
+from winarm.media.drivers import (
+    DriverRequest,
+    DriverSelection,
+    devices_in_argv,
+    pick_drivers,
+    resolve_tree,
+    tree_version,
+)
 from winarm.media.iso import Edition, InstallImage, IsoInfo, inspect_iso
 
 WINDOWS_11_FIRST_BUILD = 22000
@@ -90,8 +98,7 @@ def answer_settings(cfg: Config, *, edition: Edition, has_drivers: bool) -> Answ
         keyboard=cfg.keyboard,
         edition_index=edition.index,
         product_key=cfg.product_key,
-        tpm=cfg.tpm,
-        secure_boot=cfg.secure_boot,
+        timezone=cfg.timezone or host_timezone(),
         drivers_pass=cfg.drivers_pass,
         has_drivers=has_drivers,
         shares=tuple(share.name for share in cfg.share.shares) if cfg.share else (),
@@ -102,9 +109,25 @@ def answer_settings(cfg: Config, *, edition: Edition, has_drivers: bool) -> Answ
     return settings
 
 
-def select_drivers(cfg: Config, windows: str, scratch: Path | None = None) -> DriverSelection:
-    """The drivers from ``--drivers``; without it, only an NVMe disk can be installed to (Windows has its
-    NVMe driver; a virtio disk is invisible to Setup). Raises :class:`UserError`."""
+def attached_devices(cfg: Config) -> frozenset[str]:
+    """The QEMU device types this configuration's VM attaches, read from the very command line it would start
+    (:func:`winarm.qemu.argv.build_argv`, pure, with placeholder firmware and sockets)."""
+    from winarm.config.paths import VmPaths
+    from winarm.qemu.argv import Endpoints, build_argv
+    from winarm.qemu.firmware import Firmware
+
+    paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
+    firmware = Firmware("placeholder", Path("code.fd"), Path("vars.fd"), cfg.secure_boot, Path("firmware.json"))
+    argv = build_argv(cfg, firmware, paths, Endpoints(qmp=paths.qmp_socket, serial=paths.serial_socket),
+                      media=[Path("install.iso"), Path("answer.iso")], tpm_socket=paths.tpm_socket if cfg.tpm else None,
+                      share_port=1 if cfg.share else None)
+    return devices_in_argv(argv)
+
+
+def select_drivers(cfg: Config, windows: str) -> DriverSelection:
+    """The drivers from ``--drivers`` for the devices this VM attaches; without it, only an NVMe disk can be
+    installed to (Windows has its NVMe driver; a virtio disk is invisible to Setup). Raises :class:`UserError`
+    (see :func:`pick_drivers`: with Secure Boot on, a storage driver Microsoft did not sign is refused)."""
     if cfg.drivers is None:
         if cfg.disk_bus != "nvme":
             raise UserError(
@@ -112,17 +135,20 @@ def select_drivers(cfg: Config, windows: str, scratch: Path | None = None) -> Dr
                 "(the virtio-win ISO or its extracted folder, env DRIVERS) or use --disk-bus nvme"
             )
         return DriverSelection()
-    tree = resolve_tree(cfg.drivers, scratch)
-    return pick_drivers(tree, windows=windows, disk_bus=cfg.disk_bus, drivers_pass=cfg.drivers_pass)
+    tree = resolve_tree(cfg.drivers, cfg.storage)
+    request = DriverRequest(windows=windows, disk_bus=cfg.disk_bus, drivers_pass=cfg.drivers_pass,
+                            devices=attached_devices(cfg), secure_boot=cfg.secure_boot,
+                            version=tree_version(cfg.drivers))
+    return pick_drivers(tree, request)
 
 
-def plan_install(cfg: Config, facts: dict[str, Any], scratch: Path | None = None) -> InstallPlan | None:
+def plan_install(cfg: Config, facts: dict[str, Any]) -> InstallPlan | None:
     """What the install needs, or None when there is nothing to install (no ISO, or the install already
     completed on this disk). Raises :class:`UserError` for a bad ISO, edition, setting or driver tree."""
     if cfg.iso is None or facts.get("install_complete"):
         return None
     info = inspect_iso(cfg.iso)
     edition = choose_edition(info, cfg.edition)
-    selection = select_drivers(cfg, windows_version(edition), scratch)
+    selection = select_drivers(cfg, windows_version(edition))
     settings = answer_settings(cfg, edition=edition, has_drivers=bool(selection.others))
     return InstallPlan(info, edition, settings, selection)

@@ -15,14 +15,16 @@ import jinja2
 
 from winarm.answer.commands import DRIVE_LETTERS, firstlogon_commands, specialize_commands
 from winarm.answer.settings import AnswerSettings, check_settings, encode_password
-from winarm.answer.validate import validate
+from winarm.answer.validate import validate, windows11_bypasses
 from winarm.config.windows import TEMPLATE_DIR, keyboard_ids, language_tag
 from winarm.errors import RuntimeFailure, UserError
 from winarm.guest import (
     MEDIUM_DRIVERS_DIR,
     MEDIUM_MARKER,
+    MEDIUM_PRODUCT_KEY_FILE,
     PNPUTIL_SUCCESS,
     REPORT_DRIVERS,
+    REPORT_PRODUCT_KEY,
     REPORT_SCRIPT,
     REPORT_URL,
 )
@@ -53,18 +55,6 @@ def _template(name: str) -> jinja2.Template:
         raise RuntimeFailure(f"cannot load the template {TEMPLATE_DIR / name}: {error}") from None
 
 
-def _labconfig(s: AnswerSettings) -> list[str]:
-    """The ``LabConfig`` bypasses Setup needs for the hardware ``s`` describes (no TPM, no Secure Boot...)."""
-    bypasses = []
-    if not s.tpm:
-        bypasses.append("BypassTPMCheck")
-    if not s.secure_boot:
-        bypasses.append("BypassSecureBootCheck")
-    if s.bypass_ram_check:
-        bypasses.append("BypassRAMCheck")
-    return bypasses
-
-
 def _image(s: AnswerSettings) -> tuple[str, str]:
     """``(key, value)`` of the ``InstallFrom`` metadata: the edition by name, else by index (1 by default)."""
     if s.edition_name is not None:
@@ -87,10 +77,10 @@ def _context(s: AnswerSettings) -> dict[str, Any]:
         "keyboard": keyboard_ids(s.keyboard) if s.keyboard is not None else language,
         "image_key": image_key,
         "image_value": image_value,
-        "product_key": s.product_key,
+        "timezone": s.timezone,
         "disk_id": s.disk_id,
         "autologon": s.autologon,
-        "labconfig": _labconfig(s),
+        "labconfig": windows11_bypasses() if s.windows == "11" else (),
         "specialize_commands": specialize_commands(s),
         "firstlogon_commands": firstlogon_commands(s),
     }
@@ -161,6 +151,23 @@ def render_report_script() -> str:
         url=REPORT_URL, attempts=REPORT_ATTEMPTS, pause_seconds=REPORT_PAUSE_SECONDS,
     )
     return _crlf_ascii(text, "report script")
+
+
+def render_product_key_script() -> str:
+    """The first-logon product-key script for the medium (:data:`~winarm.guest.MEDIUM_PRODUCT_KEY_SCRIPT`): batch,
+    ASCII, CRLF. It reads the key from :data:`~winarm.guest.MEDIUM_PRODUCT_KEY_FILE` beside it, runs
+    ``cscript //nologo %WINDIR%\\System32\\slmgr.vbs /ipk KEY`` and sends the report
+    :data:`~winarm.guest.REPORT_PRODUCT_KEY` with body ``code <exit code>`` (``code missing`` without a key file).
+    The key is in none of its own lines. Raises :class:`RuntimeFailure` when the template is missing or yields
+    non-ASCII text.
+    """
+    text = _template("product-key.cmd.j2").render(
+        key_file=MEDIUM_PRODUCT_KEY_FILE,
+        key_name=MEDIUM_PRODUCT_KEY_FILE.rsplit("\\", 1)[-1],
+        report=REPORT_PRODUCT_KEY,
+        report_script=REPORT_SCRIPT,
+    )
+    return _crlf_ascii(text, "product-key script")
 
 
 def _crlf_ascii(text: str, what: str) -> str:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from winarm.config.share import SHARE_NAME_RE, check_share_login
+from winarm.config.timezone import DEFAULT_TIMEZONE, EXAMPLE, is_windows_zone
 from winarm.config.windows import (
     DEFAULT_COMPUTER_NAME,
     DEFAULT_DRIVERS_PASS,
@@ -31,6 +32,7 @@ PASSWORD_KINDS = ("Password", "AdministratorPassword")
 SHARE_LETTERS = "ZYXWVUTS"
 """The drive letters shares are mapped to, in order: at most this many shares."""
 EDITION_NAME_RE = re.compile(r"[ -~]{1,128}")
+WINDOWS_IN_NAME_RE = re.compile(r"\bWindows\s+(1[01])\b", re.IGNORECASE)
 MAX_EDITION_INDEX = 99
 MAX_DISK_ID = 63
 
@@ -51,12 +53,13 @@ class AnswerSettings:
     keyboard: str | None = None
     edition_index: int | None = None
     edition_name: str | None = None
-    product_key: str | None = None
+    product_key: str | None = field(default=None, repr=False)
+    """Installed at the first logon from a file on the answer medium (``slmgr /ipk``), never written to the answer
+    file: a key that does not match the edition stops Setup with no way out."""
+    timezone: str = DEFAULT_TIMEZONE
+    """A Windows time zone ID (see :mod:`winarm.config.timezone`); callers map IANA names first."""
     disk_id: int = 0
     autologon: bool = True
-    tpm: bool = True
-    secure_boot: bool = True
-    bypass_ram_check: bool = False
     bypass_nro: bool = True
     drivers_pass: str = DEFAULT_DRIVERS_PASS
     has_drivers: bool = True
@@ -112,14 +115,19 @@ def check_settings(s: AnswerSettings) -> None:
     Windows refuses (empty, over 20 characters, a built-in account or group name, one of ``"/\\[]:;|=,+*?<>@`` or a
     control character, only dots and spaces, a leading or trailing space), a non-ASCII or over-long password or
     username, a computer name that is not 1-15 letters, digits and inner hyphens or is all digits, an unknown
-    language or keyboard, both or a bad edition index/name, a malformed product key, a negative disk, an unknown
-    Windows version, architecture or drivers pass, more shares than drive letters, a bad share name or login.
+    language or keyboard, both or a bad edition index/name (or a name of another Windows version), a malformed
+    product key, a time zone that is not a
+    Windows time zone ID, a negative disk, an unknown Windows version, architecture or drivers pass, more shares
+    than drive letters, a bad share name or login.
     """
     _check_platform(s)
     check_account(s.username, s.password, s.computer_name, s.language, keyboard=s.keyboard, product_key=s.product_key)
+    if not is_windows_zone(s.timezone):
+        raise UserError(f"time zone {ascii(s.timezone)} is not a Windows time zone ID: use for example {EXAMPLE}")
     if s.ui_language is not None:
         language_tag(s.ui_language, "UI language")
     _check_edition(s.edition_index, s.edition_name)
+    _check_edition_version(s.windows, s.edition_name)
     if not 0 <= s.disk_id <= MAX_DISK_ID:
         raise UserError(f"disk number {s.disk_id} is out of range: use 0 to {MAX_DISK_ID} (0 is the first disk)")
     _check_shares(s)
@@ -146,6 +154,15 @@ def _check_edition(index: int | None, name: str | None) -> None:
             f"edition name {ascii(name)} is not usable: give the image's name as printable ASCII, "
             "like 'Windows 11 Pro'"
         )
+
+
+def _check_edition_version(windows: str, name: str | None) -> None:
+    """An edition name that says which Windows it is (``Windows 10 Pro``) must agree with the Windows version (its
+    template, and whether Windows 11's bypasses are written). Raises :class:`UserError`."""
+    said = WINDOWS_IN_NAME_RE.search(name or "")
+    if said is not None and said.group(1) != windows:
+        raise UserError(f"edition name {ascii(name)} is Windows {said.group(1)}, but the answer file is for Windows "
+                        f"{windows}: pass --windows {said.group(1)}")
 
 
 def _check_shares(s: AnswerSettings) -> None:

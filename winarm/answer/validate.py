@@ -47,6 +47,12 @@ def _rules() -> dict[str, Any]:
     return rules
 
 
+def windows11_bypasses() -> tuple[str, ...]:
+    """The ``LabConfig`` values every Windows 11 answer file sets (``windows11_bypasses`` in the rules file).
+    Raises :class:`RuntimeFailure` when the rules file is unreadable."""
+    return tuple(_rules()["windows11_bypasses"])
+
+
 # --- parsing ----------------------------------------------------------------------------------------------------
 
 
@@ -82,6 +88,8 @@ class _TreeBuilder:
         self.parser = parser
         self.root: _Element | None = None
         self.stack: list[_Element] = []
+        self.comments: list[str] = []
+        parser.CommentHandler = self.comments.append
         parser.StartElementHandler = self.start
         parser.EndElementHandler = self.end
         parser.CharacterDataHandler = self.chars
@@ -113,8 +121,9 @@ class _TreeBuilder:
         raise _DtdForbidden(self.parser.CurrentLineNumber)
 
 
-def _parse(data: str | bytes, findings: list[Finding]) -> _Element | None:
-    """Parse with expat, refusing any DTD (so no entity can be declared). None (and a finding) when not parseable."""
+def _parse(data: str | bytes, findings: list[Finding], comments: list[str]) -> _Element | None:
+    """Parse with expat, refusing any DTD (so no entity can be declared). None (and a finding) when not parseable.
+    The file's comments are appended to ``comments``."""
     parser = expat.ParserCreate(namespace_separator=" ")
     builder = _TreeBuilder(parser)
     try:
@@ -125,6 +134,7 @@ def _parse(data: str | bytes, findings: list[Finding]) -> _Element | None:
     except expat.ExpatError as error:
         findings.append(Finding(error.lineno, "well-formed", f"not well-formed XML: {expat.ErrorString(error.code)}"))
         return None
+    comments += builder.comments
     return builder.root
 
 
@@ -278,16 +288,18 @@ def validate(text: str | bytes, arch: str = "arm64", editions: Sequence[Edition]
     ``unknown-pass``, ``duplicate-pass``, ``component-attributes``, ``component-arch``, ``component-pass``,
     ``setting-pass``, ``list-action``, ``list-key``, ``duplicate-key``, ``max-length``, ``password-encoding``,
     ``secret-command-line`` (a share login on a command line, see :mod:`~winarm.answer.validate_commands`),
-    ``partition-after-c`` (C: not the last partition, see :mod:`~winarm.answer.validate_layout`);
-    given the install ISO's ``editions``, also ``image-edition`` and ``ui-language`` (see
-    :func:`~winarm.answer.validate_image.check_image`). A file that cannot be parsed gets only the ascii
-    findings and the parse finding. Raises :class:`RuntimeFailure` only when winarm's own rules file is
-    unreadable.
+    ``partition-after-c`` (C: not the last partition, see :mod:`~winarm.answer.validate_layout`),
+    then ``windows11-bypasses``, ``product-key``, ``dynamic-update``, ``timezone`` (see
+    :mod:`~winarm.answer.validate_facts`); given the install ISO's ``editions``, also ``image-edition`` and
+    ``ui-language`` (see :func:`~winarm.answer.validate_image.check_image`). A file that cannot be parsed gets
+    only the ascii findings and the parse finding. Raises :class:`RuntimeFailure` only when winarm's own rules
+    file is unreadable.
     """
     rules = _rules()
     findings: list[Finding] = []
     _check_ascii(text, findings)
-    root = _parse(text, findings)
+    comments: list[str] = []
+    root = _parse(text, findings, comments)
     if root is None:
         if not any(f.rule in ("well-formed", "dtd") for f in findings):
             findings.append(Finding(1, "well-formed", "the file holds no XML element"))
@@ -295,6 +307,23 @@ def validate(text: str | bytes, arch: str = "arm64", editions: Sequence[Edition]
     namespace = rules["namespace"]
     if root.name != "unattend" or root.ns != namespace:
         findings.append(Finding(root.line, "root", f"the root element must be <unattend> in namespace {namespace}"))
+    _check_passes(root, arch, rules, findings)
+    from winarm.answer.validate_facts import check_facts
+
+    def add(line: int, rule: str, message: str) -> None:
+        findings.append(Finding(line, rule, message))
+
+    builds = {edition.index: edition.build_number for edition in editions} if editions else None
+    check_facts(root, comments, rules["windows11_bypasses"], add, builds)
+    if editions:
+        from winarm.answer.validate_image import check_image
+
+        check_image(root, editions, add)
+    return findings
+
+
+def _check_passes(root: _Element, arch: str, rules: dict[str, Any], findings: list[Finding]) -> None:
+    """Each ``<settings>``: its pass, its components' attributes and passes, and everything below it."""
     passes_seen: dict[str, int] = {}
     for settings in root.children:
         if settings.name != "settings":
@@ -309,8 +338,3 @@ def validate(text: str | bytes, arch: str = "arm64", editions: Sequence[Edition]
         _check_tree(settings, rules, findings)
     check_command_secrets(root, lambda line, rule, message: findings.append(Finding(line, rule, message)))
     check_layout(root, lambda line, rule, message: findings.append(Finding(line, rule, message)))
-    if editions:
-        from winarm.answer.validate_image import check_image
-
-        check_image(root, editions, lambda line, rule, message: findings.append(Finding(line, rule, message)))
-    return findings

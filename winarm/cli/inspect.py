@@ -1,5 +1,9 @@
 """``winarm inspect ISO [--json]``: what an install ISO holds, read in milliseconds without reading the image.
 
+An ``Autounattend.xml`` at the ISO's root (Setup may use it instead of winarm's answer file, see
+:mod:`winarm.media.iso_answer`) is said in one ``winarm: warning:`` line on stderr, and listed as
+``answer_files`` in the JSON.
+
 Exit status: 0 the ISO is usable (or, with ``--json``, was read at all: an x64 ISO is printed with its arch);
 2 with one line ``winarm: ...`` on stderr for a file that is not usable Windows for ARM64 media.
 """
@@ -25,8 +29,10 @@ def inspect(iso: Path, as_json: bool) -> None:
     """Show an install ISO's architecture, install image and editions (index, name, build, arch, UI languages:
     the default one first, marked with a star; "-" when the image names none)."""
     from winarm.media.iso import inspect_iso
+    from winarm.media.iso_answer import warn_answer_file
 
     info = inspect_iso(iso, require_arm64=not as_json)
+    warn_answer_file(info, iso)
     if as_json:
         click.echo(json.dumps(info.as_json(), indent=2, ensure_ascii=False))
         return

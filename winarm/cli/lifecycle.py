@@ -21,7 +21,8 @@ EXIT_NOT_RUNNING = 3
 @options(*VM)
 @click.option("--wait/--no-wait", default=True, help="Wait until the daemon has stopped the VM [default: wait].")
 def down(name: str | None, storage: str | None, wait: bool) -> None:
-    """Stop a running VM gracefully (power button, then quit after the timeout)."""
+    """Stop a running VM gracefully (power button, then quit after the timeout; after 5 s when no OS or Windows
+    Setup runs, which ignore the power button)."""
     from winarm.vm.control import ask
 
     vm, paths = vm_paths(name, storage)
@@ -30,7 +31,9 @@ def down(name: str | None, storage: str | None, wait: bool) -> None:
         click.echo(f"VM {vm!r} is not running")
         return
     pid = reply.get("daemon_pid")
-    click.echo(f"stopping VM {vm!r}")
+    because = reply.get("because")
+    quits = f": {because}, quit after {float(reply.get('timeout', 0)):g} s" if because else ""
+    click.echo(f"stopping VM {vm!r}{quits}")
     if not wait or not isinstance(pid, int):
         click.echo("stop requested")
         return

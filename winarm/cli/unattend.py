@@ -66,8 +66,10 @@ def render_command(out: Path | None, **flags: Any) -> None:
 
 def answer_settings(values: Values) -> AnswerSettings:
     """The answer file's settings from the table's values (flags, environment, defaults). Raises
-    :class:`UserError` for a bad disk bus or drivers pass; the answer's own checks come when it is rendered."""
+    :class:`UserError` for a bad disk bus, drivers pass or time zone; the answer's own checks come when it is
+    rendered."""
     from winarm.answer.settings import AnswerSettings
+    from winarm.config.timezone import windows_timezone
 
     values.check("disk_bus")  # its boot driver goes in $WinPEDriver$, not in the XML
     edition_index, edition_name = _edition(values.text("edition"))
@@ -83,8 +85,7 @@ def answer_settings(values: Values) -> AnswerSettings:
         edition_index=edition_index,
         edition_name=edition_name,
         product_key=product_key.strip().upper() if product_key else None,
-        tpm=bool(values["tpm"]),
-        secure_boot=bool(values["secure_boot"]),
+        timezone=windows_timezone(str(values["timezone"])),
         drivers_pass=values["drivers_pass"],
     )
 
@@ -96,16 +97,19 @@ def answer_settings(values: Values) -> AnswerSettings:
               help="The install ISO: also check that InstallFrom's edition is on it and every UILanguage is one of "
                    "that edition's languages.")
 def validate_command(file: Path, arch: str, iso: Path | None) -> None:
-    """Check an answer file: print 'valid' (exit 0) or one problem per line (exit 1)."""
+    """Check an answer file: print 'valid' (exit 0) or one problem per line (exit 1). An ISO carrying its own
+    Autounattend.xml at its root is warned about on stderr (Setup may use it instead of this file)."""
     from winarm.answer.validate import validate
     from winarm.media.iso import inspect_iso
+    from winarm.media.iso_answer import warn_answer_file
 
     try:
         data = file.read_bytes()
     except OSError as error:
         raise UserError(f"cannot read {str(file)!r}: {error.strerror or error}") from error
-    editions = inspect_iso(iso, require_arm64=False).editions if iso is not None else ()
-    findings = validate(data, arch, editions)
+    info = inspect_iso(iso, require_arm64=False) if iso is not None else None
+    warn_answer_file(info, iso)
+    findings = validate(data, arch, info.editions if info is not None else ())
     if not findings:
         click.echo("valid")
         return

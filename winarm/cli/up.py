@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +15,7 @@ from winarm.cli.options import options
 from winarm.config.paths import VmPaths
 from winarm.config.table import UP
 from winarm.config.vm import Config, load_config
+from winarm.errors import UserError
 
 
 @click.command()
@@ -25,6 +27,8 @@ def up(echo_console: bool, dry_run: bool, **flags: Any) -> None:
     from winarm.config import host
 
     cfg = load_config(flags, os.environ, host.probe())
+    if not dry_run:
+        check_something_to_boot(cfg)
     for note in cfg.notes:
         click.echo(f"winarm: note: {note}", err=True)
     if dry_run:
@@ -62,3 +66,42 @@ def print_argv(cfg: Config) -> None:
     )
     for arg in argv:
         click.echo(arg)
+
+
+def check_something_to_boot(cfg: Config) -> None:
+    """Refuse a VM that has nothing to boot: no install ISO (a path or a URL) and no installed disk. A disk is
+    installed when it has booted an OS under winarm (``disk_booted`` or ``install_complete`` in ``vm.json``) or
+    holds data of its own (an image brought from elsewhere). Writes nothing. Raises :class:`UserError`."""
+    from winarm.vm.firmware_watch import FIRMWARE_ONLY_ENV
+
+    if cfg.iso is not None or cfg.iso_url is not None or os.environ.get(FIRMWARE_ONLY_ENV) == "1":
+        return
+    from winarm.vm.facts import read_facts
+
+    paths = VmPaths(cfg.state_dir, cfg.run_dir, cfg.disk_format)
+    facts = read_facts(paths)
+    if facts.get("disk_booted") or facts.get("install_complete") or disk_holds_data(paths.disk, cfg.disk_format):
+        return
+    disk = f"its disk {paths.disk} is blank" if paths.disk.exists() else "it has no disk yet"
+    raise UserError(f"nothing to boot: VM {cfg.name!r} has no OS installed ({disk}) and no ISO was given: give "
+                    "--iso with an ARM64 Windows ISO (a path or a URL) to install it")
+
+
+def disk_holds_data(image: Path, image_format: str) -> bool:
+    """Whether the disk image holds any data: a qcow2 image with a cluster allocated (``qemu-img map``), a raw
+    image with a non-zero byte in its first MiB. False when there is no image, or qemu-img cannot read it."""
+    if not image.is_file():
+        return False
+    if image_format == "raw":
+        with image.open("rb") as handle:
+            return any(handle.read(1 << 20))
+    import json
+    import subprocess
+
+    result = subprocess.run(["qemu-img", "map", "-U", "--output=json", "-f", image_format, str(image)],
+                            capture_output=True, check=False)
+    try:
+        extents = json.loads(result.stdout) if result.returncode == 0 else []
+    except ValueError:
+        return False
+    return any(isinstance(e, dict) and e.get("data") for e in extents)

@@ -15,12 +15,16 @@ from winarm.errors import UserError
 
 
 def ip_address(text: str, what: str, hint: str) -> str:
-    """``text`` stripped, when it is an IP address. Raises :class:`UserError` naming ``what``, with ``hint``."""
+    """``text`` stripped, when it is an IP address without an IPv6 scope id (Python takes any text after ``%``
+    as one, commas included, which would add options to QEMU's ``-vnc``). Raises :class:`UserError` naming
+    ``what``, with ``hint``."""
     value = text.strip()
     try:
-        ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value)
     except ValueError:
         raise UserError(f"{what} {value!r} is not an IP address: use {hint}") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+        raise UserError(f"{what} {value!r} has an IPv6 scope id (%...), which winarm does not take: use {hint}")
     return value
 
 
@@ -34,9 +38,21 @@ def tcp_port(value: Any, what: str, hint: str) -> int | None:
     return int(text)
 
 
+VNC_SOCKET = "socket"
+"""The VNC address meaning a unix socket in the VM's run directory (only winarm's user can enter it)."""
+
+
 def vnc_address(text: str) -> str:
-    """The address VNC listens on: an IP address. Raises :class:`UserError`."""
-    return ip_address(text, "VNC address", "127.0.0.1 (this host) or 0.0.0.0")
+    """Where VNC listens: :data:`VNC_SOCKET` (``socket``), or an IP address for TCP. Raises :class:`UserError`."""
+    if text.strip().lower() in (VNC_SOCKET, "unix"):
+        return VNC_SOCKET
+    return ip_address(text, "VNC address", "socket (the default), 127.0.0.1 or 0.0.0.0")
+
+
+def vnc_needs_password(address: str) -> bool:
+    """Whether a VNC listener on ``address`` can be reached by anyone but winarm's user on this host: TCP
+    beyond loopback. (The socket is in a 0700 directory; loopback TCP is asked for by name.)"""
+    return address != VNC_SOCKET and not ipaddress.ip_address(address).is_loopback
 
 
 def vnc_password(values: Values) -> str | None:

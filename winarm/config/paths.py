@@ -111,6 +111,16 @@ class VmPaths:
         return self.run_dir / "report.sock"
 
     @property
+    def vnc_socket(self) -> Path:
+        """VNC's socket (the default display: only winarm's user can enter the run directory)."""
+        return self.run_dir / "vnc.sock"
+
+    @property
+    def vnc_password(self) -> Path:
+        """The VNC password winarm made for a TCP listener beyond loopback (mode 0600, kept with the VM)."""
+        return self.state_dir / "vnc-password"
+
+    @property
     def tpm_socket(self) -> Path:
         return self.run_dir / "swtpm.sock"
 
@@ -121,7 +131,8 @@ class VmPaths:
     def check_socket_lengths(self) -> None:
         """Raise :class:`UserError` when a socket path would not fit in a unix socket address."""
         longest = max(
-            (self.qmp_socket, self.serial_socket, self.control_socket, self.tpm_socket, self.report_socket),
+            (self.qmp_socket, self.serial_socket, self.control_socket, self.tpm_socket, self.report_socket,
+             self.vnc_socket),
             key=lambda p: len(os.fsencode(p)),
         )
         if len(os.fsencode(longest)) > SOCKET_PATH_MAX:

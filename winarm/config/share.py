@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from winarm.config.endpoints import tcp_port
+from winarm.config.share_places import check_default_owner, check_password_meaning, check_writable_place
 from winarm.config.table import SHARE, default_of, env_names
-from winarm.config.values import Values, bind_error
+from winarm.config.values import Values, bind_error, read_secret
 from winarm.errors import UserError
 from winarm.guest import SHARE_HOSTNAME
 
@@ -68,6 +69,8 @@ class ShareSettings:
     password: str | None = field(default=None, repr=False)
     port: int | None = None
     """The host port smbd listens on (loopback); None picks a free one at start."""
+    min_free: int = 0
+    """Bytes that must stay free where the shares are, else they turn read-only (0: no watermark)."""
 
     @property
     def guest_login(self) -> bool:
@@ -165,7 +168,8 @@ def check_share_login(user: str, password: str | None) -> None:
             "a letter, not guest, nobody, root or administrator"
         )
     if not password:
-        raise UserError(f"share user {user!r} has no password: add --share-password (env SHARE_PASSWORD)")
+        raise UserError(f"share user {user!r} has no password: add --share-password-file (env SHARE_PASSWORD_FILE)")
+    check_password_meaning(password)
     if not password.isascii() or any(ord(c) < 33 or ord(c) == 127 or c in SHELL_SPECIAL for c in password):
         raise UserError(
             f"the share password must be printable ASCII without spaces or any of {SHELL_SPECIAL} ("
@@ -195,8 +199,9 @@ def load_share_settings(
     ``--shared`` and no ``/shared`` directory).
 
     Raises :class:`UserError` for a missing or non-directory folder, a folder the owner cannot write to (unless
-    read-only), a bad name, id, mode, user or port, two shares with one name, or (when winarm is not root) an
-    owner other than winarm's own user, which a non-root smbd cannot give files.
+    read-only), a system folder or the storage shared writable, root as the files' owner not asked for
+    (:mod:`winarm.config.share_places`), a bad name, id, mode, user or port, two shares with one name, or (when
+    winarm is not root) an owner other than winarm's own user, which a non-root smbd cannot give files.
     """
     values = Values(flags, env)
     euid = os.geteuid() if euid is None else euid
@@ -206,7 +211,12 @@ def load_share_settings(
         return None
     readonly = bool(values["share_readonly"])
     parsed = _parse_shares(specs, explicit=values.given("shared") is not None)
+    if not readonly:
+        storage = values["storage"] if "storage" in flags else None
+        for _name, path in parsed:
+            check_writable_place(path, Path(str(storage)) if storage else None)
     uid, gid = _owner(values, parsed[0][1].stat(), euid, egid)
+    check_default_owner(parsed[0][1], uid, explicit=values["uid"] is not None)
     adopt = _check_access([path for _name, path in parsed], uid, gid, readonly=readonly, root=euid == 0)
     file_mode, dir_mode = _modes(values)
     user, password = _login(values)
@@ -219,6 +229,7 @@ def load_share_settings(
         user=user,
         password=password,
         port=_port(values, root=euid == 0),
+        min_free=_min_free(values),
     )
 
 
@@ -323,7 +334,8 @@ def _modes(values: Values) -> tuple[int, int]:
 
 def _login(values: Values) -> tuple[str | None, str | None]:
     """The share's user and password (None, None: guest access). Raises :class:`UserError`."""
-    user_value, password_value = values["share_user"], values["share_password"]
+    user_value, file_value = values["share_user"], values["share_password_file"]
+    password_value = read_secret(str(file_value), "share password") if file_value else values["share_password"]
     user = str(user_value) if user_value is not None else None
     password = str(password_value) if password_value is not None else None
     if user is None and password is not None:
@@ -331,6 +343,14 @@ def _login(values: Values) -> tuple[str | None, str | None]:
     if user is not None:
         check_share_login(user, password)
     return user, password
+
+
+def _min_free(values: Values) -> int:
+    """The free-space watermark in bytes (0: none). Raises :class:`UserError` for a value that is not a size."""
+    from winarm.config.vm import parse_size  # here: winarm.config.vm imports this module
+
+    text = (values.text("share_min_free") or str(default_of("share_min_free"))).strip()
+    return 0 if text.lower() in ("0", "off", "no") else parse_size(text, "share minimum free space")
 
 
 def _port(values: Values, *, root: bool) -> int | None:

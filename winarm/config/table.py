@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from winarm.config.paths import default_run_base, default_storage
+from winarm.config.timezone import host_timezone
 from winarm.config.windows import (
     DEFAULT_COMPUTER_NAME,
     DEFAULT_DRIVERS_PASS,
@@ -118,8 +119,11 @@ SETTINGS: tuple[Setting, ...] = (
          default_text="the language"),
     _row("edition", "--edition", "EDITION", None, "Edition to install from install.wim: its index or its name",
          default_text="the ISO's first Pro; index 1 for 'unattend render'", metavar="NAME-OR-INDEX"),
-    _row("product_key", "--product-key", "KEY", None, "Product key XXXXX-XXXXX-XXXXX-XXXXX-XXXXX",
+    _row("product_key", "--product-key", "KEY", None, "Product key XXXXX-XXXXX-XXXXX-XXXXX-XXXXX, installed at the "
+         "first logon (slmgr /ipk) from a file on the answer medium, never given to Setup",
          default_text="none"),
+    _row("timezone", "--timezone", "TIMEZONE", host_timezone, "Windows' time zone: a Windows ID ('W. Europe "
+         "Standard Time') or an IANA name (Europe/Berlin)", default_text="the host's"),
     # the shared folders
     _row("shared", "--shared", "SHARED", None, "Share DIR with the guest as \\\\host.lan\\NAME (default name "
          "Data); repeat for more", default_text="/shared when it exists", metavar="[NAME=]DIR", multiple=True),
@@ -128,32 +132,40 @@ SETTINGS: tuple[Setting, ...] = (
     _row("share_readonly", "--share-readonly", "SAMBA_READONLY", False, "The guest may read, not write",
          yes_no=True),
     _row("uid", "--uid", ("UID", "PUID"), None, "Owner of the files the guest creates",
-         default_text="the shared folder's owner, or winarm's own user when not root"),
+         default_text="the shared folder's owner (never root unless given), or winarm's own user when not root"),
     _row("gid", "--gid", ("GID", "PGID"), None, "Group of those files", default_text="the folder's group"),
     _row("file_mode", "--file-mode", "SHARE_FILE_MODE", "0664", "Mode of new files"),
     _row("dir_mode", "--dir-mode", "SHARE_DIR_MODE", "0775", "Mode of new folders"),
     _row("share_user", "--share-user", "SHARE_USER", None, "Require this user name for the share instead of "
          "guest access"),
-    _row("share_password", "--share-password", "SHARE_PASSWORD", None, "Its password"),
+    _row("share_password", "--share-password", "SHARE_PASSWORD", None, "Its password",
+         more="Visible to 'ps' as an option: prefer --share-password-file."),
+    _row("share_password_file", "--share-password-file", "SHARE_PASSWORD_FILE", None, "Read the share password "
+         "from FILE's first line (a Docker or Kubernetes secret)", metavar="FILE"),
+    _row("share_min_free", "--share-min-free", "SHARE_MIN_FREE", "1G", "Free space kept where the shares are: "
+         "below it they turn read-only until there is room again", more="0 or off: no watermark.", metavar="SIZE"),
     _row("share_port", "--share-port", "SHARE_PORT", None, "Host loopback port for smbd",
          default_text="a free one", more="The guest always uses 445."),
     # running it
     _row("accel", "--accel", "ACCEL", "auto", "Accelerator", what="accelerator", choices=("auto", "kvm", "tcg"),
          default_text="auto: KVM on an aarch64 host"),
-    _row("tpm", "--tpm/--no-tpm", "TPM", True, "A software TPM 2.0 (swtpm); without it Windows 11 Setup is told "
-         "to skip its TPM check", yes_no=True),
-    _row("secure_boot", "--secure-boot/--no-secure-boot", (), True, "UEFI Secure Boot with Microsoft keys; "
-         "without it Windows 11 Setup is told to skip that check", more="Off for unsigned test guests."),
+    _row("tpm", "--tpm/--no-tpm", "TPM", True, "A software TPM 2.0 (swtpm)", yes_no=True),
+    _row("secure_boot", "--secure-boot/--no-secure-boot", (), True, "UEFI Secure Boot with Microsoft keys",
+         more="Off for unsigned test guests."),
     _row("guest_channel", "--guest-channel/--no-guest-channel", "GUEST_CHANNEL", True, "The guest reports its "
          "phases over the network to winarm (http://10.0.2.5/report/NAME)", yes_no=True, more="Off, the guest cannot "
          "reach winarm and install phases are only inferred from the boot order."),
     _row("timeout", "--timeout", "TIMEOUT", "105", "Seconds the guest gets to shut down before QEMU is told to "
-         "quit"),
+         "quit (5 s while no OS or Windows Setup runs: they ignore the power button)"),
     _row("stall_timeout", "--stall-timeout", "STALL_TIMEOUT", "1800", "Seconds with no disk I/O, no screen change "
          "and no guest report after which a running install is told stalled (an event, a line, a screenshot); 0 "
          "turns the watch off", metavar="SECONDS", more="The default allows for TCG on a small host, where one "
          "step of Setup can be quiet for many minutes."),
-    _row("vnc", "--vnc", "VNC", "127.0.0.1", "Address VNC listens on"),
+    _row("vnc", "--vnc", "VNC", "socket", "Where VNC listens: socket (vnc.sock in the run directory), or an IP "
+         "address for TCP", more="Beyond loopback VNC needs a password: VNC_PASSWORD_FILE, or one made at the first "
+         "start in STORAGE/NAME/vnc-password."),
+    _row("vnc_no_password", "--vnc-no-password", "VNC_NO_PASSWORD", False, "Let VNC beyond loopback go without a "
+         "password (anyone who reaches the port sees and drives Windows)", yes_no=True),
     _row("vnc_password_file", "--vnc-password-file", "VNC_PASSWORD_FILE", None, "Require the VNC password in "
          "FILE's first line (1-8 characters, the VNC protocol's limit)", metavar="FILE", more="Or the password "
          "itself in env VNC_PASSWORD; given to QEMU through QMP, never on its command line."),
@@ -183,17 +195,18 @@ VM = ("name", "storage")
 """What names a VM: every command that acts on one takes these."""
 DISK = ("disk_size", "disk_format", "disk_bus", "allocate")
 INSTALL = ("iso", "iso_sha256", "drivers", "drivers_pass", "unattend", "username", "password", "password_file",
-           "computer_name", "language", "ui_language", "keyboard", "edition", "product_key")
+           "computer_name", "language", "ui_language", "keyboard", "edition", "product_key", "timezone")
 SHARE = ("shared", "share", "share_readonly", "uid", "gid", "file_mode", "dir_mode", "share_user", "share_password",
-         "share_port")
+         "share_password_file", "share_min_free", "share_port")
 RUN = ("accel", "tpm", "secure_boot", "guest_channel", "timeout", "stall_timeout", "vnc", "vnc_password_file",
+       "vnc_no_password",
        "metrics_port", "metrics_address", "stop_at", "cpu_model")
 UP = (*VM, "ram", "cpus", *DISK, *INSTALL, *SHARE, *RUN)
 """The options of ``winarm up``, in the order its help lists them."""
 PREPARE = (*VM, *INSTALL, *SHARE, "disk_bus", "tpm", "secure_boot")
 RENDER = ("windows", "username", "password", "computer_name", "language", "ui_language", "keyboard", "edition",
-          "product_key",
-          "disk_bus", "drivers_pass", "tpm", "secure_boot")
+          "product_key", "timezone",
+          "disk_bus", "drivers_pass")
 """The options of ``winarm unattend render``: the answer file's settings."""
 
 

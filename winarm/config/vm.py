@@ -18,6 +18,7 @@ from winarm.config.endpoints import metrics, vnc_address, vnc_password
 from winarm.config.host import HostFacts, choose_accel, free_disk
 from winarm.config.share import ShareSettings, load_share_settings
 from winarm.config.table import DISK, INSTALL, RUN, VM, default_of, env_names
+from winarm.config.timezone import windows_timezone
 from winarm.config.values import Values, read_secret
 from winarm.config.windows import check_account, language_tag
 from winarm.errors import UserError
@@ -67,6 +68,10 @@ class Config:
     timeout: float
     vnc: str
     vnc_password: str | None = field(default=None, repr=False)
+    vnc_no_password: bool = False
+    """VNC beyond loopback without a password, as asked (else one is made: :mod:`winarm.vm.vnc_secret`)."""
+    vnc_password_kept: Path | None = None
+    """The file of the VNC password winarm made (None: the user's own, or none)."""
     username: str = field(default=default_of("username"), repr=False)
     password: str = field(default=default_of("password"), repr=False)
     language: str = default_of("language")
@@ -75,6 +80,8 @@ class Config:
     computer_name: str = default_of("computer_name")
     edition: str | None = None
     product_key: str | None = field(default=None, repr=False)
+    timezone: str | None = None
+    """Windows' time zone, a Windows ID (the answer file's, and the clock QEMU gives the guest); None: the host's."""
     drivers: Path | None = None
     drivers_pass: str = default_of("drivers_pass")
     unattend: bool = True
@@ -300,7 +307,8 @@ def _install(values: Values) -> dict[str, Any]:
     return {"ui_language": ui_language,
             "drivers": drivers, "drivers_pass": values["drivers_pass"], "username": username, "password": password,
             "computer_name": computer_name, "language": language, "keyboard": keyboard, "product_key": product_key,
-            "unattend": unattend, "edition": values.text("edition")}
+            "unattend": unattend, "edition": values.text("edition"),
+            "timezone": windows_timezone(str(values["timezone"]))}
 
 
 def _extras(values: Values) -> dict[str, Any]:
@@ -309,7 +317,8 @@ def _extras(values: Values) -> dict[str, Any]:
     if cpu_model is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.=,-]{0,127}", cpu_model):
         raise UserError(f"CPU model {ascii(cpu_model)} is not a QEMU CPU model: use for example max or cortex-a72")
     return {"cpu_model": cpu_model, "stop_at": values.text("stop_at"), "iso_sha256": values.text("iso_sha256"),
-            "vnc": vnc_address(str(values["vnc"])), "vnc_password": vnc_password(values)}
+            "vnc": vnc_address(str(values["vnc"])), "vnc_password": vnc_password(values),
+            "vnc_no_password": bool(values["vnc_no_password"])}
 
 
 def _disk_size(state_dir: Path, disk_format: str, disk_text: str, allocate: bool) -> tuple[int, tuple[str, ...]]:

@@ -20,6 +20,8 @@ from pathlib import Path
 from winarm.errors import RuntimeFailure, UserError
 
 CHUNK = 1024 * 1024
+MAX_ISO_BYTES = 16 * 2**30
+"""The largest download taken: Windows for ARM64 ISOs are 5 to 7 GiB; a server sending more is not one."""
 Progress = Callable[[int, int | None], None]
 
 
@@ -67,21 +69,31 @@ def text_progress() -> Progress:
     return show
 
 
+def _check_request(url: str, sha256: str | None) -> None:
+    """Raise :class:`UserError` for a malformed checksum, or a plain ``http://`` address without one (anyone on
+    the path could hand over another image)."""
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise UserError(f"--iso-sha256 {sha256!r} is not a SHA-256 checksum: give 64 hexadecimal digits")
+    if sha256 is None and url.lower().startswith("http://"):
+        raise UserError(f"ISO URL {url} is plain http, which anyone on the way can alter: use https, or give "
+                        "--iso-sha256 to check what arrives")
+
+
 def fetch(url: str, directory: Path, *, sha256: str | None = None, progress: Progress | None = None,
-          timeout: float = 30.0) -> Path:
+          timeout: float = 30.0, max_bytes: int = MAX_ISO_BYTES) -> Path:
     """Download ``url`` into ``directory`` (resuming a ``.partial`` left by an earlier try); return the path.
 
-    A complete earlier download is reused (checked again when ``sha256`` is given). Raises
-    :class:`UserError` for an address the server refuses (404...) or a checksum mismatch (the bad file is
+    A complete earlier download is reused (checked again when ``sha256`` is given). A plain ``http://`` address
+    (or an https one redirected to http) needs ``sha256``; more than ``max_bytes`` is never written. Raises
+    :class:`UserError` for those, an address the server refuses (404...) or a checksum mismatch (the bad file is
     deleted), :class:`RuntimeFailure` for a network failure or a download cut short (the partial file is kept
     for the next try).
     """
-    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
-        raise UserError(f"--iso-sha256 {sha256!r} is not a SHA-256 checksum: give 64 hexadecimal digits")
+    _check_request(url, sha256)
     target = directory / file_name(url)
     partial = target.with_name(target.name + ".partial")
     if not target.exists():
-        _download(url, partial, progress or (lambda done, total: None), timeout)
+        _download(url, partial, progress or (lambda done, total: None), timeout, (sha256, max_bytes))
         if sha256 is None:
             os.replace(partial, target)
     if sha256 is not None:
@@ -98,7 +110,19 @@ def fetch(url: str, directory: Path, *, sha256: str | None = None, progress: Pro
     return target
 
 
-def _download(url: str, partial: Path, progress: Progress, timeout: float) -> None:
+def _check_size(url: str, size: int, most: int, partial: Path | None = None) -> None:
+    """Raise :class:`UserError` (deleting ``partial``) when ``size`` bytes is more than ``most``."""
+    if size > most:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        raise UserError(f"ISO from {url} is larger than {most / 2**30:g} GiB, more than any Windows ISO: "
+                        "check the address")
+
+
+def _download(url: str, partial: Path, progress: Progress, timeout: float,
+              limits: tuple[str | None, int]) -> None:
+    """Fetch ``url`` into ``partial`` (appending when the server resumes). ``limits``: the checksum (None: an
+    https download may not be redirected to http) and the most bytes the file may have. Raises as :func:`fetch`."""
     have = partial.stat().st_size if partial.exists() else 0
     headers = {"User-Agent": "winarm"}
     if have:
@@ -114,14 +138,17 @@ def _download(url: str, partial: Path, progress: Progress, timeout: float) -> No
         reason = getattr(exc, "reason", exc)
         raise RuntimeFailure(f"cannot download {url}: {reason}") from None
     with response:
+        _check_request(response.geturl(), limits[0])  # after redirects
         resumed = response.status == 206
         length = response.headers.get("Content-Length")
         total = (int(length) + (have if resumed else 0)) if length and length.isdigit() else None
         done = have if resumed else 0
+        _check_size(url, total or done, limits[1])
         partial.parent.mkdir(parents=True, exist_ok=True)  # only once the server has said yes
         with partial.open("ab" if resumed else "wb") as out:
             try:
                 while chunk := response.read(CHUNK):
+                    _check_size(url, done + len(chunk), limits[1], partial)
                     out.write(chunk)
                     done += len(chunk)
                     progress(done, total)

@@ -6,6 +6,10 @@ carry ``efi/boot/bootaa64.efi`` (x64 media ``bootx64.efi``) and the editions are
 reads only the volume and directory descriptors), then reads the install image's 208-byte header and its XML
 metadata resource by seeking inside the file: a few hundred KiB of a 5 GiB ISO.
 
+An ``Autounattend.xml`` at the ISO's root may be taken by Setup instead of winarm's answer file (Microsoft's
+search order: :mod:`winarm.media.iso_answer`); :attr:`IsoInfo.answer_files` names it, found in any case in the UDF,
+Joliet and ISO 9660 trees alike.
+
 Every problem with the file -- missing, unreadable, not an ISO, truncated, no install image, wrong
 architecture, a broken image header or XML -- is reported as one :class:`~winarm.errors.UserError` that names
 the file and says what to do. Nothing else escapes, whatever bytes the file holds.
@@ -24,7 +28,7 @@ from typing import Any, BinaryIO
 from winarm.errors import UserError
 from winarm.media.wim import HEADER_SIZE, WimError, parse_header, parse_xml
 
-__all__ = ["BOOT_LOADERS", "INSTALL_IMAGES", "Edition", "InstallImage", "IsoInfo", "inspect_iso"]
+__all__ = ["ANSWER_FILE", "BOOT_LOADERS", "INSTALL_IMAGES", "Edition", "InstallImage", "IsoInfo", "inspect_iso"]
 
 SECTOR = 2048
 FIRST_DESCRIPTOR = 16
@@ -37,6 +41,9 @@ BOOT_LOADERS: dict[str, str] = {
     "efi/boot/bootarm.efi": "arm",
 }
 """The removable-media EFI loader paths (UEFI spec) and the architecture each one implies, first wins."""
+
+ANSWER_FILE = "autounattend.xml"
+"""The answer file Setup's windowsPE pass looks for at the root of removable media (any case)."""
 
 FIX_MEDIA = "give a Windows 11 or 10 for ARM64 install ISO"
 FIX_DOWNLOAD = "download the ISO again"
@@ -95,19 +102,21 @@ _ANY_PRO = re.compile(r"\bPro\b")
 
 @dataclass(frozen=True)
 class IsoInfo:
-    """What :func:`inspect_iso` found: the media's architecture, the install image path, its editions and its
-    size in bytes (0 when not known)."""
+    """What :func:`inspect_iso` found: the media's architecture, the install image path, its editions, its size
+    in bytes (0 when not known) and the answer files at the ISO's root (their names as recorded, without an ISO
+    9660 version: ``Autounattend.xml``; empty when there is none, at most one today)."""
 
     arch: str
     image: str
     editions: tuple[Edition, ...]
     image_bytes: int = 0
+    answer_files: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        """``{"arch": ..., "image": "sources/install.wim", "image_bytes": n, "editions": [{"index", "name",
-        "build", "arch", "total_bytes"}]}``."""
+        """``{"arch": ..., "image": "sources/install.wim", "image_bytes": n, "answer_files": [...], "editions":
+        [{"index", "name", "build", "arch", "total_bytes"}]}``."""
         return {"arch": self.arch, "image": self.image, "image_bytes": self.image_bytes,
-                "editions": [e.as_json() for e in self.editions]}
+                "answer_files": list(self.answer_files), "editions": [e.as_json() for e in self.editions]}
 
     def install_image(self, edition: Edition) -> InstallImage | None:
         """What applying ``edition`` reads and writes, or None when its size or the image's is not known."""
@@ -221,6 +230,17 @@ class _Tree:
         return _Found(self.key, current, logical)
 
 
+def _root_answer_files(trees: list[_Tree]) -> tuple[str, ...]:
+    """The answer file at the root of the ISO, named as the first of ``trees`` that holds it records it (UDF,
+    then Joliet, then ISO 9660: the order Windows prefers them in); empty when no tree has a file named
+    Autounattend.xml in any case there."""
+    for tree in trees:
+        for name, recorded, is_dir in tree._children("/"):
+            if name == ANSWER_FILE and not is_dir:
+                return (recorded.split(";", 1)[0] if tree.key == "iso_path" else recorded,)
+    return ()
+
+
 def _trees(iso: Any) -> list[_Tree]:
     trees = []
     if iso.has_udf():
@@ -310,7 +330,7 @@ def _inspect_open(iso: Any, where: str) -> IsoInfo:
         if boot_arch is not None:
             break
     editions, size = _read_editions(iso, image, where)
-    return IsoInfo(_media_arch(boot_arch, editions), image.logical, editions, size)
+    return IsoInfo(_media_arch(boot_arch, editions), image.logical, editions, size, _root_answer_files(trees))
 
 
 def _arch_phrase(arch: str) -> str:

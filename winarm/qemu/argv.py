@@ -8,7 +8,8 @@ Layout choices, each for a reason recorded in NOTES.md:
 - TCG with ``-cpu max,pauth-impdef=on``: pointer authentication emulated the cheap way (3-4x faster boots);
 - the guest channel: the guest's ``10.0.2.5:80`` relayed by QEMU's user network to the daemon's report socket,
   since Windows for ARM64 has no COM port under QEMU and the network is all it needs;
-- sockets handed over as already-listening file descriptors, so winarm can connect the moment QEMU starts.
+- sockets handed over as already-listening file descriptors, so winarm can connect the moment QEMU starts;
+- the real-time clock in local time (``-rtc base=localtime``): Windows reads the RTC as local time.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from winarm.config.paths import VmPaths
 from winarm.config.share import relay_command
+from winarm.config.timezone import DSTOFF_SUFFIX, iana_name
 from winarm.config.vm import Config, MiB
 from winarm.guest import REPORT_ADDRESS, REPORT_PORT, SHARE_ADDRESS, SHARE_PORT
 from winarm.qemu.firmware import Firmware
@@ -85,11 +89,15 @@ def media_args(media: Sequence[Path]) -> list[str]:
     return args
 
 
-def vnc_option(address: str, *, password: bool) -> str:
-    """VNC on ``address`` (IPv6 in brackets), the first free display from 5900. With ``password`` QEMU asks
-    for one; winarm sets it through QMP (``set_password``), so it never appears on the command line."""
-    host = f"[{address}]" if ":" in address else address
-    return f"{host}:0,to=99" + (",password=on" if password else "")
+def vnc_option(address: str, *, password: bool, socket: Path | None = None) -> str:
+    """VNC on the unix ``socket`` when ``address`` is ``socket``, else on TCP ``address`` (IPv6 in brackets), the
+    first free display from 5900. With ``password`` QEMU asks for one; winarm sets it through QMP
+    (``set_password``), so it never appears on the command line."""
+    if address == "socket" and socket is not None:
+        where = f"unix:{opt(socket)}"
+    else:
+        where = (f"[{address}]" if ":" in address else address) + ":0,to=99"
+    return where + (",password=on" if password else "")
 
 
 def socat_path(path: Path) -> str:
@@ -130,11 +138,35 @@ def machine_option(windows_build: int | None = None) -> str:
     return "virt,gic-version=max" + (",its=off" if its_off else "")
 
 
+def rtc_option(timezone: str | None = None, now: datetime | None = None) -> str:
+    """The real-time clock in local time, as Windows reads it: ``base=localtime`` (the host's), or, when the
+    Windows zone ``timezone`` is ahead or behind the host's at ``now`` (default: this moment), the time in that
+    zone now (``base=2026-12-01T03:04:05``), which QEMU then runs on from. A zone the mapping does not know, or
+    one the host's time zone data lacks, falls back to the host's local time."""
+    moment = (now or datetime.now(UTC)).astimezone()
+    if timezone is None or (iana := iana_name(timezone)) is None:
+        return "base=localtime"
+    try:
+        zone = ZoneInfo(iana)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "base=localtime"
+    offset = zone.utcoffset(moment) or timedelta(0)
+    if timezone.endswith(DSTOFF_SUFFIX):
+        offset -= zone.dst(moment) or timedelta(0)
+    if offset == moment.utcoffset():
+        return "base=localtime"
+    local = (moment.astimezone(UTC) + offset).replace(tzinfo=None)
+    return f"base={local:%Y-%m-%dT%H:%M:%S}"
+
+
 def machine_args(cfg: Config, windows_build: int | None = None) -> list[str]:
-    """The machine (see :func:`machine_option`), accelerator and CPU model, CPU count and memory."""
+    """The machine (see :func:`machine_option`), accelerator and CPU model, CPU count and memory, and the
+    real-time clock in the guest's local time (see :func:`rtc_option`)."""
     return [
         "-machine",
         machine_option(windows_build),
+        "-rtc",
+        rtc_option(cfg.timezone),
         *cpu_args(cfg.accel, cfg.cpu_model),
         "-smp",
         f"{cfg.cpus},sockets=1,cores={cfg.cpus},threads=1",
@@ -155,9 +187,10 @@ def firmware_args(fw: Firmware, efivars: Path) -> list[str]:
     ]
 
 
-def display_args(cfg: Config) -> list[str]:
-    """A ``ramfb`` framebuffer seen only through VNC (no local window)."""
-    return ["-device", "ramfb", "-display", "none", "-vnc", vnc_option(cfg.vnc, password=cfg.vnc_password is not None)]
+def display_args(cfg: Config, vnc_socket: Path | None = None) -> list[str]:
+    """A ``ramfb`` framebuffer seen only through VNC (no local window), on ``vnc_socket`` by default."""
+    return ["-device", "ramfb", "-display", "none", "-vnc",
+            vnc_option(cfg.vnc, password=cfg.vnc_password is not None, socket=vnc_socket)]
 
 
 def input_args() -> list[str]:
@@ -231,7 +264,7 @@ def build_argv(
         "-S",
         *machine_args(cfg, windows_build),
         *firmware_args(fw, paths.efivars),
-        *display_args(cfg),
+        *display_args(cfg, paths.vnc_socket),
         *input_args(),
         *disk_args(cfg.disk_bus, paths.disk, cfg.disk_format, allocate=cfg.allocate),
         *media_args(media),

@@ -1,19 +1,39 @@
 """Reading the serial console: ANSI-free lines, and what they tell the phase clock.
 
 The firmware writes terminal escapes (colours, cursor moves) around its messages; the guest writes
-``WINARM-PHASE <name>`` markers. These functions are pure, so they are tested on captured text.
+``WINARM-PHASE <name>`` markers. What the firmware says about booting (a boot option started or refused, the
+firmware giving up) is data, in ``firmware_lines.json`` beside this module. These functions are pure, so they
+are tested on captured text.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
 
 from winarm.guest import EVENT_PREFIX, MARKER_PREFIX
 
 _ANSI = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _MARKER = re.compile(rf"({MARKER_PREFIX}|{EVENT_PREFIX})\s+([A-Za-z0-9][A-Za-z0-9_.:-]{{0,63}})(?:\s+(.*))?$")
-_BOOT = re.compile(r'BdsDxe: starting (Boot[0-9A-Fa-f]{4}) "(.*)" from (\S+)')
+FIRMWARE_LINES = Path(__file__).with_name("firmware_lines.json")
+"""What the firmware prints about booting (see its ``about``)."""
+
+
+@cache
+def firmware_lines() -> dict[str, Any]:
+    """The firmware's lines (:data:`FIRMWARE_LINES`), read once. Raises OSError or ValueError for a broken
+    installation (the file ships with winarm)."""
+    data: dict[str, Any] = json.loads(FIRMWARE_LINES.read_text(encoding="utf-8"))
+    return data
+
+
+@cache
+def _pattern(name: str) -> re.Pattern[str]:
+    return re.compile(str(firmware_lines()[name]))
 
 
 def strip_ansi(data: bytes) -> bytes:
@@ -70,12 +90,69 @@ def classify_device_path(path: str, description: str = "") -> str:
 
 
 def parse_boot_entry(line: str) -> BootEntry | None:
-    """The boot entry a firmware line announces, or None for any other line."""
-    match = _BOOT.search(line)
+    """The boot entry a firmware line says it starts (``BdsDxe: starting Boot#### ...``), or None for any other
+    line."""
+    match = _pattern("boot_option").search(line)
+    if not match or match["action"] != "starting":
+        return None
+    return BootEntry(match["entry"], match["description"], match["path"],
+                     classify_device_path(match["path"], match["description"]))
+
+
+@dataclass(frozen=True)
+class BootFailure:
+    """A ``BdsDxe: failed to load|start Boot#### "description" from path: Status`` line."""
+
+    entry: BootEntry
+    action: str
+    """``load`` (the firmware would not load the loader) or ``start`` (it ran and returned an error)."""
+    status: str
+    """EDK2's text for the status: ``Not Found``, ``Access Denied``, ``Security Violation``, ``Time out``..."""
+
+    @property
+    def secure_boot_refusal(self) -> str | None:
+        """Why Secure Boot refused the loader, when the status is one of Secure Boot's refusals; else None."""
+        reasons: dict[str, str] = firmware_lines()["secure_boot_refusals"]
+        return reasons.get(self.status)
+
+
+def parse_boot_failure(line: str) -> BootFailure | None:
+    """The boot option a firmware line says failed, or None for any other line."""
+    match = _pattern("boot_failed").search(line)
     if not match:
         return None
-    entry, description, path = match.groups()
-    return BootEntry(entry, description, path, classify_device_path(path, description))
+    entry = BootEntry(match["entry"], match["description"], match["path"],
+                      classify_device_path(match["path"], match["description"]))
+    return BootFailure(entry, match["action"], match["status"].strip().rstrip("."))
+
+
+@dataclass(frozen=True)
+class GaveUp:
+    """The firmware booted no OS in this boot and went on to its last resorts."""
+
+    what: str
+    """``no-bootable-option``, ``shell``, ``network`` or ``menu``."""
+    says: str
+    """What the firmware did, for a line: ``fell through to its UEFI shell``..."""
+
+
+def parse_gave_up(line: str) -> GaveUp | None:
+    """The last resort a firmware line shows (no bootable option, the shell's banner, a network boot), or None."""
+    for item in firmware_lines()["gave_up"]:
+        if item["text"] in line:
+            return GaveUp(item["what"], item["says"])
+    return None
+
+
+def firmware_app(entry: BootEntry) -> GaveUp | None:
+    """What the firmware starting ``entry`` means when it is one of its own applications (its shell, its menu):
+    it has given up booting an OS; None for any other entry."""
+    if entry.device != "firmware-app":
+        return None
+    for item in firmware_lines()["firmware_apps"]:
+        if item["description"] in entry.description:
+            return GaveUp(item["what"], item["says"])
+    return None
 
 
 def parse_marker(line: str) -> tuple[str, str] | None:

@@ -1,19 +1,23 @@
 """Prometheus metrics of a running VM (``winarm up --metrics-port``): phase durations, state, share health.
 
 Values are read from the daemon when Prometheus scrapes (a custom collector), so nothing has to be kept in
-step with the event loop; the HTTP server runs in prometheus-client's own thread, on loopback unless
-``--metrics-address`` says otherwise.
+step with the event loop; the HTTP server (:mod:`winarm.services.metrics_http`) runs in threads of its own, on
+loopback unless ``--metrics-address`` says otherwise, with a cap on connections and an idle timeout for each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from winarm.errors import RuntimeFailure
-from winarm.timeline.events import Event
+from winarm.timeline.events import Event, EventKind
 from winarm.timeline.phases import derive_phases
 from winarm.vm.state import VmState
+
+if TYPE_CHECKING:
+    from winarm.config.vm import Config
+    from winarm.vm.report import Reporter
 
 STATES = tuple(state.value for state in VmState)
 
@@ -122,32 +126,64 @@ def activity_families(vm: str, status: dict[str, Any]) -> Iterator[Any]:
         yield family
 
 
-class MetricsServer:
-    """The HTTP endpoint. :meth:`start` raises :class:`RuntimeFailure` when the port cannot be bound."""
+CONNECTION_TIMEOUT = 10.0
+"""Seconds a scrape connection may sit idle (reading the request, or between reads) before it is closed: a
+scrape is one short request, so an idle client must not pin a thread."""
+MAX_CONNECTIONS = 16
+"""Scrapes served at once; a connection beyond them is closed at once (Prometheus scrapes one at a time)."""
 
-    def __init__(self, collector: DaemonCollector, address: str, port: int) -> None:
+
+class MetricsServer:
+    """The HTTP endpoint, in threads of its own: at most ``max_connections`` at once (more are closed at once),
+    each closed after ``timeout`` seconds idle. :meth:`start` raises :class:`RuntimeFailure` when the port
+    cannot be bound or prometheus-client is missing."""
+
+    def __init__(self, collector: DaemonCollector, address: str, port: int, *, timeout: float = CONNECTION_TIMEOUT,
+                 max_connections: int = MAX_CONNECTIONS) -> None:
         self.collector = collector
         self.address = address
         self.port = port
+        self.timeout = timeout
+        self.max_connections = max_connections
         self._server: Any = None
 
     def start(self) -> None:
         try:
-            from prometheus_client import CollectorRegistry, start_http_server
+            from prometheus_client import CollectorRegistry, make_wsgi_app
         except ImportError:
             raise RuntimeFailure("prometheus-client is not installed: pip install prometheus-client") from None
+        from winarm.services.metrics_http import serve
+
         registry = CollectorRegistry(auto_describe=False)
         registry.register(self.collector)
         try:
-            self._server, _thread = start_http_server(self.port, addr=self.address, registry=registry)
+            self._server = serve(make_wsgi_app(registry), self.address, self.port, self.timeout,
+                                 self.max_connections)
         except OSError as error:
             raise RuntimeFailure(
                 f"metrics port {self.port} on {self.address} cannot be used ({error.strerror}): choose another "
                 "--metrics-port"
             ) from None
 
+    @property
+    def bound_port(self) -> int:
+        """The port listened on (the one asked for, or the one the system gave for port 0)."""
+        return int(self._server.server_address[1])
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+def serve_metrics(cfg: Config, status: Callable[[], dict[str, Any]], events: Callable[[], list[Event]],
+                  reporter: Reporter) -> Callable[[], None]:
+    """Start the endpoint ``cfg`` asks for (``metrics_port`` set), record and say where; returns its stop.
+    Raises :class:`RuntimeFailure` when the port cannot be used."""
+    assert cfg.metrics_port is not None
+    server = MetricsServer(DaemonCollector(cfg.name, status, events), cfg.metrics_address, cfg.metrics_port)
+    server.start()
+    reporter.record(EventKind.METRICS_STARTED, address=cfg.metrics_address, port=cfg.metrics_port)
+    reporter.say(f"metrics: http://{cfg.metrics_address}:{cfg.metrics_port}/metrics")
+    return server.stop

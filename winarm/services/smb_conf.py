@@ -13,6 +13,20 @@ OWNER = "winarm-owner"
 """The account smbd works as, known only to smbd (through nss_wrapper), with the configured uid and gid."""
 
 
+HARDENING = (
+    "unix extensions = no",
+    "nt acl support = no",  # else a guest's SET_INFO with a DACL widens modes (0664 to 0677) and can change owners
+    "ea support = no",
+    "dos filemode = no",
+    "wide links = no",
+    "allow insecure wide links = no",
+    "max smbd processes = 16",  # one guest needs a handful; the cap stops a flood of sessions forking smbds
+    "deadtime = 15",  # minutes: an idle session is dropped (Windows reconnects by itself)
+)
+"""Global settings pinned whatever Samba's defaults are: what the guest may change on the host's files (modes,
+owners, extended attributes, links out of the share) and how many smbd processes it may hold."""
+
+
 def render_conf(settings: ShareSettings, samba_dir: Path, port: int) -> str:
     """The smb.conf text. Every path and value was checked to fit on one line (no new sections, no
     substitutions); raises ValueError if one does not, which would be a bug upstream."""
@@ -40,7 +54,7 @@ def render_conf(settings: ShareSettings, samba_dir: Path, port: int) -> str:
         "printing = bsd",
         "printcap name = /dev/null",
         "disable spoolss = yes",
-        "unix extensions = no",
+        *HARDENING,
     ]
     if settings.guest_login:
         lines += ["map to guest = Bad User", "restrict anonymous = 0"]

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from winarm.config.share import ShareSettings
+from winarm.config.vm import format_size
 from winarm.errors import RuntimeFailure
 from winarm.files import write_atomic
 from winarm.procs import kill_now, spawn, terminate, wait_exit
+from winarm.services.share_space import Space, should_be_full, switch, tightest
 from winarm.services.smb_conf import OWNER, identity_files, render_conf
 from winarm.timeline.events import EventKind
 
@@ -98,6 +100,9 @@ class Smbd:
         self.last_error: str | None = None
         self._stopping = False
         self._env: dict[str, str] = {}
+        self.space_full = False
+        """Whether the shares are read-only for want of space (:mod:`winarm.services.share_space`)."""
+        self.space: Space | None = None
 
     # -- files ------------------------------------------------------------------------------------------------
     def write_files(self) -> None:
@@ -155,6 +160,11 @@ class Smbd:
             raise RuntimeFailure(
                 f"smbd could not be started: {error.strerror}: install samba, or run with --no-share"
             ) from None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment smbd and its tools run with (nss_wrapper's files; set by :meth:`write_files`)."""
+        return dict(self._env)
 
     @property
     def alive(self) -> bool:
@@ -260,7 +270,7 @@ class Smbd:
         import asyncio
 
         async with asyncio.TaskGroup() as tasks:
-            health = tasks.create_task(self._health_loop(on_event))
+            health = tasks.create_task(self._health_loop(on_event, say))
             try:
                 await self._restart_loop(on_event, say)
             finally:
@@ -293,7 +303,7 @@ class Smbd:
             say(f"share: smbd died and was restarted (pid {self.pid}, accepting after {took * 1000:.0f} ms)")
             await self.check_health()
 
-    async def _health_loop(self, on_event: Callable[..., Any]) -> None:
+    async def _health_loop(self, on_event: Callable[..., Any], say: Callable[[str], None]) -> None:
         import asyncio
 
         was: bool | None = None
@@ -303,7 +313,29 @@ class Smbd:
                 if healthy != was:
                     on_event(EventKind.SHARE_HEALTH, healthy=healthy, error=self.last_error)
                     was = healthy
+                self.check_space(on_event, say)
             await asyncio.sleep(HEALTH_INTERVAL)
+
+    def check_space(self, on_event: Callable[..., Any], say: Callable[[str], None]) -> None:
+        """Turn the shares read-only when the tightest writable one has less than ``min_free`` bytes free, and
+        writable again once there is room (see :mod:`winarm.services.share_space`); off when ``min_free`` is 0."""
+        self.space = tightest(self) if self.settings.min_free else None
+        if self.space is None:
+            return
+        full = should_be_full(self.space_full, self.space.free, self.settings.min_free)
+        if full == self.space_full:
+            return
+        self.space_full = full
+        error = switch(self, readonly=full)
+        free, line = self.space.free, format_size(self.settings.min_free)
+        if full:
+            on_event(EventKind.SHARE_READONLY, free=free, min_free=self.settings.min_free, path=str(self.space.path),
+                     error=error)
+            say(f"share: {format_size(free)} free on {self.space.path}, under {line}: the share is read-only until "
+                "there is room" + (f" ({error})" if error else ""))
+        else:
+            on_event(EventKind.SHARE_WRITABLE, free=free, error=error)
+            say(f"share: {format_size(free)} free again: the share is writable")
 
     async def stop(self) -> None:
         """End smbd (SIGTERM, then SIGKILL after 2 s); no restart follows."""
@@ -345,4 +377,7 @@ class Smbd:
             "healthy": self.healthy and self.alive,
             "last_check": self.last_check,
             "error": self.last_error,
+            "min_free": s.min_free,
+            "free": self.space.free if self.space else None,
+            "readonly_for_space": self.space_full,
         }

@@ -41,6 +41,8 @@ class EventKind(StrEnum):
     SMBD_RESTARTED = "smbd-restarted"
     SHARE_HEALTH = "share-health"
     SHARE_WATCH_FAILED = "share-watch-failed"
+    SHARE_READONLY = "share-readonly"
+    SHARE_WRITABLE = "share-writable"
     # the console and the install
     FIRMWARE_OUTPUT = "firmware-output"
     BOOT_DEVICE = "boot-device"
@@ -49,7 +51,13 @@ class EventKind(StrEnum):
     GUEST_EVENT = "guest-event"
     KEY_PRESSED = "key-pressed"
     CD_PROMPT_IGNORED = "cd-prompt-ignored"
+    # the firmware (winarm.vm.firmware_watch): a loader Secure Boot refused, the install CD failing to boot, the
+    # firmware booting no OS
+    BOOT_REFUSED = "boot-refused"
+    CD_BOOT_FAILED = "cd-boot-failed"
+    NO_BOOT = "no-boot"
     ANSWER_MEDIUM_REMOVED = "answer-medium-removed"
+    EVENTS_DROPPED = "events-dropped"
     # the guest channel (reports over the network) and what QEMU sees without the guest
     CHANNEL_READY = "channel-ready"
     REPORT = "report"

@@ -22,6 +22,8 @@ _LINES: dict[str, Callable[[Event], str]] = {
     EventKind.NIC_UP: lambda e: "the guest's network driver is up",
     EventKind.STALLED: lambda e: f"STALLED: nothing moved for {float(e.get('quiet', 0)):.0f} s (last: {e.get('last')})",
     EventKind.STALL_ENDED: lambda e: "moving again",
+    EventKind.EVENTS_DROPPED: lambda e: (f"guest flood: {e['count']} guest events dropped this boot" if "count" in e
+                                         else f"guest flood: dropping {e.get('first')} and more past the caps"),
 }
 
 

@@ -136,6 +136,39 @@ def derive_phases(events: Iterable[Event]) -> list[Phase]:
     return _with_pauses(clock.result(), events_list)
 
 
+class LivePhases:
+    """:func:`derive_phases` kept up to date one event at a time, for a running VM: each :meth:`feed` costs
+    time in proportion to the phases it closes (and the pauses, which are few), not to the events so far, so a
+    guest flooding the console cannot make the daemon's work grow with the square of what it sent."""
+
+    def __init__(self) -> None:
+        self._clock = _Clock()
+        self._pause_events: list[Event] = []
+        self._seen = 0  # phases of the clock already looked at
+        self.closed: list[Phase] = []
+        """The closed phases so far, as :func:`derive_phases` gives them (zero-length ones of winarm's making
+        left out, paused seconds counted)."""
+
+    def feed(self, event: Event) -> list[Phase]:
+        """Apply one event; returns the phases it closed (usually none)."""
+        if event.get("kind") in ("storage-full", "storage-resumed", "exit"):
+            self._pause_events.append(event)
+        self._clock.feed(event)
+        raw = self._clock.phases
+        fresh = [p for i, p in enumerate(raw[self._seen:], start=self._seen)
+                 if p.end is not None and (p.end > p.start or p.name == "launch" or i in self._clock.said)]
+        self._seen = len(raw)
+        fresh = _with_pauses(fresh, self._pause_events)
+        self.closed += fresh
+        return fresh
+
+    @property
+    def current(self) -> Phase | None:
+        """The phase under way (None once an ``exit`` closed the stream)."""
+        clock = self._clock
+        return None if clock.closed else Phase(clock.name, clock.boot, clock.start, None, source=clock.source)
+
+
 def pause_spans(events: Iterable[Event]) -> list[tuple[float, float | None]]:
     """When the VM was paused for a full storage: from each ``storage-full`` to the next ``storage-resumed``
     or ``exit`` (None: still paused)."""

@@ -2,12 +2,19 @@
 
 Protocol: one JSON object on one line in (``{"command": "status"}``, ``{"command": "down"}`` or
 ``{"command": "screenshot"}``), one JSON object on one line back.
+
+Only our own daemon is trusted: the socket must be a socket of ours in a run directory of ours (checked without
+following links), and the process that accepts the connection must run as our uid (``SO_PEERCRED``). Anything
+else is treated as no daemon at all, so a socket another local user planted cannot fake a running VM.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
+import stat
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +22,32 @@ from winarm.config.paths import VmPaths
 from winarm.vm.status import VmStatus
 
 
+def _ours(path: Path, kind: int) -> bool:
+    """Whether ``path`` is (without following a link) of file type ``kind`` and owned by our uid."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_IFMT(info.st_mode) == kind and info.st_uid == os.geteuid()
+
+
+def peer_uid(sock: socket.socket) -> int:
+    """The uid of the process at the other end of the connected unix socket ``sock``."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
 def ask(control_socket: Path, command: str, timeout: float = 5.0) -> dict[str, Any] | None:
-    """Send ``command`` to the daemon behind ``control_socket``; None when no daemon answers there."""
+    """Send ``command`` to the daemon behind ``control_socket``; None when no daemon of ours answers there (see
+    the module: a socket or a daemon of another uid counts as none)."""
+    if not (_ours(control_socket.parent, stat.S_IFDIR) and _ours(control_socket, stat.S_IFSOCK)):
+        return None
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(str(control_socket))
+            if peer_uid(sock) != os.geteuid():
+                return None
             sock.sendall(json.dumps({"command": command}).encode() + b"\n")
             data = b""
             while not data.endswith(b"\n"):

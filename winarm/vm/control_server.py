@@ -20,6 +20,8 @@ from winarm.vm.status import VmStatus
 
 REQUEST_TIMEOUT = 5.0
 """Seconds a client has to send its request line."""
+REQUEST_LIMIT = 4096
+"""Bytes a request line may have: the longest real one (``{"command": "screenshot"}``) is 25."""
 
 
 class ControlServer:
@@ -43,7 +45,7 @@ class ControlServer:
 
     async def __aenter__(self) -> ControlServer:
         """Listen on :attr:`path` (mode 0600). Raises OSError when the socket cannot be created."""
-        self._server = await serve_private(self._serve, self.path)
+        self._server = await serve_private(self._serve, self.path, limit=REQUEST_LIMIT)
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -72,14 +74,15 @@ class ControlServer:
         return await self.on_screenshot(self.path.parent / f"screenshot-{os.getpid()}-{self._screenshots}.png")
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One connection: a request line in, a reply line out. A client that is slow, sends no JSON or hangs
-        up gets nothing; nothing a client does reaches the supervisor as an error."""
+        """One connection: a request line in, a reply line out. A client that is slow, sends a line over
+        :data:`REQUEST_LIMIT`, no JSON or JSON nested past the parser's depth, or hangs up gets nothing; nothing a
+        client does reaches the supervisor as an error."""
         try:
             line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
             reply = await self.answer_async(json.loads(line or b"{}"))
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
-        except (ValueError, TimeoutError, ConnectionError):
+        except (ValueError, RecursionError, TimeoutError, ConnectionError):
             pass
         finally:
             writer.close()

@@ -11,6 +11,7 @@ from winarm.qemu.machine import tail
 from winarm.timeline.events import EventKind
 from winarm.timeline.phases import derive_phases, format_table
 from winarm.vm.report import Reporter
+from winarm.vm.stop_plan import StopPlan
 
 
 class Ended(Protocol):
@@ -23,16 +24,20 @@ class Ended(Protocol):
 
 
 def finish(reporter: Reporter, machine: Ended, paths: VmPaths, *, how: str, paused: bool, tpm_lost: bool,
-           at: float, timeout: float) -> int:
+           at: float, plan: StopPlan | None) -> int:
     """Record the ``exit`` (at ``at``, QEMU's exit) and say how the run ended; return the exit status: 0 after a
     clean stop or a guest power-off, 1 when QEMU died, was killed, or the TPM was lost. ``how`` is what
     :meth:`winarm.qemu.machine.Machine.stop` returned (``exited`` when QEMU ended by itself, ``forced`` when a
-    second signal killed it)."""
+    second signal killed it); ``plan`` how the stop was judged (None when winarm did not stop the VM): a stop
+    that ended in ``quit`` is said with :meth:`StopPlan.stopped_line`, and a prompt one's ``exit`` event carries
+    ``why`` and ``because``."""
     code = machine.returncode
     clean = machine.shutdown_seen or how in ("guest", "quit")
     if not clean and how not in ("killed", "forced"):
         report_crash(reporter, paths, code, at=at)
-    reporter.record(EventKind.EXIT, at=at, code=code, stop=how, clean=clean)
+    quit_plan = plan if how == "quit" and not paused else None
+    extra = {"why": quit_plan.why, "because": quit_plan.reason} if quit_plan and quit_plan.why else {}
+    reporter.record(EventKind.EXIT, at=at, code=code, stop=how, clean=clean, **extra)
     say_summary(reporter)
     if how == "killed":
         reporter.say("QEMU ignored quit and was killed")
@@ -43,8 +48,8 @@ def finish(reporter: Reporter, machine: Ended, paths: VmPaths, *, how: str, paus
         return 1
     if not clean:
         return 1
-    if how == "quit" and not paused:
-        reporter.say(f"the guest did not shut down within {timeout:g} s: QEMU was told to quit")
+    if quit_plan is not None:
+        reporter.say(quit_plan.stopped_line())
     return 1 if tpm_lost else 0
 
 

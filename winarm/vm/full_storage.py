@@ -45,17 +45,38 @@ async def wait_for_room(storage: Path, room: int = RESUME_ROOM, poll: float = PO
         await asyncio.sleep(poll)
 
 
+CONSOLE_LOG_LIMIT = 16 * 2**20
+"""Bytes of console output logged per run (the log is rotated at each start): a guest flooding its console
+must not fill the storage (issue 14). A real install prints a few hundred kilobytes."""
+
+
 class ConsoleLog:
-    """The guest's serial output, appended raw to a file. A write that fails (the storage is full) drops
+    """The guest's serial output, appended raw to a file, at most ``limit`` bytes a run: past it one note says
+    so and the rest is counted, not written (:attr:`capped`). A write that fails (the storage is full) drops
     those bytes rather than stopping anything; the next write that succeeds first notes how many were lost."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limit: int = CONSOLE_LOG_LIMIT) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self.lost = 0
         """Bytes dropped since the last successful write."""
+        self.limit = limit
+        self.logged = 0
+        self.capped = 0
+        """Bytes not logged because the run's log reached :attr:`limit`."""
 
     def write(self, data: bytes) -> None:
-        """Append ``data``, or count what could not be written as lost; never raises for a failed write."""
+        """Append ``data`` (up to the limit), or count what could not be written as lost; never raises for a
+        failed write."""
+        room = max(self.limit - self.logged, 0)
+        if len(data) > room:
+            first = self.capped == 0
+            self.capped += len(data) - room
+            note = (f"\n[winarm: the console log reached {self.limit} bytes: the rest of this run's console output "
+                    "is not logged]\n").encode() if first else b""
+            data = data[:room] + note
+            if not data:
+                return
+        self.logged += len(data)
         if self.lost:
             note = f"\n[winarm: {self.lost} bytes of console output not logged: the storage was full]\n".encode()
             if append_some(self._fd, note)[1] is not None:

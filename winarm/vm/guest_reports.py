@@ -3,11 +3,13 @@
 A report is already checked when it gets here (:mod:`winarm.vm.guest_channel` accepts only known names and
 bounded ``KEY VALUE`` bodies). ``first-logon`` and ``desktop-ready`` start phases of their name (``source: guest``);
 every report confirms the inferred Setup pass of the boot it arrives in (see :mod:`winarm.timeline.phases`);
-``drivers`` carries pnputil's exit code for each driver, said in one line with the failures named.
+``drivers`` carries pnputil's exit code for each driver, said in one line with the failures named; ``product-key``
+carries ``slmgr.vbs /ipk``'s exit code (never the key), said as applied or refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from typing import Any, Protocol
@@ -18,6 +20,7 @@ from winarm.guest import (
     REPORT_DRIVERS,
     REPORT_FIRST_LOGON,
     REPORT_HOOK,
+    REPORT_PRODUCT_KEY,
     REPORT_SHUTDOWN,
 )
 from winarm.timeline.events import EventKind
@@ -40,11 +43,39 @@ def report_details(report: Report) -> dict[str, Any]:
         return {"pass": report.first("pass"), "drivers": drivers, "failed": sum(1 for d in drivers if not d["ok"])}
     if report.name == REPORT_HOOK:
         return {"hooks": [asdict(result) for result in hook_results(report)]}
+    if report.name == REPORT_PRODUCT_KEY:
+        return product_key_details(report)
     return {"body": [list(item) for item in report.items]} if report.items else {}
+
+
+def product_key_details(report: Report) -> dict[str, Any]:
+    """A ``product-key`` report's details: ``code`` (slmgr's exit code as a number, None when the body's ``code``
+    is not one, as with ``code missing``: the script found no key file) and ``ok`` (code 0)."""
+    text = (report.first("code") or "").strip()
+    code = int(text) if re.fullmatch(r"-?[0-9]{1,10}", text) else None
+    return {"code": code, "ok": code == 0}
+
+
+def _exit_code(code: int) -> str:
+    """An exit code as Windows tools show it: an HRESULT (negative, or past 0x7fffffff) in hex, else decimal."""
+    if code < 0 or code > 0x7FFFFFFF:
+        return f"0x{code & 0xFFFFFFFF:08X}"
+    return str(code)
+
+
+def product_key_line(details: dict[str, Any]) -> str:
+    """``product key: applied``, ``product key: refused (code N)``, or not applied when the script found no key."""
+    if details.get("ok"):
+        return "product key: applied"
+    if details.get("code") is None:
+        return "product key: not applied (the key's file was not found on the answer medium)"
+    return f"product key: refused (code {_exit_code(details['code'])})"
 
 
 def report_line(name: str, details: dict[str, Any]) -> str:
     """What the person watching reads when the guest reports ``name``."""
+    if name == REPORT_PRODUCT_KEY:
+        return product_key_line(details)
     if name == REPORT_DRIVERS:
         drivers = details["drivers"]
         failed = [f"{d['folder']} (pnputil exit {d['code']})" for d in drivers if not d["ok"]]

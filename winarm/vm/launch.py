@@ -12,6 +12,7 @@ import fcntl
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,12 +25,14 @@ from winarm.errors import RuntimeFailure, UserError
 from winarm.procs import kill_now, listening_socket, spawn
 from winarm.qemu import disk
 from winarm.qemu.argv import Endpoints, build_argv
-from winarm.qemu.firmware import ensure_vars, find_firmware
+from winarm.qemu.firmware import Firmware, ensure_vars, find_firmware
 from winarm.services.smbd import Smbd
 from winarm.services.smbd import check_available as check_samba
 from winarm.services.swtpm import Swtpm, check_available
 from winarm.timeline.events import EventKind, EventLog
 from winarm.vm.facts import known_build, read_facts, remember_build, write_facts
+from winarm.vm.run_dir import check_base, clear_stale, make_run_dir
+from winarm.vm.vnc_secret import with_vnc_password
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
     from winarm.media.iso import InstallImage
 
 HISTORY_KEEP = 20
+VARS_SECURE_BOOT_FACT = "efivars_secure_boot"
+"""Whether the VM's UEFI variables were copied from a Secure Boot template (the variables, not the firmware's
+code, hold the keys and the switch)."""
 
 class VmLock:
     """An exclusive flock on the VM's state directory, held while a daemon runs it.
@@ -132,14 +138,10 @@ def _preflight(cfg: Config) -> None:
 
 
 def _prepare_run_dir(paths: VmPaths) -> None:
-    """Create the run directory (0700) and clear what a dead daemon left in it."""
-    run_dir = paths.run_dir
-    run_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    run_dir.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(run_dir, 0o700)
-    for stale in run_dir.iterdir():
-        if stale.is_socket() or stale.suffix in (".pid", ".sock"):
-            stale.unlink(missing_ok=True)
+    """Create the run directory (0700, checked: :mod:`winarm.vm.run_dir`) and clear what a dead daemon left in
+    it. Raises :class:`UserError` for a run directory another user could have planted."""
+    make_run_dir(paths.run_dir)
+    clear_stale(paths.run_dir)
     paths.daemon_pid.write_text(f"{os.getpid()}\n")
 
 
@@ -165,6 +167,19 @@ def _settle_facts(cfg: Config, paths: VmPaths, install_build: int | None) -> dic
     return facts
 
 
+def _firmware_vars(firmware: Firmware, paths: VmPaths, facts: dict[str, Any]) -> None:
+    """Give the VM its UEFI variables: copied from the firmware's template when missing, and afresh when Secure
+    Boot was switched (``--no-secure-boot`` after a start with it, say) while the disk has never booted (no OS
+    wrote boot entries there yet); the way out of a CD refused by Secure Boot. Writes the facts when they change.
+    Raises a WinarmError when the variables or the facts cannot be written."""
+    made = facts.get(VARS_SECURE_BOOT_FACT)
+    if isinstance(made, bool) and made != firmware.secure_boot and not facts.get("disk_booted"):
+        paths.efivars.unlink(missing_ok=True)
+    if ensure_vars(firmware, paths.efivars):
+        facts[VARS_SECURE_BOOT_FACT] = firmware.secure_boot
+        write_facts(paths, facts)
+
+
 def _media(cfg: Config, paths: VmPaths, plan: InstallPlan | None, events: EventLog) -> list[Path]:
     """The removable media of this run: the ISO, and the answer medium built for an install."""
     media = [cfg.iso] if cfg.iso else []
@@ -176,7 +191,14 @@ def _media(cfg: Config, paths: VmPaths, plan: InstallPlan | None, events: EventL
         events.record(EventKind.ANSWER_MEDIUM, path=str(answer), built=built, edition=plan.edition.name,
                       language=plan.settings.language, ui_language=plan.settings.ui_language,
                       drivers_pass=cfg.drivers_pass, winpe=[p.driver.name for p in plan.selection.boot_critical],
-                      drivers=[p.driver.name for p in plan.selection.others], missing=plan.selection.missing)
+                      drivers=[p.driver.name for p in plan.selection.others], missing=plan.selection.missing,
+                      left_out={item.name: item.reason for item in plan.selection.left_out},
+                      signatures={p.driver.name: p.signature.verdict.value for p in
+                                  (*plan.selection.boot_critical, *plan.selection.others) if p.signature})
+        for line in plan.selection.lines(cfg.drivers_pass):
+            print(f"winarm: {line}", file=sys.stderr, flush=True)
+        for line in plan.selection.warnings():
+            print(f"winarm: warning: {line}", file=sys.stderr, flush=True)
     return media
 
 
@@ -234,14 +256,18 @@ def launch(cfg: Config, t0: float) -> Launched:
     _preflight(cfg)
     firmware = find_firmware(cfg.secure_boot)
     paths.check_socket_lengths()
+    check_base(paths.run_dir.parent)  # before anything is written
     plan = None
     if cfg.unattend and cfg.iso is not None and not read_facts(paths).get("install_complete"):
         from winarm.answer.plan import plan_install  # here: Jinja2 and the ISO reader load only for an install
+        from winarm.media.iso_answer import warn_answer_file
 
         plan = plan_install(cfg, read_facts(paths))
+        warn_answer_file(plan.info if plan is not None else None, cfg.iso)  # Setup may take the ISO's own
     build = plan.edition.build_number if plan is not None else known_build(paths)
     check_windows_cpu(cfg.accel, cfg.cpu_model, build)
     paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cfg = with_vnc_password(cfg, paths)
     with contextlib.ExitStack() as stack:
         lock = VmLock(paths.lock)
         lock.acquire(cfg.name)
@@ -251,12 +277,12 @@ def launch(cfg: Config, t0: float) -> Launched:
         facts = _settle_facts(cfg, paths, build if plan is not None else None)
         if grown_from is not None:
             events.record(EventKind.DISK_GROWN, size_before=grown_from, size=cfg.disk_size)
-        ensure_vars(firmware, paths.efivars)
+        _firmware_vars(firmware, paths, facts)
         media = _media(cfg, paths, plan, events)
         if plan is None and facts.get("install_complete"):
             remove_answer_media(paths.state_dir)
-        stack.callback(shutil.rmtree, paths.run_dir, ignore_errors=True)
         _prepare_run_dir(paths)
+        stack.callback(shutil.rmtree, paths.run_dir, ignore_errors=True)  # checked ours just now
         swtpm, smbd = _start_services(cfg, paths, events, stack)
         proc, argv = _spawn_qemu(cfg, paths, lambda endpoints: build_argv(
             cfg, firmware, paths, endpoints, media=media, tpm_socket=paths.tpm_socket if swtpm else None,

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from winarm.timeline.events import EventKind, EventLog
-from winarm.timeline.phases import Phase, derive_phases, format_phase_line
+from winarm.timeline.phases import LivePhases, Phase, format_phase_line
+from winarm.vm.event_caps import GUEST_EVENTS, MARKERS, EventCaps
 
 
 class Reporter:
@@ -16,7 +17,9 @@ class Reporter:
         self.events = events
         self.name = name
         self.out = out
-        self._printed_phases = 0
+        self._phases = LivePhases()
+        self.caps = EventCaps()
+        """What this run dropped of the guest's events (shown by ``status``)."""
         self.current: Phase | None = None
         """The phase under way (None once the run ended)."""
         self.phase_listeners: list[Callable[[Phase | None], None]] = []
@@ -28,15 +31,24 @@ class Reporter:
             print(f"[{self.name}] {message}", file=self.out, flush=True)
 
     def record(self, kind: EventKind, *, at: float | None = None, **details: Any) -> None:
-        """Timestamp an event, append it to the log, and say any phase it completed. Never raises for a log
-        the storage refuses (the log keeps it)."""
-        self.events.record(kind, at=at, **details)
-        every = derive_phases(self.events.events)
-        phases = [p for p in every if p.end is not None]
-        for phase in phases[self._printed_phases :]:
+        """Timestamp an event, append it to the log, and say any phase it completed; a guest-driven event past
+        the boot's caps is dropped and counted instead (:mod:`winarm.vm.event_caps`: the first drop of a boot
+        is recorded and said once). Never raises for a log the storage refuses (the log keeps it)."""
+        if kind in (EventKind.RUNNING, EventKind.RESET, EventKind.EXIT) and self.caps.dropped:
+            self.events.record(EventKind.EVENTS_DROPPED, count=sum(self.caps.dropped.values()),
+                               kinds=dict(self.caps.dropped))  # the boot's final count
+        keep, details = self.caps.admit(kind, details)
+        if not keep:
+            if self.caps.first_drop():
+                self.events.record(EventKind.EVENTS_DROPPED, first=str(kind), guest_events=GUEST_EVENTS,
+                                   markers=MARKERS)
+                self.say(f"the guest is flooding winarm: {kind} and other guest events past {GUEST_EVENTS} (or "
+                         f"{MARKERS} markers) this boot are dropped and counted")
+            return
+        event = self.events.record(kind, at=at, **details)
+        for phase in self._phases.feed(event):
             self.say(format_phase_line(phase))
-        self._printed_phases = len(phases)
-        current = every[-1] if every and every[-1].end is None else None
+        current = self._phases.current
         if (current and (current.name, current.start)) != (self.current and (self.current.name, self.current.start)):
             for listener in self.phase_listeners:
                 listener(current)

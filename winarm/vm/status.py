@@ -26,6 +26,9 @@ class VmStatus:
     """``storage full`` while the VM waits for room, else None."""
     log_behind: bool = False
     healthy: bool = False
+    problem: str | None = None
+    """Why the VM is unhealthy when the firmware booted no OS or Secure Boot refused a loader (one line), else
+    None."""
     daemon_pid: int | None = None
     qemu_pid: int | None = None
     run_dir: str = ""
@@ -81,6 +84,8 @@ def status_lines(reports: list[VmStatus], *, as_json: bool) -> Iterator[str]:
                 f"phase {report.phase or '-'}, vnc {report.vnc or '-'}, run dir {report.run_dir}"
             )
         yield line
+        if report.problem:
+            yield f"  PROBLEM: {report.problem}"
         yield from _activity_lines(report)
         if isinstance(report.share, dict):
             yield from _share_lines(report.share)

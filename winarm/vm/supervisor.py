@@ -24,9 +24,10 @@ from winarm.guest import DESKTOP_READY, REPORT_URL
 from winarm.qemu.disk import grown_line
 from winarm.timeline.events import EventKind
 from winarm.timeline.phases import derive_phases
-from winarm.vm import ending
+from winarm.vm import ending, stop_plan
 from winarm.vm.control_server import ControlServer
 from winarm.vm.facts import Facts
+from winarm.vm.firmware_watch import FIRMWARE_ONLY_ENV
 from winarm.vm.full_storage import wait_for_room
 from winarm.vm.guest_reports import desktop_ready_missing, missing_line
 from winarm.vm.install_watch import InstallWatch
@@ -35,6 +36,7 @@ from winarm.vm.share_watch import ShareWatch
 from winarm.vm.state import Lifecycle, VmState
 from winarm.vm.status import VmStatus
 from winarm.vm.storage_pause import RoomWait, StoragePause
+from winarm.vm.vnc_secret import vnc_access, vnc_where
 from winarm.vm.watches import Watches
 
 if TYPE_CHECKING:
@@ -85,7 +87,8 @@ class Supervisor:
         self.lifecycle = Lifecycle()
         self.facts = Facts(self.paths, launched.facts, self.reporter)
         self.install = InstallWatch(self.reporter, machine, self.facts, answer_medium=launched.answer_medium,
-                                    on_marker=self._on_marker)
+                                    on_marker=self._on_marker, install_cd=self.cfg.iso is not None,
+                                    on_fail=self._on_fail, firmware_only=os.environ.get(FIRMWARE_ONLY_ENV) == "1")
         self.storage = StoragePause(self.reporter, self.lifecycle, storage=self.cfg.storage,
                                     qemu_log=self.paths.qemu_log, cont=lambda: machine.execute("cont"),
                                     wait_for_room=room)
@@ -94,6 +97,8 @@ class Supervisor:
         self._stop_requested = asyncio.Event()
         self.storage.stopping = self._stop_requested.is_set
         self._stop_reason = ""
+        self._stop_plan: stop_plan.StopPlan | None = None
+        self._failure: str | None = None
         self._signals = 0
         self._vnc: str | None = None
         self._tasks: asyncio.TaskGroup | None = None
@@ -106,8 +111,15 @@ class Supervisor:
         the guest prints before the supervisor gets to press the power button belongs to the shutdown."""
         if not self._stop_requested.is_set():
             self._stop_reason = reason
+            self._stop_plan = stop_plan.plan_stop(self.reporter.events.events, self.cfg.timeout,
+                                                  reports=self.cfg.guest_channel)
             self._stop_requested.set()
             self.reporter.record(EventKind.STOP_REQUESTED, reason=reason)
+
+    def _on_fail(self, reason: str) -> None:
+        """The VM cannot boot (the install watch said why): stop it, with exit status 1."""
+        self._failure = reason
+        self.request_stop(reason)
 
     def _on_marker(self, name: str) -> None:
         if self.cfg.stop_at and name in self.cfg.stop_at.split(","):
@@ -125,7 +137,9 @@ class Supervisor:
 
     def _on_down(self) -> dict[str, Any]:
         self.request_stop("winarm down")
-        return {"ok": True, "daemon_pid": os.getpid(), "timeout": self.cfg.timeout}
+        plan = self._stop_plan
+        return {"ok": True, "daemon_pid": os.getpid(), "timeout": plan.wait if plan else self.cfg.timeout,
+                "because": plan.reason if plan else None}
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``work`` in the supervisor's task group: its failure ends the run and is reported, never lost."""
@@ -166,7 +180,8 @@ class Supervisor:
             name=self.cfg.name, state=self.lifecycle.state.value,
             paused="storage full" if self.storage.paused else None, log_behind=events.write_error is not None,
             healthy=running and not self.machine.exited and (swtpm is None or swtpm.alive)
-            and (smbd is None or bool(smbd.status()["healthy"])),
+            and (smbd is None or bool(smbd.status()["healthy"])) and self.install.problem is None,
+            problem=self.install.problem,
             daemon_pid=os.getpid(), qemu_pid=self.machine.pid, run_dir=str(self.paths.run_dir),
             state_dir=str(self.paths.state_dir), accel=self.cfg.accel, tpm=swtpm is not None,
             share=smbd.status() if smbd is not None else None, vnc=self._vnc,
@@ -261,7 +276,7 @@ class Supervisor:
         assert smbd is not None
         self._background.append(self._spawn(smbd.supervise(self._on_share_event, self.reporter.say)))
         try:
-            watch = ShareWatch(smbd.settings.shares[0].path)
+            watch = ShareWatch(smbd.settings.shares[0].path, self.reporter.say)
         except OSError as error:
             self.reporter.record(EventKind.SHARE_WATCH_FAILED, error=str(error))
         else:
@@ -276,26 +291,20 @@ class Supervisor:
 
     def _start_metrics(self, stack: contextlib.AsyncExitStack) -> None:
         """Serve ``/metrics`` when asked (stopped by ``stack``). Raises :class:`RuntimeFailure` for a bad port."""
-        if self.cfg.metrics_port is None:
-            return
-        from winarm.services.metrics import DaemonCollector, MetricsServer
+        if self.cfg.metrics_port is not None:
+            from winarm.services.metrics import serve_metrics
 
-        server = MetricsServer(DaemonCollector(self.cfg.name, lambda: self.status().as_json(),
-                                               lambda: list(self.launched.events.events)),
-                               self.cfg.metrics_address, self.cfg.metrics_port)
-        server.start()
-        stack.callback(server.stop)
-        self.reporter.record(EventKind.METRICS_STARTED, address=self.cfg.metrics_address, port=self.cfg.metrics_port)
-        self.reporter.say(f"metrics: http://{self.cfg.metrics_address}:{self.cfg.metrics_port}/metrics")
+            stack.callback(serve_metrics(self.cfg, lambda: self.status().as_json(),
+                                         lambda: list(self.launched.events.events), self.reporter))
 
     async def _query_vnc(self) -> None:
         try:
             info = await self.machine.execute("query-vnc")
         except RuntimeFailure:  # no VNC display, or QEMU already gone: nothing to say
             return
-        if isinstance(info, dict) and info.get("enabled"):
-            self._vnc = f"{info.get('host')}:{info.get('service')}"
-            self.reporter.say(f"display: VNC on {self._vnc}")
+        self._vnc = vnc_where(info, self.paths.vnc_socket)
+        if self._vnc is not None:
+            self.reporter.say(f"display: VNC on {self._vnc}{vnc_access(self.cfg)}")
 
     async def _supervise(self) -> int:
         """Wait for the end (QEMU exits, a stop is requested, the TPM is lost), stop the VM, and report."""
@@ -318,8 +327,10 @@ class Supervisor:
             self.reporter.record(EventKind.DESKTOP_READY_MISSING, channel=self.cfg.guest_channel)
             self.reporter.say(missing_line(self.cfg.guest_channel, self.watches.reports.accepted))
         self.lifecycle.move(VmState.STOPPED)
-        return ending.finish(self.reporter, self.machine, self.paths, how=how, paused=paused, tpm_lost=tpm_lost,
-                             at=exit_time, timeout=self.cfg.timeout)
+        quit_on_purpose = paused or self._failure is not None  # no stop-plan line then
+        code = ending.finish(self.reporter, self.machine, self.paths, how=how, paused=quit_on_purpose,
+                             tpm_lost=tpm_lost, at=exit_time, plan=self._stop_plan)
+        return 1 if self._failure is not None else code
 
     async def _wait_for_end(self) -> tuple[bool, bool]:
         """Whether QEMU exited by itself, and whether the TPM was lost (swtpm ended first)."""
@@ -343,17 +354,25 @@ class Supervisor:
         return ended, lost and not ended and not stopped
 
     async def _stop_vm(self, paused: bool) -> str:
-        """The graceful stop (power button, then quit, then kill); a VM paused for room is told to quit."""
+        """The graceful stop (power button, then quit, then kill), the power button's wait judged by
+        :func:`~winarm.vm.stop_plan.plan_stop` (short when no OS or Setup runs); a VM paused for room, or one that
+        cannot boot (no OS runs), is told to quit."""
         self.lifecycle.move(VmState.STOPPING)
         self.watches.hold()
+        if self._failure is not None:  # in the firmware, which ignores the power button: quit now
+            self.reporter.say(f"stopping ({self._stop_reason}): no OS runs, so QEMU is told to quit")
+            return await self.machine.stop(0, on_step=self.reporter.record)
+        plan = self._stop_plan = self._stop_plan or stop_plan.plan_stop(
+            self.reporter.events.events, self.cfg.timeout, reports=self.cfg.guest_channel)
         if paused:
             self.reporter.say(f"stopping ({self._stop_reason}): the VM is paused for lack of room and cannot shut "
                               "down, so QEMU is told to quit (it closes the disk image consistent; the guest checks "
                               "its file systems at its next boot)")
         else:
-            self.reporter.say(f"stopping ({self._stop_reason}): power button, up to {self.cfg.timeout:g} s for the "
-                              "guest")
-        return await self.machine.stop(0 if paused else self.cfg.timeout, on_step=self.reporter.record)
+            self.reporter.say(plan.stopping_line(self._stop_reason))
+        if paused:
+            return await self.machine.stop(0, on_step=self.reporter.record)
+        return await self.machine.stop(plan.wait, on_step=plan.recorder(self.reporter.record))
 
     async def _drain(self) -> None:
         """The console ends at QEMU's exit: let it hand over what the guest said last (at most 2 s), and the

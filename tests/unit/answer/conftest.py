@@ -10,5 +10,5 @@ from winarm.answer.settings import AnswerSettings
 
 @pytest.fixture(scope="module")
 def base() -> str:
-    """Windows 11, drivers in specialize, no TPM and no Secure Boot: every optional part present."""
-    return render(AnswerSettings(tpm=False, secure_boot=False))
+    """Windows 11 (with its LabConfig bypasses), drivers in specialize: every optional part present."""
+    return render(AnswerSettings())

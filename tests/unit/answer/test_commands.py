@@ -11,10 +11,13 @@ from winarm.answer.commands import (
     INSTALL_DRIVERS,
     MAX_COMMAND_LINE,
     MAX_PATH,
+    PASSWORD_NEVER_EXPIRES_COMMAND,
+    PREVENT_ENCRYPTION_COMMAND,
     driver_command,
     firstlogon_commands,
     logon_script_copies,
     medium_copy_command,
+    product_key_command,
     report_command,
     report_copy_command,
     specialize_commands,
@@ -149,11 +152,36 @@ def test_the_driver_command_runs_once_in_the_chosen_pass(drivers_pass: str, has_
                    (in_specialize, at_logon))
 
 
-def test_bypass_nro_follows_the_copy_in_specialize_and_can_be_left_out() -> None:
-    assert "BypassNRO" in specialize_commands(AnswerSettings())[1].line
+def test_bypass_nro_follows_the_copy_and_the_long_lived_defaults_in_specialize_and_can_be_left_out() -> None:
+    assert "BypassNRO" in specialize_commands(AnswerSettings())[3].line
     assert not any("BypassNRO" in c.line for c in specialize_commands(AnswerSettings(bypass_nro=False)))
     assert [c.line for c in specialize_commands(AnswerSettings(bypass_nro=False, has_drivers=False))] == [
-        report_copy_command(), *(c.line for c in logon_script_copies(AnswerSettings()))]
+        report_copy_command(), PREVENT_ENCRYPTION_COMMAND, PASSWORD_NEVER_EXPIRES_COMMAND,
+        *(c.line for c in logon_script_copies(AnswerSettings()))]
+
+
+def test_the_long_lived_defaults_are_the_documented_commands() -> None:
+    """BitLocker's PreventDeviceEncryption value (REG_DWORD 1) and an unlimited maximum password age, the way
+    that still works on Windows 11 24H2 (no wmic)."""
+    assert PREVENT_ENCRYPTION_COMMAND == (
+        r"reg.exe add HKLM\SYSTEM\CurrentControlSet\Control\BitLocker /v PreventDeviceEncryption /t REG_DWORD /d 1 /f")
+    assert PASSWORD_NEVER_EXPIRES_COMMAND == "net.exe accounts /maxpwage:unlimited"
+    lines = [c.line for c in specialize_commands(AnswerSettings())]
+    assert lines.count(PREVENT_ENCRYPTION_COMMAND) == 1 and lines.count(PASSWORD_NEVER_EXPIRES_COMMAND) == 1
+    assert not any("wmic" in line.lower() for line in lines)
+
+
+def test_a_product_key_is_installed_at_first_logon_from_the_medium_and_never_in_a_command_line() -> None:
+    key = "VK7JG-NPHTM-C97JM-9MPGT-3V66T"
+    s = AnswerSettings(product_key=key)
+    lines = [c.line for c in specialize_commands(s) + firstlogon_commands(s)]
+    assert not any(key in line for line in lines)
+    assert product_key_command() == (
+        r"cmd.exe /c for %d in (C D E F G H I J K L M N O P Q R S T U V W X Y Z) do @if exist %d:\winarm.marker "
+        r"call %d:\winarm\product-key.cmd")
+    first = [c.line for c in firstlogon_commands(s)]
+    assert first.index(product_key_command()) == 1, "right after the first-logon report, which says the logon began"
+    assert product_key_command() not in [c.line for c in firstlogon_commands(AnswerSettings())]
 
 
 def test_first_logon_order_with_a_share_login() -> None:

@@ -22,7 +22,7 @@ PASSWORD = "Zebra-Quartz-4711"
 
 def test_prepare_builds_once_and_prints_the_path(tmp_path: Path, testbed_iso: Path, placeholder_drivers: Path) -> None:
     args = ["prepare", "--name", "p", "--storage", str(tmp_path), "--iso", str(testbed_iso),
-            "--drivers", str(placeholder_drivers)]
+            "--drivers", str(placeholder_drivers), "--no-secure-boot"]
     first = winarm(*args)
     assert first.returncode == 0, first.stderr
     medium = Path(first.stdout.strip().splitlines()[-1])

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.unit.answer.strategies import valid_computer_names, valid_passwords, valid_usernames
 from tests.unit.answer.xmltools import FAST, NS, WCM, component, parse
-from winarm.answer.commands import DRIVER_SCRIPT_PASSES, driver_command, report_copy_command
+from winarm.answer.commands import DRIVER_SCRIPT_PASSES, driver_command, product_key_command, report_copy_command
 from winarm.answer.render import render, render_driver_script, render_report_script
 from winarm.answer.settings import AnswerSettings, decode_password
 from winarm.answer.validate import validate
@@ -27,44 +27,36 @@ MATRIX = list(
     itertools.product(
         ["11", "10"],
         DRIVERS_PASSES,
-        [True, False],  # tpm
-        [True, False],  # secure_boot
+        [True, False],  # a product key given
         ["index", "name"],
         [True, False],  # has_drivers
     )
 )
+ALL_BYPASSES = ["BypassTPMCheck", "BypassSecureBootCheck", "BypassRAMCheck", "BypassCPUCheck", "BypassStorageCheck"]
 
 
-def check_bypasses(setup: Element, text: str, windows: str, tpm: bool, secure_boot: bool) -> None:
-    """Windows 11 requirement bypasses: only what was asked, only on Windows 11, in windowsPE."""
+def check_bypasses(setup: Element, text: str, windows: str) -> None:
+    """Windows 11 requirement bypasses: all five always on Windows 11 (whatever the hardware), none on Windows 10,
+    in windowsPE."""
     bypass = [p.text or "" for p in setup.findall("u:RunSynchronous/u:RunSynchronousCommand/u:Path", NS)]
-    expected = []
-    if windows == "11":
-        expected = [
-            v
-            for v, on in (
-                ("BypassTPMCheck", not tpm),
-                ("BypassSecureBootCheck", not secure_boot),
-                ("BypassRAMCheck", not tpm),
-            )
-            if on
-        ]
+    expected = ALL_BYPASSES if windows == "11" else []
     assert [re.search(r"/v (\w+) ", p).group(1) for p in bypass] == expected  # type: ignore[union-attr]
-    assert all(p.startswith(r"reg add HKLM\SYSTEM\Setup\LabConfig ") for p in bypass)
+    assert all(p.startswith(r"reg add HKLM\SYSTEM\Setup\LabConfig ") and p.endswith(" /t REG_DWORD /d 1 /f")
+               for p in bypass)
     assert ("LabConfig" in text) == bool(expected)
 
 
-def check_edition(setup: Element, edition: str) -> None:
-    """The edition and the product key."""
+def check_edition(setup: Element, text: str, edition: str, key: str | None, windows: str) -> None:
+    """The edition, and UserData's ProductKey without a key whether or not one was given (nor anywhere else)."""
     meta = setup.find("u:ImageInstall/u:OSImage/u:InstallFrom/u:MetaData", NS)
     assert meta is not None and meta.get(f"{WCM}action") == "add"
     if edition == "index":
         assert (meta.findtext("u:Key", namespaces=NS), meta.findtext("u:Value", namespaces=NS)) == ("/IMAGE/INDEX", "3")
-        assert setup.findtext("u:UserData/u:ProductKey/u:Key", namespaces=NS) == "VK7JG-NPHTM-C97JM-9MPGT-3V66T"
     else:
         assert meta.findtext("u:Key", namespaces=NS) == "/IMAGE/NAME"
-        assert meta.findtext("u:Value", namespaces=NS) == "Windows 11 Pro"
-        assert setup.find("u:UserData/u:ProductKey/u:Key", NS) is None
+        assert meta.findtext("u:Value", namespaces=NS) == f"Windows {windows} Pro"
+    assert setup.find("u:UserData/u:ProductKey/u:Key", NS) is None
+    assert key is None or key not in text
     assert setup.findtext("u:UserData/u:ProductKey/u:WillShowUI", namespaces=NS) == "Never"
     assert setup.findtext("u:ImageInstall/u:OSImage/u:InstallTo/u:PartitionID", namespaces=NS) == "3"
 
@@ -89,20 +81,16 @@ def check_driver_command(root: Element, text: str, drivers_pass: str, has_driver
     assert [c.findtext("u:Order", namespaces=NS) for c in first] == [str(i) for i in range(1, len(first) + 1)]
 
 
-@pytest.mark.parametrize(("windows", "drivers_pass", "tpm", "secure_boot", "edition", "has_drivers"), MATRIX)
-def test_render_matrix(
-    windows: str, drivers_pass: str, tpm: bool, secure_boot: bool, *, edition: str, has_drivers: bool
-) -> None:
+@pytest.mark.parametrize(("windows", "drivers_pass", "with_key", "edition", "has_drivers"), MATRIX)
+def test_render_matrix(windows: str, drivers_pass: str, *, with_key: bool, edition: str, has_drivers: bool) -> None:
+    key = "VK7JG-NPHTM-C97JM-9MPGT-3V66T" if with_key else None
     s = AnswerSettings(
         windows=windows,
         drivers_pass=drivers_pass,
-        tpm=tpm,
-        secure_boot=secure_boot,
         edition_index=3 if edition == "index" else None,
-        edition_name="Windows 11 Pro" if edition == "name" else None,
-        product_key="VK7JG-NPHTM-C97JM-9MPGT-3V66T" if edition == "index" else None,
+        edition_name=f"Windows {windows} Pro" if edition == "name" else None,
+        product_key=key,
         has_drivers=has_drivers,
-        bypass_ram_check=not tpm,
     )
     text = render(s)
     assert validate(text) == []
@@ -115,9 +103,46 @@ def test_render_matrix(
         assert comp.get("language") == "neutral"
         assert comp.get("versionScope") == "nonSxS"
     setup = component(root, "windowsPE", "Microsoft-Windows-Setup")
-    check_bypasses(setup, text, windows, tpm, secure_boot)
-    check_edition(setup, edition)
+    check_bypasses(setup, text, windows)
+    check_edition(setup, text, edition, key, windows)
     check_driver_command(root, text, drivers_pass, has_drivers)
+    check_long_lived_defaults(root, setup)
+    lines = [c.findtext("u:CommandLine", namespaces=NS) for c in root.iterfind(".//u:SynchronousCommand", NS)]
+    assert (product_key_command() in lines) == with_key
+
+
+def check_long_lived_defaults(root: Element, setup: Element) -> None:
+    """Dynamic Update off in windowsPE, the time zone in specialize and oobeSystem, and in specialize the commands
+    that stop automatic device encryption and password expiry."""
+    assert setup.findtext("u:DynamicUpdate/u:Enable", namespaces=NS) == "false"
+    assert setup.findtext("u:DynamicUpdate/u:WillShowUI", namespaces=NS) == "Never"
+    for pass_name in ("specialize", "oobeSystem"):
+        shell = component(root, pass_name, "Microsoft-Windows-Shell-Setup")
+        assert shell.findtext("u:TimeZone", namespaces=NS) == "UTC"
+    deployment = component(root, "specialize", "Microsoft-Windows-Deployment")
+    paths = [p.text for p in deployment.iterfind("u:RunSynchronous/u:RunSynchronousCommand/u:Path", NS)]
+    assert (r"reg.exe add HKLM\SYSTEM\CurrentControlSet\Control\BitLocker /v PreventDeviceEncryption "
+            "/t REG_DWORD /d 1 /f") in paths
+    assert "net.exe accounts /maxpwage:unlimited" in paths
+
+
+def test_an_edition_name_of_another_windows_version_is_refused() -> None:
+    with pytest.raises(UserError, match=r"^edition name 'Windows 11 Pro' is Windows 11, .*: pass --windows 11$"):
+        render(AnswerSettings(windows="10", edition_name="Windows 11 Pro"))
+    assert "BypassCPUCheck" not in render(AnswerSettings(windows="10", edition_name="Windows 10 Pro"))
+
+
+def test_the_time_zone_given_is_written_in_specialize_and_oobe() -> None:
+    root = parse(render(AnswerSettings(timezone="Tokyo Standard Time")))
+    for pass_name in ("specialize", "oobeSystem"):
+        zone = component(root, pass_name, "Microsoft-Windows-Shell-Setup").findtext("u:TimeZone", namespaces=NS)
+        assert zone == "Tokyo Standard Time"
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Mars Standard Time", "", "utc"])
+def test_a_time_zone_that_is_not_a_windows_id_is_refused(zone: str) -> None:
+    with pytest.raises(UserError, match=r"^time zone .* is not a Windows time zone ID: use for example"):
+        render(AnswerSettings(timezone=zone))
 
 
 def test_disk_layout(base: str) -> None:

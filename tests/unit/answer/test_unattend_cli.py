@@ -19,20 +19,20 @@ from winarm.cli.unattend import unattend
 
 @pytest.fixture
 def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for name in ("USERNAME", "PASSWORD", "LANGUAGE", "KEYBOARD"):
+    for name in ("USERNAME", "PASSWORD", "LANGUAGE", "KEYBOARD", "TIMEZONE", "TZ"):
         monkeypatch.delenv(name, raising=False)
     return CliRunner()
 
 
 def test_cli_render_stdout_and_env(runner: CliRunner) -> None:
-    result = runner.invoke(unattend, ["render", "--windows", "10", "--no-tpm"])
+    result = runner.invoke(unattend, ["render", "--windows", "10"])
     assert result.exit_code == 0, result.output
     assert validate(result.stdout) == [] and "LabConfig" not in result.stdout
     assert "<Name>Docker</Name>" in result.stdout
 
     result = runner.invoke(
         unattend,
-        ["render", "--no-tpm"],
+        ["render"],
         env={"USERNAME": "alice", "PASSWORD": "s3cret", "LANGUAGE": "nl-NL", "KEYBOARD": "de-DE"},
     )
     assert result.exit_code == 0, result.output
@@ -132,8 +132,7 @@ def test_cli_registered_on_main(runner: CliRunner) -> None:
         "--product-key",
         "--disk-bus",
         "--drivers-pass",
-        "--tpm",
-        "--secure-boot",
+        "--timezone",
         "--out",
     ):
         assert option in helps

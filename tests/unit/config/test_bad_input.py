@@ -115,7 +115,7 @@ CASES: list[Case] = [
     *both("iso-x64", "--iso", "BOOT", lambda w: str(w.x64_iso), "is an x64 ISO", "ARM64"),
     Case("iso-without-install-image", flag("--iso", lambda w: str(w.no_image_iso)), None,
          words("has no sources/install.wim or sources/install.esd")),
-    *both("iso-url-404", "--iso", "BOOT", lambda w: f"{w.url}/missing.iso", "answered 404"),
+    *both("iso-url-plain-http", "--iso", "BOOT", lambda w: f"{w.url}/missing.iso", "is plain http"),
     Case("edition-not-on-iso", lambda w: ["--iso", str(w.good_iso), "--edition", "Enterprise"], None,
          words("edition 'Enterprise' is not on this ISO", "Windows 11 Pro")),
     # names
@@ -157,6 +157,7 @@ CASES: list[Case] = [
     Case("metrics-port-range", None, var("METRICS_PORT", "70000"), words("metrics port '70000' is not a TCP port")),
     # other settings
     *both("vnc-address", "--vnc", "VNC", "localhost:1", "VNC address 'localhost:1' is not an IP address"),
+    *both("vnc-address-scope-id", "--vnc", "VNC", "fe80::1%x,websocket=5700", "has an IPv6 scope id"),
     Case("vnc-password-too-long", None, var("VNC_PASSWORD", "123456789"), words("VNC password must be 1-8")),
     *both("vnc-password-file-missing", "--vnc-password-file", "VNC_PASSWORD_FILE", "/nonexistent/vnc",
           "VNC password file '/nonexistent/vnc' cannot be read"),
@@ -200,6 +201,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     folder = shared_root / "ok"
     folder.mkdir(exist_ok=True)
     os.chmod(folder, 0o777)
+    os.chown(folder, 4321, 4321)  # root as the share's default owner is refused
     root_folder = shared_root / "root-only"
     root_folder.mkdir(exist_ok=True)
     (root_folder / "theirs.txt").write_text("a folder with files is never chowned for the guest\n")

@@ -186,7 +186,8 @@ def test_an_iso_at_the_top_of_the_storage_is_found(tmp_path: Path, host: HostFac
 
 def test_vnc_address_from_the_environment(tmp_path: Path, host: HostFacts) -> None:
     base = {"storage": str(tmp_path), "run_base": str(tmp_path / "run"), "disk_size": "1G"}
-    assert load_config(base, {}, host).vnc == "127.0.0.1"
+    assert load_config(base, {}, host).vnc == "socket", "issue 14: a unix socket by default, not TCP"
+    assert load_config(base, {"VNC": "127.0.0.1"}, host).vnc == "127.0.0.1"
     assert load_config(base, {"VNC": "0.0.0.0"}, host).vnc == "0.0.0.0"
     with pytest.raises(UserError, match="VNC address 'localhost,to=1' is not an IP address"):
         load_config(base, {"VNC": "localhost,to=1"}, host)

@@ -19,7 +19,7 @@ from defusedxml import ElementTree
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from winarm.answer.medium import medium_files, write_iso
+from winarm.answer.medium import medium_files, product_key_files, write_iso
 from winarm.answer.render import render
 from winarm.answer.settings import AnswerSettings, check_settings, decode_password
 from winarm.answer.validate import validate
@@ -27,7 +27,7 @@ from winarm.config.host import HostFacts
 from winarm.config.paths import VmPaths
 from winarm.config.vm import load_config
 from winarm.errors import UserError
-from winarm.media.drivers import DRIVER_FILE_RE, pick_drivers
+from winarm.media.drivers import DRIVER_FILE_RE, DriverRequest, pick_drivers
 from winarm.qemu.argv import Endpoints, build_argv
 from winarm.qemu.firmware import Firmware
 from winarm_testbed.virtio_tree import make_fake_virtio_tree
@@ -115,8 +115,9 @@ def test_any_answer_value_is_refused_or_comes_back_whole(*, username: str, passw
     assert [n.text for n in root.iterfind(".//u:LocalAccount/u:Name", NS)] == [username]
     assert [decode_password(v.text or "") for v in root.iterfind(".//u:Password/u:Value", NS)] == [password] * 2
     assert [c.text for c in root.iter("{urn:schemas-microsoft-com:unattend}ComputerName")] == [computer]
+    assert [k.text for k in root.iterfind(".//u:ProductKey/u:Key", NS)] == [], "never a key for Setup"
     if key:
-        assert [k.text for k in root.iterfind(".//u:ProductKey/u:Key", NS)] == [key]
+        assert key not in text and product_key_files(values)[1].read() == f"{key}\r\n".encode(), "on the medium"
     commands = [c.text for c in root.iter("{urn:schemas-microsoft-com:unattend}CommandLine")]
     if share_user:
         assert f"cmdkey.exe /add:host.lan /user:{share_user} /pass:{share_password}" in commands
@@ -153,7 +154,8 @@ def test_the_answer_medium_holds_only_plain_names(driver_tree: Path, tmp_path: P
     storage_folder = next(tree.glob("viostor/w11/ARM64"))
     for name in extra:
         (storage_folder / name).write_bytes(b"x")
-    selection = pick_drivers(tree, windows="11", disk_bus="virtio-blk", drivers_pass="specialize")
+    request = DriverRequest("11", "virtio-blk", "specialize", {"virtio-blk-pci"}, secure_boot=False)
+    selection = pick_drivers(tree, request)
     files = medium_files(AnswerSettings(), selection)
     out = tmp_path / "answer.iso"
     write_iso(files, out)

@@ -51,8 +51,9 @@ def test_environment_names_and_puid_convention(share_root: Path) -> None:
 
 
 def test_named_shares(share_root: Path) -> None:
-    (share_root / "a").mkdir()
-    (share_root / "b=c").mkdir()
+    for name in ("a", "b=c"):
+        (share_root / name).mkdir()
+        os.chown(share_root / name, 4321, 4321)
     s = load({"shared": (f"Music={share_root / 'a'}", str(share_root / "b=c"))})
     assert s is not None
     assert [(x.name, x.path) for x in s.shares] == [("Music", share_root / "a"), ("Data", share_root / "b=c")]
@@ -96,7 +97,7 @@ def test_bad_values_are_one_clear_line(share_root: Path, flags: dict[str, object
                                        needle: str) -> None:
     folder = share_root / "dir"
     folder.mkdir()
-    os.chown(folder, euid, euid)
+    os.chown(folder, euid or 4321, euid or 4321)  # not root's: root as the default owner is refused
     (share_root / "file").write_text("x")
 
     def fill(value: object) -> object:
@@ -139,7 +140,62 @@ def test_port_in_use_is_refused() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(UserError, match=f"share port {port} on 127.0.0.1 is in use"):
-            load({"shared": ("/tmp",), "share_port": str(port)})
+            load({"shared": ("/tmp",), "share_port": str(port), "share_readonly": True, "uid": "0"})
+
+
+@pytest.mark.parametrize("place", ["/", "/etc", "/usr/share", "/home", "/var", "/proc/self", "/dev"])
+def test_a_system_folder_is_refused_unless_read_only(place: str) -> None:
+    """Issue 14, finding 3: --shared / and --shared /etc were accepted, writable, as root."""
+    with pytest.raises(UserError, match="system folder"):
+        load({"shared": (place,), "uid": "0"})
+    if place not in ("/proc/self", "/dev"):
+        assert load({"shared": (place,), "uid": "0", "share_readonly": True}) is not None
+
+
+def test_a_link_to_a_system_folder_counts_as_that_folder(share_root: Path) -> None:
+    (share_root / "innocent").symlink_to("/etc")
+    with pytest.raises(UserError, match="system folder /etc"):
+        load({"shared": (str(share_root / "innocent"),), "uid": "0"})
+
+
+def test_a_share_overlapping_the_storage_is_refused(share_root: Path) -> None:
+    storage = share_root / "storage"
+    storage.mkdir()
+    for shared in (share_root, storage, storage / "windows"):
+        shared.mkdir(exist_ok=True)
+        with pytest.raises(UserError, match="overlaps winarm's storage"):
+            load({"shared": (str(shared),), "uid": "0", "storage": str(storage)})
+    elsewhere = share_root / "music"
+    elsewhere.mkdir()
+    assert load({"shared": (str(elsewhere),), "uid": "0", "storage": str(storage)}) is not None
+
+
+def test_root_as_the_owner_only_when_asked(share_root: Path) -> None:
+    """Issue 14, finding 3: a root-owned folder (Docker's auto-created ./shared) made Windows' files root's."""
+    folder = share_root / "docker-made"
+    folder.mkdir()
+    with pytest.raises(UserError, match="belongs to root, so Windows' files would too"):
+        load({"shared": (str(folder),)})
+    assert load({"shared": (str(folder),), "uid": "0", "gid": "0"}) is not None
+    settings_ = load({"shared": (str(folder),)}, {"UID": "1000", "GID": "1000"})
+    assert settings_ is not None and (settings_.uid, settings_.gid) == (1000, 1000)
+
+
+@pytest.mark.parametrize("password", ["*", "/delete", "/user:x"])
+def test_a_password_net_use_would_read_otherwise_is_refused(share_root: Path, password: str) -> None:
+    os.chown(share_root, 4321, 4321)
+    with pytest.raises(UserError, match="cannot be '\\*' or start with '/'"):
+        load({"shared": (str(share_root),), "share_user": "alice", "share_password": password})
+
+
+def test_the_share_password_from_a_file(share_root: Path, tmp_path: Path) -> None:
+    os.chown(share_root, 4321, 4321)
+    secret = tmp_path / "share-password"
+    secret.write_text("from-a-file\n")
+    s = load({"shared": (str(share_root),), "share_user": "alice"}, {"SHARE_PASSWORD_FILE": str(secret)})
+    assert s is not None and s.password == "from-a-file"
+    with pytest.raises(UserError, match="share password file .* cannot be read"):
+        load({"shared": (str(share_root),), "share_user": "alice", "share_password_file": str(tmp_path / "none")})
 
 
 @pytest.mark.parametrize("text", ["/tmp/a\nb", "/tmp/a%Ub", "/tmp/ab\\", "/tmp/ab ", "/tmp/\x7f"])

@@ -53,6 +53,7 @@ def test_dockerfile_promises() -> None:
     assert steps["VOLUME"] == '["/storage", "/shared"]'
     assert steps["HEALTHCHECK"].endswith('CMD ["winarm", "status"]'), "the health check asks the daemon"
     assert set(steps["EXPOSE"].split()) == {"5900", "9108"}
+    assert "METRICS_ADDRESS" not in steps["ENV"], "metrics stay on the container's loopback unless asked"
     args = {rest.split("=", 1)[0]: rest.split("=", 1)[1] for word, rest in instructions(dockerfile())
             if word == "ARG" and "=" in rest}
     assert args["VIRTIO_WIN_URL"].endswith("/virtio-win-0.1.266-1/virtio-win.iso"), "a pinned release"
@@ -70,6 +71,10 @@ def test_compose() -> None:
     assert all(port.startswith("127.0.0.1:") for port in service["ports"]), "published on loopback only"
     unknown = set(service["environment"]) - KNOWN_ENV
     assert not unknown, f"environment names winarm does not read: {unknown}"
+    # issue 14: no literal password; the Windows password comes from a compose secret
+    assert not {"PASSWORD", "VNC_PASSWORD", "SHARE_PASSWORD"} & set(service["environment"])
+    secret = service["environment"]["PASSWORD_FILE"].removeprefix("/run/secrets/")
+    assert secret in service["secrets"] and secret in compose["secrets"]
     timeout = int(service["environment"]["TIMEOUT"])
     assert timeout + 10 < 120, "the guest's shutdown timeout fits in the grace period"
 
@@ -92,7 +97,7 @@ def test_kubernetes_manifest_validates_and_keeps_one_pod_on_the_disk() -> None:
     kvm = next(v for v in pod["volumes"] if v["name"] == "kvm")
     assert kvm["hostPath"] == {"path": "/dev/kvm", "type": "CharDevice"}
     service_ports = {p["targetPort"] for p in kinds["Service"]["spec"]["ports"]}
-    assert service_ports == {p["name"] for p in container["ports"]}
+    assert service_ports == {p["name"] for p in container["ports"]} - {"metrics"}, "metrics not in the Service"
 
 
 def test_kubernetes_validation_can_fail() -> None:

@@ -15,6 +15,7 @@ from winarm.errors import RuntimeFailure, UserError
 from winarm.media.download import fetch, file_name, is_url
 
 PAYLOAD = bytes(range(256)) * 4096 * 3  # 3 MiB
+DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -82,10 +83,10 @@ def test_download_checked_and_reused(tmp_path: Path, server: str) -> None:
 
 def test_a_cut_download_is_never_used_and_resumes(tmp_path: Path, server: str) -> None:
     with pytest.raises(RuntimeFailure, match="cut off at"):
-        fetch(f"{server}/cut.iso", tmp_path)
+        fetch(f"{server}/cut.iso", tmp_path, sha256=DIGEST)
     assert not (tmp_path / "cut.iso").exists()
     assert 0 < (tmp_path / "cut.iso.partial").stat().st_size < len(PAYLOAD)
-    path = fetch(f"{server}/cut.iso", tmp_path)
+    path = fetch(f"{server}/cut.iso", tmp_path, sha256=DIGEST)
     assert path.read_bytes() == PAYLOAD
     assert Handler.ranges[-1] == f"bytes={len(PAYLOAD) // 2}-", "the second try asks only for the rest"
 
@@ -98,7 +99,23 @@ def test_a_wrong_checksum_deletes_the_download(tmp_path: Path, server: str) -> N
 
 def test_a_404_is_one_line_exit_2_and_changes_nothing(tmp_path: Path, server: str) -> None:
     result = winarm("up", "--name", "t", "--storage", str(tmp_path), "--iso", f"{server}/missing.iso",
-                    "--no-tpm", "--disk-size", "1G")
+                    "--iso-sha256", DIGEST, "--no-tpm", "--disk-size", "1G")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "answered 404" in result.stderr and "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == [], "a refused download leaves nothing behind"
+
+
+def test_plain_http_without_a_checksum_is_refused_before_any_request(tmp_path: Path, server: str) -> None:
+    """Issue 14: an http:// ISO was taken with no checksum, so anyone on the path could swap the image."""
+    result = winarm("up", "--name", "t", "--storage", str(tmp_path), "--iso", f"{server}/win.iso", "--no-tpm",
+                    "--disk-size", "1G")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "plain http" in result.stderr and "--iso-sha256" in result.stderr
+    assert Handler.ranges == [] and list(tmp_path.iterdir()) == []
+
+
+def test_more_than_the_cap_is_never_kept(tmp_path: Path, server: str) -> None:
+    """Issue 14: no size cap. The server says 3 MiB; with a 1 MiB cap nothing is written."""
+    with pytest.raises(UserError, match="larger than"):
+        fetch(f"{server}/win.iso", tmp_path, sha256=DIGEST, max_bytes=2**20)
+    assert list(tmp_path.iterdir()) == []

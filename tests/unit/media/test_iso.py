@@ -52,6 +52,7 @@ def test_arm64_bridge_iso_reports_editions_exactly(good_iso: Path) -> None:
         "arch": "arm64",
         "image": "sources/install.wim",
         "image_bytes": wim_size,
+        "answer_files": [],
         "editions": [
             {"index": 1, "name": "Windows 11 Home", "build": "26100", "arch": "arm64", "total_bytes": home,
              "languages": ["en-US"], "default_language": "en-US"},

@@ -98,8 +98,9 @@ def test_commas_in_paths_are_doubled(tmp_path: Path, host: HostFacts) -> None:
     assert opt("a,b,,c") == "a,,b,,,,c"
 
 
-def test_vnc_listens_on_loopback_by_default(tmp_path: Path, host: HostFacts) -> None:
-    assert value_after(argv_for(tmp_path, host), "-vnc") == ["127.0.0.1:0,to=99"]
+def test_vnc_listens_on_its_socket_in_the_run_directory_by_default(tmp_path: Path, host: HostFacts) -> None:
+    assert value_after(argv_for(tmp_path, host), "-vnc") == [f"unix:{tmp_path / 'r' / 'windows' / 'vnc.sock'}"]
+    assert value_after(argv_for(tmp_path, host, vnc="127.0.0.1"), "-vnc") == ["127.0.0.1:0,to=99"]
 
 
 def test_vnc_on_ipv6_and_with_a_password_that_stays_off_the_command_line(tmp_path: Path, host: HostFacts) -> None:
@@ -126,11 +127,12 @@ def test_the_whole_command_line_in_order(tmp_path: Path, host: HostFacts) -> Non
     run, state = tmp_path / "r" / "windows", tmp_path / "s" / "windows"
     assert argv == [
         "qemu-system-aarch64", "-name", "windows,debug-threads=on", "-nodefaults", "-no-user-config", "-S",
-        "-machine", "virt,gic-version=max", "-accel", "tcg,thread=multi", "-cpu", "max,pauth-impdef=on",
+        "-machine", "virt,gic-version=max", "-rtc", "base=localtime",
+        "-accel", "tcg,thread=multi", "-cpu", "max,pauth-impdef=on",
         "-smp", "2,sockets=1,cores=2,threads=1", "-m", "2048M",
         "-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE.fd",
         "-drive", f"if=pflash,format=raw,unit=1,file={state}/efivars.fd", "-boot", "menu=on,splash-time=0",
-        "-device", "ramfb", "-display", "none", "-vnc", "127.0.0.1:0,to=99",
+        "-device", "ramfb", "-display", "none", "-vnc", f"unix:{run}/vnc.sock",
         "-device", "qemu-xhci,id=xhci", "-device", "usb-kbd,bus=xhci.0", "-device", "usb-tablet,bus=xhci.0",
         "-drive", f"if=none,id=disk0,file={state}/disk.qcow2,format=qcow2,cache=writeback,discard=unmap,"
         "detect-zeroes=unmap",

@@ -162,8 +162,8 @@ def test_answer_facts_read_winarms_own_answer_file(tmp_path: Path) -> None:
     extend = "%WINDIR%\\Setup\\Scripts\\winarm-extend-c.cmd"
     assert [f for f in facts if f.startswith(("sp ", "fl "))] == [
         f"sp 1 copy |winarm/report.vbs|{script}|",
-        f"sp 3 copy |winarm/extend-c.cmd|{extend}|",
-        f"sp 4 copy |winarm/extend-c.txt|{extend[:-3]}txt|",
+        f"sp 5 copy |winarm/extend-c.cmd|{extend}|",
+        f"sp 6 copy |winarm/extend-c.txt|{extend[:-3]}txt|",
         f"fl 1 report 0 |{script}|first-logon|||",
         "fl 2 drivers oobeSystem",
         f"fl 3 task WinarmExtendC |{extend}|",
@@ -171,6 +171,19 @@ def test_answer_facts_read_winarms_own_answer_file(tmp_path: Path) -> None:
         f'fl 5 runkey WinarmDesktopReady reg_expand_sz |wscript.exe //B //NoLogo "{script}" desktop-ready|',
         f"fl 6 report 0 |{script}|desktop-ready|||",
     ]
+
+
+def test_the_testbed_finds_the_product_key_command_and_its_scripts_report(tmp_path: Path) -> None:
+    """The first-logon product-key command is a "productkey" fact (the testbed plays the script), and the
+    script's `start "" wscript ...` lines, started from a batch file, are reports not waited for."""
+    from winarm.answer.render import render, render_product_key_script
+    from winarm.answer.settings import AnswerSettings
+
+    text = render(AnswerSettings(product_key="VK7JG-NPHTM-C97JM-9MPGT-3V66T", has_drivers=False))
+    facts = awk("cmdline.awk", "answer-facts.awk", data=text, tmp_path=tmp_path).splitlines()
+    assert [f for f in facts if f.startswith("fl ")][1] == "fl 2 productkey"
+    reports = awk("cmdline.awk", "batch-facts.awk", data=render_product_key_script(), tmp_path=tmp_path)
+    assert reports.splitlines() == ["report 0 |%WINDIR%\\Setup\\Scripts\\winarm-report.vbs|product-key|%REPORT%||"] * 2
 
 
 @pytest.mark.parametrize("output", [

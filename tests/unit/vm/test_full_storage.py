@@ -71,3 +71,15 @@ def test_a_paused_vm_waits_for_room_and_not_before(tmp_path: Path) -> None:
         assert asyncio.run(scenario()) >= 4 * 2**20
 
 
+
+
+def test_the_console_log_has_a_cap_per_run(tmp_path: Path) -> None:
+    """Issue 14, finding 6: a guest flooding its console grew serial.log without bound."""
+    log = ConsoleLog(tmp_path / "serial.log", limit=1000)
+    for _ in range(50):
+        log.write(b"x" * 100)
+    log.close()
+    text = (tmp_path / "serial.log").read_bytes()
+    assert text.startswith(b"x" * 1000) and text.count(b"x") == 1000
+    assert b"the console log reached 1000 bytes" in text and len(text) < 1200
+    assert log.capped == 4000

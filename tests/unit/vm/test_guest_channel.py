@@ -21,6 +21,7 @@ BODIES = {
     "desktop-ready": b"user Docker\nsession 1\n",
     "hook": b"hook install-tools 0\nhook bad one 1\n",
     "shutdown": b"reason guest",
+    "product-key": b"code -1073418160\r\n",
 }
 
 
@@ -32,16 +33,17 @@ def test_a_good_report_of_each_name_is_answered_204_and_handed_on(tmp_path: Path
         assert await rig.send(post("desktop-ready", b"a 1\n", version="1.0", newline="\n")) == NO_CONTENT
 
     rig = run(tmp_path, scenario)
-    assert rig.reports[:5] == [
+    assert rig.reports[:6] == [
         Report("drivers", (("pass", "specialize"), ("driver", "NetKVM 0"), ("driver", "viostor 3010"),
                            ("driver", "vioinput 5"))),
         Report("first-logon", ()),
         Report("desktop-ready", (("user", "Docker"), ("session", "1"))),
         Report("hook", (("hook", "install-tools 0"), ("hook", "bad one 1"))),
         Report("shutdown", (("reason", "guest"),)),
+        Report("product-key", (("code", "-1073418160"),)),
     ]
-    assert rig.reports[5] == Report("desktop-ready", (("a", "1"),)), "HTTP/1.0 with bare LF line ends"
-    assert rig.refusals == [] and rig.channel is not None and rig.channel.accepted == 6
+    assert rig.reports[6] == Report("desktop-ready", (("a", "1"),)), "HTTP/1.0 with bare LF line ends"
+    assert rig.refusals == [] and rig.channel is not None and rig.channel.accepted == 7
 
 
 def test_a_report_without_content_length_has_an_empty_body(tmp_path: Path) -> None:
