@@ -63,6 +63,7 @@ def test_the_guest_writes_to_the_shares_at_first_logon(tmp_path: Path, run_base:
 
 
 @pytest.mark.qemu
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the share's files get another owner (uid 4321)")
 def test_a_share_login_reaches_the_guest_through_the_medium_only(tmp_path: Path, run_base: Path, share_root: Path,
                                                                 testbed_iso: Path, placeholder_drivers: Path) -> None:
     """The share script reads the login from the answer medium, stores it (cmdkey) and maps the share with it; the
@@ -70,8 +71,9 @@ def test_a_share_login_reaches_the_guest_through_the_medium_only(tmp_path: Path,
     it, and a later logon reaches the share with the stored login once the medium is gone."""
     folder = share_root / "data"
     folder.mkdir()
+    os.chown(folder, 4321, 4322)
     password = "s3cret-Pw.9"
-    common = [*GUEST, "--shared", f"Data={folder}", "--share-user", "alice"]
+    common = [*GUEST, "--shared", f"Data={folder}", "--uid", "4321", "--gid", "4322", "--share-user", "alice"]
     env = {"SHARE_PASSWORD": password}
     vm = Up(tmp_path, run_base, *common, "--iso", str(testbed_iso), "--drivers", str(placeholder_drivers),
             "--stop-at", "desktop-ready", env=env)
