@@ -118,6 +118,8 @@ END {
                 if (fact == "") fact = echo_fact(line)
                 if (fact == "") fact = runkey_fact(line)
                 if (fact == "") fact = report_fact(line)
+                if (fact == "") fact = batch_fact(line)
+                if (fact == "") fact = task_fact(line)
                 if (fact == "") continue
                 ncmd++
                 O[ncmd] = order + 0

@@ -218,3 +218,40 @@ function copy_fact(line,    l, s, src, dest, k) {
     gsub(/\\/, "/", src)
     return "copy |" src "|" dest "|"
 }
+# batch_fact(LINE): for `cmd[.exe] /c "SCRIPT"` or `cmd[.exe] /c call "SCRIPT"` (waited for) or `cmd[.exe] /c
+# start "" [/min] "SCRIPT"` (started), SCRIPT a .cmd or .bat file: "batch WAIT |SCRIPT|" (WAIT 1 or 0); else "".
+function batch_fact(line,    n, i, wait, script) {
+    n = argv(line)
+    if (n < 3 || (program(A[1]) != "cmd" && program(A[1]) != "cmd.exe") || tolower(A[2]) != "/c") return ""
+    i = 3
+    wait = 1
+    if (tolower(A[3]) == "call") i = 4
+    else if (tolower(A[3]) == "start" && n >= 5 && A[4] == "") {
+        wait = 0
+        for (i = 5; i < n && substr(A[i], 1, 1) == "/"; i++) ;
+    }
+    if (i != n) return ""
+    script = A[n]
+    if (tolower(script) !~ /\.(cmd|bat)$/ || index(script, "|") > 0) return ""
+    return "batch " wait " |" script "|"
+}
+# task_fact(LINE): for `schtasks[.exe] /create /tn NAME /tr COMMAND /sc onstart /ru SYSTEM [/rl LEVEL] [/f]`, a
+# task run as SYSTEM at every start: "task NAME |COMMAND|"; else "" (other schedules are not played).
+function task_fact(line,    n, t, sw, name, cmd, sched, user) {
+    n = argv(line)
+    if (n < 2 || (program(A[1]) != "schtasks" && program(A[1]) != "schtasks.exe") || tolower(A[2]) != "/create")
+        return ""
+    name = ""; cmd = ""; sched = ""; user = ""
+    for (t = 3; t <= n; t++) {
+        sw = tolower(A[t])
+        if (sw == "/tn" && t < n) name = A[++t]
+        else if (sw == "/tr" && t < n) cmd = A[++t]
+        else if (sw == "/sc" && t < n) sched = tolower(A[++t])
+        else if (sw == "/ru" && t < n) user = tolower(A[++t])
+        else if (sw == "/rl" && t < n) t++
+        else if (sw != "/f") return ""
+    }
+    if (sched != "onstart" || user != "system" || name == "" || name ~ /[ \t|]/ || cmd == "" || index(cmd, "|") > 0)
+        return ""
+    return "task " name " |" cmd "|"
+}

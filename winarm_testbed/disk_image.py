@@ -13,13 +13,16 @@ import struct
 import subprocess
 import tempfile
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from winarm.qemu.disk import virtual_size
 from winarm_testbed.tools import GuestBuildError
 
-__all__ = ["FsckResult", "Partition", "classify", "fsck_image", "findings", "partitions", "read_partition"]
+__all__ = ["FsckResult", "Partition", "classify", "fsck_image", "findings", "gpt_problems", "partitions",
+           "read_partition"]
 
 SECTOR = 512
 _FAT_SIGNATURES = ((54, b"FAT"), (82, b"FAT"))  # FAT12/16, FAT32: the file system type field of the boot sector
@@ -83,6 +86,53 @@ def partitions(disk: Path, image_format: str = "qcow2") -> list[Partition]:
             continue
         found.append(Partition(index + 1, type_guid, first * SECTOR, (last - first + 1) * SECTOR))
     return found
+
+
+def _header_problems(data: bytes, at: int, lba: int, other: int, what: str) -> list[str]:
+    """What is wrong with the GPT header at byte ``at`` of ``data`` (read from LBA ``lba``; the other header
+    expected at LBA ``other``): its signature, CRC, own and alternate LBAs."""
+    header = bytearray(data[at:at + 92])
+    if header[:8] != b"EFI PART":
+        return [f"{what} header: no GPT signature at LBA {lba}"]
+    problems = []
+    stored = struct.unpack_from("<I", header, 16)[0]
+    header[16:20] = bytes(4)
+    if zlib.crc32(bytes(header)) != stored:
+        problems.append(f"{what} header: CRC mismatch")
+    mine, alternate = struct.unpack_from("<QQ", header, 24)
+    if (mine, alternate) != (lba, other):
+        problems.append(f"{what} header: at LBA {mine}, other at {alternate}; expected {lba} and {other}")
+    return problems
+
+
+def _entries_problem(disk: Path, image_format: str, header: bytes, what: str, tmp: Path) -> str | None:
+    """The entries array the GPT header ``header`` names, read and checked against its CRC; None when it matches."""
+    entries_lba, count, size, stored = struct.unpack_from("<QIII", header, 72)
+    out = tmp / f"{what}-entries.img"
+    _convert(disk, image_format, out, entries_lba * SECTOR, count * size)
+    return None if zlib.crc32(out.read_bytes()) == stored else f"{what} entries: CRC mismatch"
+
+
+def gpt_problems(disk: Path, image_format: str = "qcow2", size: int | None = None) -> list[str]:
+    """What is wrong with DISK's GPT, both copies: headers (signature, CRC, their LBAs: the backup on the
+    disk's last LBA, given its SIZE in bytes or read from the image), entry arrays (CRC), and the two disagreeing
+    on the partitions or usable range. Empty when the GPT is whole. Raises GuestBuildError when a tool fails."""
+    last = (size if size is not None else virtual_size(disk, image_format)) // SECTOR - 1
+    with tempfile.TemporaryDirectory(prefix="winarm-gpt-") as tmp:
+        primary_file, backup_file = Path(tmp) / "primary.img", Path(tmp) / "backup.img"
+        _convert(disk, image_format, primary_file, SECTOR, SECTOR)
+        _convert(disk, image_format, backup_file, last * SECTOR, SECTOR)
+        primary, backup = primary_file.read_bytes(), backup_file.read_bytes()
+        problems = _header_problems(primary, 0, 1, last, "primary") + _header_problems(backup, 0, last, 1, "backup")
+        if problems:
+            return problems
+        for header, what in ((primary, "primary"), (backup, "backup")):
+            problem = _entries_problem(disk, image_format, header, what, Path(tmp))
+            if problem is not None:
+                problems.append(problem)
+    if primary[40:56] != backup[40:56] or primary[80:92] != backup[80:92]:
+        problems.append("the primary and backup headers disagree on the usable LBAs or the entries")
+    return problems
 
 
 def read_partition(disk: Path, part: Partition, out: Path, image_format: str = "qcow2") -> None:

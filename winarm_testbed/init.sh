@@ -47,13 +47,24 @@
 #                        `reg[.exe] add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run /v NAME
 #                        [/t REG_SZ|REG_EXPAND_SZ] /d "COMMAND" [/f]`: NAME TYPE COMMAND kept in
 #                        /Windows/winarm-run-keys ("WINARM-EVENT run-key-added NAME"), run at later logons,
-#                        not this one; other commands are ignored. Then the shares unmounted; the reports
-#                        not waited for end; state next=complete; then ready, poweroff (events)
+#                        not this one; a batch file (`cmd[.exe] /c "SCRIPT"`, `/c call`, `/c start "" [/min]`)
+#                        read from C: for what the testbed plays of it: the share script (its login read
+#                        from the answer medium's file and stored as cmdkey would, in
+#                        /Windows/winarm-credentials, "WINARM-EVENT share-login-stored HOST USER"; each
+#                        `call :map L: "\\HOST\NAME"` mounted with that login or as a guest, retried
+#                        ("share-map-retried"/"share-map-failed" events), then written to as `net use` above)
+#                        and `diskpart /s SCRIPT` (`select volume C`, `extend`: C:'s partition extended over
+#                        the space after it on the GPT, "WINARM-EVENT volume-extended C: OLD_MIB NEW_MIB" or
+#                        "volume-not-extended C: REASON"); `schtasks /create /tn NAME /tr COMMAND /sc onstart
+#                        /ru SYSTEM` kept in /Windows/winarm-tasks ("WINARM-EVENT task-added NAME"); other
+#                        commands are ignored. Then the shares unmounted; the reports not waited for end;
+#                        state next=complete; then ready, poweroff (events)
 #   later boots          once Setup is complete: the disk check (below), the power button armed, the network
-#                        up when NetKVM is in the driver store, each Run-key command the testbed knows (the
-#                        echo and report forms above, started and not waited for; %WINDIR% expanded only in
-#                        a REG_EXPAND_SZ value; a share file needs a `net use ... /persistent:yes`
-#                        FirstLogonCommand of that share: mounted with its login, "WINARM-EVENT
+#                        up when NetKVM is in the driver store, each start task's batch file (as above, as
+#                        SYSTEM, before the logon), then each Run-key command the testbed knows (the echo,
+#                        report and batch forms above, the reports started and not waited for; %WINDIR%
+#                        expanded only in a REG_EXPAND_SZ value; a file on a share not mounted yet is
+#                        written with the login cmdkey stored for its host, or as a guest: "WINARM-EVENT
 #                        share-reconnected NAME", unmounted after; "WINARM-EVENT run-key-failed NAME REASON"
 #                        when one fails); the reports end; ready, poweroff (events)
 #   error <reason>       on any failure, followed by `poweroff -f`; never hangs silently
@@ -259,8 +270,8 @@ find_media() {
 # ------------------------------------------------------------------------------------------------
 # The answer file
 
-# The awk programs live beside /init in the initramfs; answer-facts.awk and run-key-facts.awk need the
-# command-line functions of cmdline.awk loaded first.
+# The awk programs live beside /init in the initramfs; answer-facts.awk, run-key-facts.awk and
+# batch-facts.awk need the command-line functions of cmdline.awk loaded first.
 
 # answer_facts FILE: print what the checks need from the unattend XML in FILE, one "key value" a line:
 # unattend 1 (an <unattend> element), setup 1 (windowsPE has Microsoft-Windows-Setup), diskconfig 1 and
@@ -274,7 +285,8 @@ find_media() {
 # drivers PASS", "fl ORDER share L: HOST NAME PERSISTENT [USER [PASSWORD]]" for `net[.exe] use L:
 # \\HOST\NAME [PASSWORD] [/user:USER] [/switches]` (PERSISTENT 1 with /persistent:yes, else 0;
 # netuse-bad ORDER when it cannot be read), "fl ORDER echo ..." (see echo_fact), "fl ORDER runkey ..."
-# (see runkey_fact) and "fl ORDER report ..." (see report_fact). Comments are ignored; text is XML-unescaped (&amp; &lt; &gt; &quot; &apos; &#N;
+# (see runkey_fact), "fl ORDER report ..." (see report_fact), "fl ORDER batch WAIT |SCRIPT|" (see batch_fact)
+# and "fl ORDER task NAME |COMMAND|" (see task_fact). Comments are ignored; text is XML-unescaped (&amp; &lt; &gt; &quot; &apos; &#N;
 # &#xH;); tag and file names compare as Setup does. net use lines are split at blanks, one pair of double
 # quotes around a word is removed: a password with blanks, quotes or a leading "/" is not understood here
 # (the host refuses blanks and quotes).
@@ -289,8 +301,8 @@ run_key_facts() {
     awk -f /cmdline.awk -f /run-key-facts.awk "$1"
 }
 
-# batch_facts FILE: for each line of the batch file FILE that runs the report script: "report WAIT
-# |SCRIPT|NAME|BODY|ATTEMPTS|" (see report_fact).
+# batch_facts FILE: what the testbed plays of the batch file FILE, a fact a line (see batch-facts.awk): the
+# report script's runs, the share script's login, attempts and mappings, diskpart's script.
 batch_facts() {
     awk -f /cmdline.awk -f /batch-facts.awk "$1"
 }
@@ -402,10 +414,15 @@ NET_UP=
 LOGON=first-logon     # what the messages name: "logon" at the later boots
 SHARES=/mnt/share     # where the shares are mounted: $SHARES/<name in lower case>
 MAPPED=" "            # the shares mounted now, lower case: " data other "
-RECONNECT=            # set at later logons: a persistent mapping is mounted when it is used
 FACTS=/tmp/logon.facts # the answer file's facts (answer_facts)
 ANSWER_COPY=/tmp/unattend.xml # at later logons: the cached answer file, copied from the disk
 RUN_KEYS=/mnt/sys/Windows/winarm-run-keys
+CREDENTIALS=/mnt/sys/Windows/winarm-credentials # what cmdkey stored: "HOST USER PASSWORD" lines (Windows: the
+                                                # user's credential vault)
+MAPPINGS=/mnt/sys/Windows/winarm-mappings       # net use /persistent:yes: "L: HOST NAME" lines (HKCU\Network)
+TASKS=/mnt/sys/Windows/winarm-tasks             # schtasks /create ... /sc onstart: "NAME COMMAND" lines
+MAP_MAX_ATTEMPTS=10 # a share script's tries of one mapping, at most (the script: 20, 3 s apart)
+MAP_PAUSE=0.5
 
 lower() {
     printf '%s\n' "$1" | tr 'A-Z' 'a-z'
@@ -623,58 +640,224 @@ use_share() {
     fi
 }
 
-# map_share L: HOST NAME PERSISTENT [USER [PASSWORD]]: a `net use` FirstLogonCommand. Windows resolves
-# host.lan only when a specialize command has put it in its hosts file; like Windows 11 24H2, it
-# refuses a guest logon unless specialize set AllowInsecureGuestAuth.
-map_share() {
-    case "$(lower "$2")" in
+# share_reachable HOST NAME USER: true when Windows could log on to \\HOST\NAME (as USER, or as a guest when
+# USER is empty): it resolves host.lan only when a specialize command has put it in its hosts file and, like
+# Windows 11 24H2, refuses a guest logon unless specialize set AllowInsecureGuestAuth (the cached answer file's
+# facts stand for that state). False with the reason in CMD_ERR.
+share_reachable() {
+    [ -f "$FACTS" ] || answer_facts "$ANSWER_COPY" >"$FACTS" 2>/dev/null || : >"$FACTS"
+    case "$(lower "$1")" in
         host.lan)
-            grep -qx "hostslan 1" "$FACTS" ||
-                die "share $3: net use $1 \\\\$2\\$3 but no specialize command adds host.lan to the hosts file (Windows cannot resolve it)"
+            if ! grep -qx "hostslan 1" "$FACTS"; then
+                CMD_ERR="\\\\host.lan cannot be resolved (no specialize command adds it to the hosts file)"
+                return 1
+            fi
             ;;
         10.0.2.4) ;;
-        *) die "share $3: net use $1 \\\\$2\\$3: the testbed reaches shares at \\\\host.lan (10.0.2.4) only" ;;
+        *)
+            CMD_ERR="\\\\$1: the testbed reaches shares at \\\\host.lan (10.0.2.4) only"
+            return 1
+            ;;
     esac
-    # like Windows 11 24H2: no guest logon to an SMB server unless specialize allowed it
-    [ -n "$5" ] || grep -qx "guestauth 1" "$FACTS" ||
-        die "share $3: a guest net use but no specialize command sets AllowInsecureGuestAuth to 1 (Windows 11 24H2 refuses guest logons)"
+    if [ -z "$3" ] && ! grep -qx "guestauth 1" "$FACTS"; then
+        CMD_ERR="\\\\$1\\$2: a guest logon, refused without AllowInsecureGuestAuth (as Windows 11 24H2 does)"
+        return 1
+    fi
+}
+
+# credential_of HOST: the login cmdkey stored for HOST (CREDENTIALS) in CRED_USER and CRED_PASS, empty without one.
+credential_of() {
+    CRED_USER=
+    CRED_PASS=
+    [ -f "$CREDENTIALS" ] || return 0
+    while read -r c_host c_user c_pass; do
+        [ "$(lower "$c_host")" = "$(lower "$1")" ] || continue
+        CRED_USER="$c_user"
+        CRED_PASS="$c_pass"
+    done <"$CREDENTIALS"
+}
+
+# map_share L: HOST NAME PERSISTENT [USER [PASSWORD]]: a `net use` FirstLogonCommand (an answer file from before
+# the share script: its login, if any, is remembered as cmdkey would); the share mounted and written to.
+map_share() {
+    share_reachable "$2" "$3" "$5" || die "share $3: net use $1 \\\\$2\\$3: $CMD_ERR"
+    [ -z "$5" ] || set_line "$CREDENTIALS" "$2" "$2 $5 $6"
     use_share "$3" "$5" "$6"
 }
 
-# reconnect_share HOST NAME: a share used by a later logon: Windows reconnects a mapping made with
-# `net use ... /persistent:yes` (the answer file's, with its login) when it is used. False with the
-# reason in CMD_ERR when there is none or it cannot be mounted.
-reconnect_share() {
-    CMD_ERR="\\\\$1\\$2 is not mapped (no net use of it)"
-    [ -n "$RECONNECT" ] || return 1
-    want="$(lower "$2")"
-    while read -r f_key f_order f_kind f_letter f_host f_name f_persist f_user f_pass; do
-        [ "$f_key $f_kind $f_persist" = "fl share 1" ] && [ "$(lower "$f_name")" = "$want" ] || continue
-        if [ -z "$f_user" ] && ! grep -qx "guestauth 1" "$FACTS"; then
-            CMD_ERR="\\\\$1\\$2: a guest logon, refused without AllowInsecureGuestAuth"
-            return 1
-        fi
-        # QEMU answers ARP for 10.0.2.4 only when it forwards it to a share server: without one
-        # (winarm run without a shared folder) the mount would fail only after ~6 s (ARP timeouts).
-        net_up
-        if ! arping -q -f -c 1 -w 1 -I eth0 10.0.2.4 </dev/null >/dev/null 2>&1; then
-            CMD_ERR="\\\\$1\\$2: the network path was not found (nothing answers at 10.0.2.4: no share server)"
-            return 1
-        fi
-        if ! mount_share "$f_name" "$f_user" "$f_pass"; then
-            CMD_ERR="\\\\$1\\$2: $MOUNT_ERR"
-            return 1
-        fi
-        event share-reconnected "$f_name"
-        return 0
-    done <"$FACTS"
-    CMD_ERR="\\\\$1\\$2 is not mapped persistently (no net use /persistent:yes of it)"
+# share_server: true when something answers at 10.0.2.4. QEMU answers ARP for it only when it forwards it to a
+# share server: without one (winarm run without a shared folder) a mount would fail only after ~6 s (ARP
+# timeouts). False with the reason in CMD_ERR.
+share_server() {
+    net_up
+    arping -q -f -c 1 -w 1 -I eth0 10.0.2.4 </dev/null >/dev/null 2>&1 && return 0
+    CMD_ERR="the network path was not found (nothing answers at 10.0.2.4: no share server)"
     return 1
 }
 
+# connect_share HOST NAME: what a use of \\HOST\NAME does (a file written there): an SMB session with the login
+# cmdkey stored for HOST, else as a guest ("WINARM-EVENT share-reconnected NAME"); the share stays mounted to
+# the end of the logon. False with the reason in CMD_ERR when Windows could not reach it or the mount fails.
+connect_share() {
+    credential_of "$1"
+    share_reachable "$1" "$2" "$CRED_USER" || return 1
+    share_server || return 1
+    if ! mount_share "$2" "$CRED_USER" "$CRED_PASS"; then
+        CMD_ERR="\\\\$1\\$2: $MOUNT_ERR"
+        return 1
+    fi
+    event share-reconnected "$2"
+}
+
+# share_script FACTS: what the share script (winarm-map-shares.cmd; its batch facts in the file FACTS) does:
+# with a "login" and a "cmdkey" fact, the login file read from the answer medium (found by its marker at once:
+# it is there during the install only) and stored as cmdkey would ("WINARM-EVENT share-login-stored HOST
+# USER"); then each "map" fact (map_drive), tried up to its "attempts" (at most MAP_MAX_ATTEMPTS).
+share_script() {
+    attempts="$(sed -n 's/^attempts //p' "$1" | head -n 1)"
+    case "$attempts" in "" | *[!0-9]*) attempts=1 ;; esac
+    [ "$attempts" -gt "$MAP_MAX_ATTEMPTS" ] && attempts=$MAP_MAX_ATTEMPTS
+    login="$(sed -n 's/^login |\(.*\)|$/\1/p' "$1" | head -n 1)"
+    host="$(sed -n 's/^cmdkey //p' "$1" | head -n 1)"
+    if [ -n "$login" ] && [ -n "$host" ] && { [ -n "$MARKER" ] || find_media marker 0; } &&
+        [ -f "$MARKER/$login" ]; then
+        read -r l_user l_pass <"$MARKER/$login"
+        l_pass="$(printf '%s' "$l_pass" | tr -d '\r')"
+        set_line "$CREDENTIALS" "$host" "$host $l_user $l_pass"
+        event share-login-stored "$host" "$l_user"
+    fi
+    while read -r kind letter host name <&4; do
+        [ "$kind" = map ] && map_drive "$letter" "$host" "$name" "$attempts"
+    done 4<"$1"
+}
+
+# map_drive L: HOST NAME ATTEMPTS: the share script's `:map`: nothing when the share is connected already ("if
+# exist L:\"; "WINARM-EVENT share-connected NAME"), else `net use L: \\HOST\NAME /persistent:yes` with the
+# stored login (or as a guest) until it works, ATTEMPTS times at most, MAP_PAUSE s apart ("WINARM-EVENT
+# share-map-retried NAME N" when it took N tries, "WINARM-EVENT share-map-failed NAME REASON" when it never
+# did; a share server that does not answer ends the tries at once). At the first logon the share is then
+# written to (use_share), at later logons "WINARM-EVENT share-reconnected NAME".
+map_drive() {
+    case "$MAPPED" in
+        *" $(lower "$3") "*)
+            event share-connected "$3"
+            return 0
+            ;;
+    esac
+    credential_of "$2"
+    if ! share_reachable "$2" "$3" "$CRED_USER"; then
+        event share-map-failed "$3" "$CMD_ERR"
+        return 0
+    fi
+    i=1
+    while :; do
+        if ! share_server; then
+            event share-map-failed "$3" "$CMD_ERR"
+            return 0
+        fi
+        mount_share "$3" "$CRED_USER" "$CRED_PASS" && break
+        if [ "$i" -ge "$4" ]; then
+            event share-map-failed "$3" "$MOUNT_ERR (tried $i times)"
+            return 0
+        fi
+        i=$((i + 1))
+        sleep "$MAP_PAUSE"
+    done
+    [ "$i" = 1 ] || event share-map-retried "$3" "$i"
+    if [ "$LOGON" = first-logon ]; then
+        use_share "$3"
+    else
+        event share-reconnected "$3"
+    fi
+}
+
+# run_batch WHAT |SCRIPT|: a batch file on C: run by a FirstLogonCommand, a Run value or a task (WHAT names it
+# in messages): what the testbed plays of it (batch_facts): the share script (share_script) and diskpart
+# scripts (run_diskpart; %~dp0 is the batch file's folder). "WINARM-EVENT command-failed WHAT REASON" when
+# SCRIPT is missing.
+run_batch() {
+    r="${2#|}"
+    script="${r%%|*}"
+    if ! win_path "$script" || [ ! -f "$WIN_PATH" ]; then
+        event command-failed "$1" "no batch file $script"
+        return 0
+    fi
+    batch_facts "$WIN_PATH" >/tmp/run-batch.facts || die "$LOGON: cannot read $script"
+    grep -q "^map " /tmp/run-batch.facts && share_script /tmp/run-batch.facts
+    sed -n 's/^diskpart |\(.*\)|$/\1/p' /tmp/run-batch.facts >/tmp/run-batch.diskpart
+    while IFS= read -r dp <&4; do
+        case "$dp" in %~dp0*) dp="${script%\\*}\\${dp#%~dp0}" ;; esac
+        if ! win_path "$dp" || [ ! -f "$WIN_PATH" ]; then
+            event command-failed "$1" "diskpart /s: no script $dp"
+            continue
+        fi
+        run_diskpart "$WIN_PATH"
+    done 4</tmp/run-batch.diskpart
+}
+
+# run_diskpart FILE: `diskpart /s FILE` for the commands the testbed plays: `select volume C`, then `extend`
+# (extend_c); REM lines and blank ones skipped; "WINARM-EVENT diskpart-failed REASON" for anything else.
+run_diskpart() {
+    selected=
+    tr -d '\r' <"$1" >/tmp/diskpart.txt
+    while read -r words; do
+        # shellcheck disable=SC2086 # split on purpose: diskpart's own blanks do not matter
+        words="$(lower "$(echo $words)")"
+        case "$words" in
+            "" | "rem" | "rem "*) ;;
+            "select volume c") selected=c ;;
+            extend)
+                if [ "$selected" = c ]; then
+                    extend_c
+                else
+                    event diskpart-failed "extend: no volume selected"
+                fi
+                ;;
+            *) event diskpart-failed "not played: $words" ;;
+        esac
+    done </tmp/diskpart.txt
+}
+
+# extend_c: diskpart's `extend` of C: (the Windows partition, partition 2, the last one) on its GPT: with
+# unallocated space after it, its entry made to end at the disk's last usable LBA and the GPT's backup moved to
+# the disk's end (gpt-extend.awk works out the bytes; the backup written first, the primary last). The FAT file
+# system inside keeps its size (the testbed has no FAT resizer: Windows' NTFS grows with its partition).
+# "WINARM-EVENT volume-extended C: OLD NEW" (the partition's sizes in MiB) or "WINARM-EVENT
+# volume-not-extended C: REASON".
+extend_c() {
+    last=$(($(blockdev --getsz /dev/vda) - 1))
+    if ! dd if=/dev/vda of=/tmp/gpt.bin bs=512 count=34 2>/tmp/dd.err; then
+        event volume-not-extended C: "reading the GPT: $(tail -n 1 /tmp/dd.err)"
+        return 0
+    fi
+    hexdump -v -C /tmp/gpt.bin | awk -f /gpt-extend.awk -v last="$last" -v part=2 >/tmp/gpt.plan
+    read -r what first old new esec </tmp/gpt.plan
+    if [ "$what" != extend ]; then
+        event volume-not-extended C: "$(sed -n '1s/^none //p' /tmp/gpt.plan)"
+        return 0
+    fi
+    gpt_patch p /tmp/gpt.bin
+    dd if=/tmp/gpt.bin of=/tmp/gpt-backup.bin bs=512 skip=1 count=1 2>/dev/null
+    gpt_patch b /tmp/gpt-backup.bin
+    dd if=/tmp/gpt.bin of=/dev/vda bs=512 skip=2 seek=$((last - esec)) count="$esec" conv=fsync 2>/tmp/dd.err &&
+        dd if=/tmp/gpt-backup.bin of=/dev/vda bs=512 seek="$last" count=1 conv=fsync 2>/tmp/dd.err &&
+        dd if=/tmp/gpt.bin of=/dev/vda bs=512 count=34 conv=fsync 2>/tmp/dd.err ||
+        die "extending C: writing the GPT: $(tail -n 1 /tmp/dd.err)"
+    event volume-extended C: $(((old - first + 1) / 2048)) $(((new - first + 1) / 2048))
+}
+
+# gpt_patch KIND FILE: the plan's patches of KIND (p or b) applied to FILE, in order.
+gpt_patch() {
+    while read -r kind off bytes; do
+        [ "$kind" = "$1" ] || continue
+        # shellcheck disable=SC2059 # the bytes are octal escapes for printf to turn into bytes
+        printf "$bytes" | dd of="$2" bs=1 seek="$off" conv=notrunc 2>/dev/null || die "extending C: patching $2"
+    done </tmp/gpt.plan
+}
+
 # run_echo FACT: cmd's `echo TEXT>TARGET` for an echo fact (see echo_fact): TEXT on the console (COM1,
-# the serial port), or TEXT and CRLF written to a file on a share, which must be mapped (or be
-# reconnected, see reconnect_share). False with the reason in CMD_ERR, as the command fails.
+# the serial port), or TEXT and CRLF written to a file on a share, mounted already or connected now
+# (connect_share). False with the reason in CMD_ERR, as the command fails.
 run_echo() {
     case "$1" in
         "com1 |"*)
@@ -691,16 +874,8 @@ run_echo() {
             path="${rest%%|*}"
             text="${rest#*|}"
             text="${text%|}"
-            # a later logon reads the cached answer file only now, when a share is used
-            [ -f "$FACTS" ] || answer_facts "$ANSWER_COPY" >"$FACTS" 2>/dev/null || : >"$FACTS"
-            case "$host" in
-                host.lan)
-                    if ! grep -qx "hostslan 1" "$FACTS"; then
-                        CMD_ERR="\\\\host.lan cannot be resolved (no specialize command adds it to the hosts file)"
-                        return 1
-                    fi
-                    ;;
-                10.0.2.4) ;;
+            case "$(lower "$host")" in
+                host.lan | 10.0.2.4) ;;
                 *)
                     CMD_ERR="\\\\$host: the testbed reaches shares at \\\\host.lan (10.0.2.4) only"
                     return 1
@@ -708,7 +883,7 @@ run_echo() {
             esac
             case "$MAPPED" in
                 *" $(lower "$share") "*) ;;
-                *) reconnect_share "$host" "$share" || return 1 ;;
+                *) connect_share "$host" "$share" || return 1 ;;
             esac
             if ! { printf '%s\r\n' "$text" >"$SHARES/$(lower "$share")/$path"; } 2>/tmp/echo.err; then
                 err="$(tail -n 1 /tmp/echo.err)"
@@ -724,34 +899,51 @@ run_echo() {
     esac
 }
 
-# set_run_key NAME TYPE COMMAND: `reg add` of the Run value NAME: one "NAME TYPE COMMAND" line in
-# RUN_KEYS on the (rw) system disk, replacing a value of that name (names compare case-insensitively) in
-# place.
-set_run_key() {
-    lname="$(lower "$1")"
+# set_line FILE KEY LINE: LINE in FILE on the system disk, replacing the line whose first word is KEY (compared
+# case-insensitively) in place, else appended; nothing written when it is there already. The Windows partition
+# is made writable for the write when it is mounted read-only (a later logon), then read-only again.
+set_line() {
+    lkey="$(lower "$2")"
+    if [ -f "$1" ] && grep -qxF "$3" "$1"; then
+        return 0
+    fi
+    ro=
+    if grep -q " /mnt/sys vfat ro," /proc/mounts; then
+        mount -o remount,rw /mnt/sys || die "$LOGON: cannot write the Windows partition"
+        ro=1
+    fi
     replaced=
     {
-        if [ -f "$RUN_KEYS" ]; then
+        if [ -f "$1" ]; then
             while IFS= read -r line; do
-                if [ "$(lower "${line%% *}")" = "$lname" ]; then
-                    [ -n "$replaced" ] || printf '%s %s %s\n' "$1" "$2" "$3"
+                if [ "$(lower "${line%% *}")" = "$lkey" ]; then
+                    [ -n "$replaced" ] || printf '%s\n' "$3"
                     replaced=1
                 else
                     printf '%s\n' "$line"
                 fi
-            done <"$RUN_KEYS"
+            done <"$1"
         fi
-        [ -n "$replaced" ] || printf '%s %s %s\n' "$1" "$2" "$3"
-    } >"$RUN_KEYS.new" || die "$LOGON: writing the Run key"
-    mv "$RUN_KEYS.new" "$RUN_KEYS" || die "$LOGON: writing the Run key"
+        [ -n "$replaced" ] || printf '%s\n' "$3"
+    } >"$1.new" || die "$LOGON: writing $1"
+    mv "$1.new" "$1" || die "$LOGON: writing $1"
     sync
+    [ -z "$ro" ] || mount -o remount,ro /mnt/sys || die "$LOGON: cannot remount the Windows partition read-only"
+}
+
+# set_run_key NAME TYPE COMMAND: `reg add` of the Run value NAME: one "NAME TYPE COMMAND" line in RUN_KEYS on
+# the (rw) system disk, replacing a value of that name (names compare case-insensitively) in place.
+set_run_key() {
+    set_line "$RUN_KEYS" "$1" "$1 $2 $3"
 }
 
 # first_logon_commands: the FirstLogonCommands the testbed executes, by Order: the driver script
 # (install_drivers), a report (run_report), `net use` (map_share; the shares stay mounted to the end),
 # `cmd /c echo TEXT>COM1` or `>\\host.lan\SHARE\FILE` (run_echo; a failure is "WINARM-EVENT command-failed
 # ORDER REASON" and the next command runs, as after a failing cmd), `reg add` of a Run value (set_run_key:
-# run at the next logons, not this one). Any other command is ignored.
+# run at the next logons, not this one), a batch file (run_batch: the share script, diskpart), `schtasks
+# /create ... /sc onstart /ru SYSTEM` (kept in TASKS, "WINARM-EVENT task-added NAME": run at the next starts).
+# Any other command is ignored.
 first_logon_commands() {
     answer_facts "$PANTHER/unattend.xml" >"$FACTS" || die "first-logon: cannot read the cached answer file"
     bad="$(sed -n 's/^netuse-bad //p' "$FACTS" | head -n 1)"
@@ -778,6 +970,13 @@ first_logon_commands() {
             drivers) install_drivers "$rest" ;;
             productkey) install_product_key "$order" ;;
             report) run_report "$order" "${rest%% *}" "${rest#* }" ;;
+            batch) run_batch "$order" "${rest#* }" ;;
+            task)
+                name="${rest%% *}"
+                data="${rest#* |}"
+                set_line "$TASKS" "$name" "$name ${data%|}"
+                event task-added "$name"
+                ;;
         esac
     done 3<"$FACTS"
     unmount_shares
@@ -785,22 +984,41 @@ first_logon_commands() {
 
 # run_keys: what a later logon does with the machine's Run key (/tmp/run-keys, copied from the disk):
 # each value's command the testbed knows, in order: echo (see run_echo; shares reconnected as needed and
-# unmounted after) and reports (started, not waited for; the Windows partition mounted read-only while
-# they start); "WINARM-EVENT run-key-failed NAME REASON" for one that fails.
+# unmounted after), reports (started, not waited for; the Windows partition mounted read-only while
+# they start) and batch files (run_batch, run to their end); "WINARM-EVENT run-key-failed NAME REASON" for one
+# that fails.
 run_keys() {
     [ -s /tmp/run-keys ] || return 0
     LOGON=logon
-    RECONNECT=1
     run_key_facts /tmp/run-keys >/tmp/run-keys.facts || die "logon: cannot read the Run key"
     mount -t vfat -o ro /dev/vda2 /mnt/sys || die "logon: cannot mount the Windows partition"
     while read -r key name type kind rest <&3; do
         case "$key $kind" in
             "rk echo") run_echo "$rest" || event run-key-failed "$name" "$CMD_ERR" ;;
             "rk report") run_key_report "$name" "$type" "${rest#* }" ;;
+            "rk batch")
+                case "$type ${rest#* }" in
+                    "reg_sz "*%*%*) event run-key-failed "$name" "a REG_SZ value: ${rest#* } is not expanded" ;;
+                    *) run_batch "$name" "${rest#* }" ;;
+                esac
+                ;;
         esac
     done 3</tmp/run-keys.facts
     umount /mnt/sys || die "logon: cannot unmount the Windows partition"
     unmount_shares
+}
+
+# run_tasks: what Windows' start does with the scheduled tasks run at start as SYSTEM (/tmp/tasks, copied from
+# the disk; before any logon): each task's command that is a batch file, run to its end (run_batch).
+run_tasks() {
+    [ -s /tmp/tasks ] || return 0
+    LOGON=start
+    mount -t vfat -o ro /dev/vda2 /mnt/sys || die "start: cannot mount the Windows partition"
+    while read -r name command <&3; do
+        command="${command#\"}"
+        run_batch "task $name" "|${command%\"}|"
+    done 3</tmp/tasks
+    umount /mnt/sys || die "start: cannot unmount the Windows partition"
 }
 
 # run_key_report NAME TYPE |SCRIPT|NAME|BODY|ATTEMPTS|: the Run value NAME of TYPE that sends a report:
@@ -1133,6 +1351,9 @@ from_disk() {
                     cp "$RUN_KEYS" /tmp/run-keys || die "logon: cannot read the Run key"
                     [ -f "$PANTHER/unattend.xml" ] && cp "$PANTHER/unattend.xml" "$ANSWER_COPY"
                 fi
+                if [ -s "$TASKS" ]; then
+                    cp "$TASKS" /tmp/tasks || die "start: cannot read the scheduled tasks"
+                fi
                 [ -f "$WRITE_LOAD" ] && LOAD=1
                 umount /mnt/sys
             fi
@@ -1144,6 +1365,7 @@ from_disk() {
             fsck_disks
             arm_power_button
             [ -n "$NET_DRIVER" ] && net_up
+            run_tasks
             run_keys
             wait_power_button
             ;;

@@ -193,8 +193,11 @@ def test_setup_reports_drivers_in_specialize_and_desktop_ready_at_every_logon(
     assert boots[0] == ["+init", "+winpe-driver viostor"]
     assert boots[1] == ["+init", *(f"+driver-installed {f}" for f in folders), "+report-sent drivers"]
     assert boots[2][-2:] == ["+ready", "+poweroff"]
-    assert sorted(boots[2][1:-2]) == ["+report-sent desktop-ready", "+report-sent first-logon",
-                                      "+run-key-added WinarmDesktopReady"]
+    extended = [line for line in boots[2] if line.startswith("+volume-extended ")]
+    assert len(extended) == 1 and extended[0].startswith("+volume-extended C: 128 "), boots[2]
+    assert sorted(set(boots[2][1:-2]) - set(extended)) == [
+        "+report-sent desktop-ready", "+report-sent first-logon", "+run-key-added WinarmDesktopReady",
+        "+task-added WinarmExtendC"]
     assert [(r.boot, r.line, r.body) for r in run.reports] == [
         (2, "POST /report/drivers HTTP/1.1", drivers_body("specialize", folders)),
         (3, "POST /report/first-logon HTTP/1.1", b""),
@@ -203,7 +206,8 @@ def test_setup_reports_drivers_in_specialize_and_desktop_ready_at_every_logon(
 
     again = vm.boot_again()
     assert again.markers() == [] and again.keys == 0
-    assert again.by_boot() == [["+init", "+fsck clean", "+report-sent desktop-ready", "+ready", "+poweroff"]]
+    assert again.by_boot() == [["+init", "+fsck clean", "+volume-not-extended C: no unallocated space after C:",
+                                "+report-sent desktop-ready", "+ready", "+poweroff"]], "the start task, then the logon"
     assert [(r.boot, r.name, r.body) for r in again.reports] == [(1, "desktop-ready", b"")], "through the Run key"
 
 

@@ -8,13 +8,18 @@ Windows tells winarm how far it got through the guest channel (:data:`~winarm.gu
 first copies the report script from the answer medium to :data:`~winarm.guest.REPORT_SCRIPT`, the driver script
 reports ``drivers``, the first logon reports ``first-logon`` first and ``desktop-ready`` last, and a Run-key value
 reports ``desktop-ready`` at every later logon. Nothing goes to COM1: Windows for ARM64 has no COM port under QEMU.
+
+Two more scripts go from the medium to ``%WINDIR%\\Setup\\Scripts`` in specialize: the share script (it maps the
+shares at the first logon and at every logon; a share login reaches it through a file on the answer medium, never
+through a command line, since Setup keeps a copy of this file in ``C:\\Windows\\Panther``) and the script that
+extends C: over space the disk gained (a scheduled task runs it as SYSTEM at every start).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from winarm.answer.settings import SHARE_LETTERS, AnswerSettings
+from winarm.answer.settings import AnswerSettings
 from winarm.guest import (
     DESKTOP_READY,
     DESKTOP_READY_FILE,
@@ -51,6 +56,32 @@ GUEST_AUTH_COMMAND = rf'reg.exe add "{_LANMAN}" /v AllowInsecureGuestAuth /t REG
 NO_SIGNING_COMMAND = rf'reg.exe add "{_LANMAN}" /v RequireSecuritySignature /t REG_DWORD /d 0 /f'
 """Windows 11 24H2 requires SMB signing, which a guest session cannot do."""
 INSTALL_DRIVERS = "Install the virtio drivers from the winarm medium"
+SCRIPTS_DIR = r"%WINDIR%\Setup\Scripts"
+MEDIUM_SHARE_SCRIPT = r"winarm\map-shares.cmd"
+SHARE_SCRIPT = rf"{SCRIPTS_DIR}\winarm-map-shares.cmd"
+"""The share script: it maps every share (retrying while the network comes up) and stores the share login."""
+MEDIUM_SHARE_LOGIN = r"winarm\share-login.txt"
+"""On the answer medium only, with a share login: ``USER PASSWORD`` and CRLF, read by the share script."""
+SHARE_RUN_VALUE = "WinarmMapShares"
+"""The Run-key value that runs the share script at every logon, in the user's own (unelevated) session."""
+LINKED_CONNECTIONS_COMMAND = (
+    r'reg.exe add "HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System" '
+    r"/v EnableLinkedConnections /t REG_DWORD /d 1 /f"
+)
+"""FirstLogonCommands run elevated: with EnableLinkedConnections a drive mapped there is seen by Explorer's
+unelevated session too (it takes effect at the next boot: specialize is followed by one)."""
+MEDIUM_EXTEND_SCRIPT = r"winarm\extend-c.cmd"
+EXTEND_SCRIPT = rf"{SCRIPTS_DIR}\winarm-extend-c.cmd"
+"""The script that extends C: over the unallocated space after it (the disk grew), with diskpart."""
+MEDIUM_EXTEND_DISKPART = r"winarm\extend-c.txt"
+EXTEND_DISKPART = rf"{SCRIPTS_DIR}\winarm-extend-c.txt"
+"""Its diskpart script (``select volume C``, ``extend``), beside it: the extend script runs ``%~dp0`` + this name."""
+EXTEND_TASK = "WinarmExtendC"
+"""The scheduled task that runs the extend script as SYSTEM at every start of Windows (diskpart needs an
+administrator: a Run-key value runs unelevated)."""
+EXTEND_TASK_COMMAND = (
+    f'schtasks.exe /create /tn {EXTEND_TASK} /tr "{EXTEND_SCRIPT}" /sc onstart /ru SYSTEM /rl highest /f'
+)
 PREVENT_ENCRYPTION_COMMAND = (
     r"reg.exe add HKLM\SYSTEM\CurrentControlSet\Control\BitLocker /v PreventDeviceEncryption /t REG_DWORD /d 1 /f"
 )
@@ -83,13 +114,17 @@ def driver_command(pass_name: str) -> str:
     return _on_medium(f"call %d:\\{MEDIUM_SCRIPT} {pass_name}")
 
 
+def medium_copy_command(source: str, target: str) -> str:
+    """The command line that copies ``source`` (a path on the answer medium) to ``target`` (a path on the disk),
+    creating its folder: later passes and logons find it there once the medium is gone."""
+    folder = target.rsplit("\\", 1)[0]
+    return _on_medium(f'(mkdir "{folder}" 2>nul & copy /y %d:\\{source} "{target}" >nul)')
+
+
 def report_copy_command() -> str:
     """The command line that copies the report script from the answer medium (:data:`MEDIUM_REPORT_SCRIPT`) to
-    :data:`REPORT_SCRIPT`, creating its folder: later passes and logons find it there once the medium is gone."""
-    folder = REPORT_SCRIPT.rsplit("\\", 1)[0]
-    return _on_medium(
-        f'(mkdir "{folder}" 2>nul & copy /y %d:\\{MEDIUM_REPORT_SCRIPT} "{REPORT_SCRIPT}" >nul)'
-    )
+    :data:`REPORT_SCRIPT`."""
+    return medium_copy_command(MEDIUM_REPORT_SCRIPT, REPORT_SCRIPT)
 
 
 def report_command(name: str, *, wait: bool) -> str:
@@ -118,8 +153,8 @@ def _installs_drivers_in(s: AnswerSettings, pass_name: str) -> bool:
 
 def specialize_commands(s: AnswerSettings) -> list[Command]:
     """The specialize pass's commands: the report script's copy first, the long-lived VM's defaults (no automatic
-    device encryption, passwords that never expire), BypassNRO, the drivers, and the host name and SMB policy for
-    shares."""
+    device encryption, passwords that never expire), BypassNRO, the drivers, the host name and SMB policy for
+    shares, then the logon scripts' copies (:func:`logon_script_copies`)."""
     commands = [
         Command("Copy winarm's report script from the answer medium", report_copy_command()),
         Command("Prevent automatic BitLocker device encryption", PREVENT_ENCRYPTION_COMMAND),
@@ -134,24 +169,47 @@ def specialize_commands(s: AnswerSettings) -> list[Command]:
         if s.share_user is None:
             commands.append(Command("Allow guest access to the shared folders", GUEST_AUTH_COMMAND))
             commands.append(Command("Guest SMB sessions cannot sign", NO_SIGNING_COMMAND))
+    return commands + logon_script_copies(s)
+
+
+def logon_script_copies(s: AnswerSettings) -> list[Command]:
+    """Specialize's copies of the logon scripts from the answer medium to the disk: the extend script and its
+    diskpart script always; with shares, the share script and EnableLinkedConnections."""
+    commands = [
+        Command("Copy winarm's script that extends C: over a grown disk",
+                medium_copy_command(MEDIUM_EXTEND_SCRIPT, EXTEND_SCRIPT)),
+        Command("Copy its diskpart script", medium_copy_command(MEDIUM_EXTEND_DISKPART, EXTEND_DISKPART)),
+    ]
+    if s.shares:
+        commands.append(Command("Copy winarm's share script", medium_copy_command(MEDIUM_SHARE_SCRIPT, SHARE_SCRIPT)))
+        commands.append(Command("Show drives mapped elevated to Explorer too (EnableLinkedConnections)",
+                                LINKED_CONNECTIONS_COMMAND))
     return commands
 
 
-def _share_mapping(s: AnswerSettings) -> list[Command]:
-    """The stored share login (when there is one) and one ``net use`` per share, to Z:, Y:, ..."""
-    commands = []
-    if s.share_user is not None:
-        commands.append(Command(
-            "Remember the shared folders' login",
-            f"cmdkey.exe /add:{SHARE_HOST} /user:{s.share_user} /pass:{s.share_password}",
-        ))
-    login = "" if s.share_user is None else f" {s.share_password} /user:{s.share_user}"
-    for letter, name in zip(SHARE_LETTERS, s.shares, strict=False):
-        commands.append(Command(
-            f"Map the shared folder {name} to {letter}:",
-            f"net.exe use {letter}: \\\\{SHARE_HOST}\\{name}{login} /persistent:yes",
-        ))
-    return commands
+def script_command(script: str) -> str:
+    """The command line that runs the batch file ``script`` (a path on the disk) and waits for it."""
+    return f'cmd.exe /c "{script}"'
+
+
+def _share_mapping() -> list[Command]:
+    """The share script now (it stores the share login from the medium and maps every share, retrying) and from
+    the Run key at every logon, minimised, in the user's own session. No login on any command line."""
+    return [
+        Command("Map the shared folders (the login, if any, comes from the answer medium)",
+                script_command(SHARE_SCRIPT)),
+        Command("At every logon, map the shared folders in the user's session",
+                run_key_command(SHARE_RUN_VALUE, f'cmd.exe /c start "" /min "{SHARE_SCRIPT}"', "REG_EXPAND_SZ")),
+    ]
+
+
+def _extend_c() -> list[Command]:
+    """The scheduled task that extends C: at every start, and one run now (the disk may have grown during the
+    install)."""
+    return [
+        Command("At every start, extend C: over space the disk gained", EXTEND_TASK_COMMAND),
+        Command("Extend C: over space the disk gained", script_command(EXTEND_SCRIPT)),
+    ]
 
 
 def _desktop_ready(shares: tuple[str, ...]) -> list[Command]:
@@ -186,12 +244,13 @@ def _product_key(s: AnswerSettings) -> list[Command]:
 
 
 def firstlogon_commands(s: AnswerSettings) -> list[Command]:
-    """The first logon's commands: the first-logon report, the product key, the drivers, the share login and
-    mappings, then the desktop-ready reports."""
+    """The first logon's commands: the first-logon report, the product key, the drivers, the share script (now
+    and from the Run key), the extend task and a first extend, then the desktop-ready reports."""
     commands = [Command("Tell winarm the first logon began", report_command(REPORT_FIRST_LOGON, wait=False))]
     commands += _product_key(s)
     if _installs_drivers_in(s, "firstlogon"):
         commands.append(Command(INSTALL_DRIVERS, driver_command(DRIVER_SCRIPT_PASSES["firstlogon"])))
     if s.shares:
-        commands += _share_mapping(s)
+        commands += _share_mapping()
+    commands += _extend_c()
     return commands + _desktop_ready(s.shares)

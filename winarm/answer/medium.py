@@ -5,6 +5,9 @@ Layout (Joliet and UDF carry the real names; ISO9660 names are generated, since 
 /Autounattend.xml                      the answer file (found by Setup at the root of removable media)
 /winarm.marker                         lets the driver script find its own drive letter
 /winarm/report.vbs                     the report script (specialize copies it to the disk), always there
+/winarm/extend-c.cmd, extend-c.txt     the script that extends C: over a grown disk, and its diskpart script
+/winarm/map-shares.cmd                 with shares: the script that stores the share login and maps the shares
+/winarm/share-login.txt                with a share login: "USER PASSWORD", read by that script at the first logon
 /$WinPEDriver$/<driver>/...            the boot-critical storage driver (with windowsPE every picked driver
                                        but the display driver, which never goes here)
 /winarm/install-drivers.cmd            the script the specialize (or first-logon) command runs
@@ -16,7 +19,7 @@ Layout (Joliet and UDF carry the real names; ISO9660 names are generated, since 
 Which drivers are on it (only those of devices the VM attaches) and the signature check that may refuse
 them are decided before, by :func:`winarm.media.drivers.pick_drivers`. The medium is built once per set of
 inputs (cached by their hash), written under a temporary name and renamed, and kept at mode 0600: it holds
-the (obfuscated, not encrypted) password and the product key.
+the (obfuscated, not encrypted) password, the product key and the share login.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from winarm.answer.logon_scripts import logon_files
 from winarm.answer.render import render, render_driver_script, render_product_key_script, render_report_script
 from winarm.answer.settings import AnswerSettings
 from winarm.config.paths import ANSWER_PREFIX as PREFIX
@@ -78,6 +82,7 @@ def medium_files(settings: AnswerSettings, selection: DriverSelection) -> list[M
         MediumFile(MEDIUM_REPORT_SCRIPT.replace("\\", "/"), render_report_script().encode("ascii")),
         *product_key_files(settings),
     ]
+    files += logon_medium_files(settings)
     for picked in selection.boot_critical:
         files += [MediumFile(f"{WINPE_DRIVERS}/{picked.driver.folder}/{f.name}", source=f) for f in picked.files]
     if selection.others:
@@ -88,6 +93,11 @@ def medium_files(settings: AnswerSettings, selection: DriverSelection) -> list[M
         for folder, picked in zip(folders, selection.others, strict=True):
             files += [MediumFile(f"winarm/drivers/{folder}/{f.name}", source=f) for f in picked.files]
     return files
+
+
+def logon_medium_files(settings: AnswerSettings) -> list[MediumFile]:
+    """The logon scripts and, with a share login, the login file (see :mod:`winarm.answer.logon_scripts`)."""
+    return [MediumFile(path.replace("\\", "/"), data) for path, data in logon_files(settings)]
 
 
 def inputs_key(files: list[MediumFile]) -> str:

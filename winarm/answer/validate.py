@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from xml.parsers import expat
 
 from winarm.answer.settings import PASSWORD_KINDS, decode_password
+from winarm.answer.validate_commands import check_command_secrets
+from winarm.answer.validate_layout import check_layout
 from winarm.config.windows import TEMPLATE_DIR
 from winarm.errors import RuntimeFailure
 
@@ -285,6 +287,8 @@ def validate(text: str | bytes, arch: str = "arm64", editions: Sequence[Edition]
     One :class:`Finding` per problem, in file order per rule: ``well-formed``, ``dtd``, ``ascii``, ``root``,
     ``unknown-pass``, ``duplicate-pass``, ``component-attributes``, ``component-arch``, ``component-pass``,
     ``setting-pass``, ``list-action``, ``list-key``, ``duplicate-key``, ``max-length``, ``password-encoding``,
+    ``secret-command-line`` (a share login on a command line, see :mod:`~winarm.answer.validate_commands`),
+    ``partition-after-c`` (C: not the last partition, see :mod:`~winarm.answer.validate_layout`),
     then ``windows11-bypasses``, ``product-key``, ``dynamic-update``, ``timezone`` (see
     :mod:`~winarm.answer.validate_facts`); given the install ISO's ``editions``, also ``image-edition`` and
     ``ui-language`` (see :func:`~winarm.answer.validate_image.check_image`). A file that cannot be parsed gets
@@ -332,3 +336,5 @@ def _check_passes(root: _Element, arch: str, rules: dict[str, Any], findings: li
             if pass_name is not None:
                 _check_component_pass(component, pass_name, rules, findings)
         _check_tree(settings, rules, findings)
+    check_command_secrets(root, lambda line, rule, message: findings.append(Finding(line, rule, message)))
+    check_layout(root, lambda line, rule, message: findings.append(Finding(line, rule, message)))

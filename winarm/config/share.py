@@ -172,8 +172,8 @@ def check_share_login(user: str, password: str | None) -> None:
     check_password_meaning(password)
     if not password.isascii() or any(ord(c) < 33 or ord(c) == 127 or c in SHELL_SPECIAL for c in password):
         raise UserError(
-            f"the share password must be printable ASCII without spaces or any of {SHELL_SPECIAL} (it goes on "
-            "'net use' and 'cmdkey' command lines in the guest): choose another"
+            f"the share password must be printable ASCII without spaces or any of {SHELL_SPECIAL} ("
+            "the guest's share script reads it from a file and passes it to cmdkey): choose another"
         )
     if len(password) > 127:
         raise UserError("the share password is longer than 127 characters: choose a shorter one")

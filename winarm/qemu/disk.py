@@ -1,4 +1,8 @@
-"""The system disk image: created once with qemu-img, grown on request, never shrunk, never half-written."""
+"""The system disk image: created once with qemu-img, grown on request, never shrunk, never half-written.
+
+Growing the image gives Windows unallocated space after C: (winarm's layout puts nothing after it); the answer
+file's extend task (:data:`~winarm.answer.commands.EXTEND_TASK`) extends C: over it at Windows' next start.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from winarm.config.vm import format_size
 from winarm.errors import RuntimeFailure
 
 
@@ -30,6 +35,21 @@ def virtual_size(image: Path, image_format: str) -> int:
     if len(header) < 32 or header[:4] != b"QFI\xfb":
         raise RuntimeFailure(f"{image} is not a qcow2 image: move it away or use --disk-format raw")
     return int.from_bytes(header[24:32], "big")
+
+
+def growth(image: Path, image_format: str, size: int) -> int | None:
+    """The image's size now when :func:`ensure_image` would grow it to ``size``; None when it does not exist or is
+    large enough. Raises :class:`RuntimeFailure` when a qcow2 image has no qcow2 header."""
+    if not image.exists():
+        return None
+    before = virtual_size(image, image_format)
+    return before if before < size else None
+
+
+def grown_line(before: int, after: int) -> str:
+    """The line that tells the user the disk grew and what Windows does with the space."""
+    return (f"disk grown from {format_size(before)} to {format_size(after)}: C: is extended over it at Windows' "
+            "next start (the WinarmExtendC task winarm's install registered)")
 
 
 def ensure_image(image: Path, image_format: str, size: int, *, allocate: bool = False) -> bool:

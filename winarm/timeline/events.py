@@ -24,6 +24,7 @@ class EventKind(StrEnum):
     # launch
     START = "start"
     ANSWER_MEDIUM = "answer-medium"
+    DISK_GROWN = "disk-grown"
     SWTPM_STARTED = "swtpm-started"
     SMBD_STARTED = "smbd-started"
     SPAWNED = "spawned"

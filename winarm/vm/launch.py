@@ -119,6 +119,8 @@ class Launched:
     windows_build: int | None = None
     """The Windows build this run installs or the disk's install remembered (``windows_build`` in its facts); None when
     neither is known (an install without the answer medium, or a disk installed before winarm kept it)."""
+    disk_grown_from: int | None = None
+    """The disk's size before this start grew it to ``cfg.disk_size``; None when it was not grown."""
 
     def close(self) -> None:
         """Undo the launch (see the class docstring); idempotent, never raises for a run directory already gone."""
@@ -271,7 +273,10 @@ def launch(cfg: Config, t0: float) -> Launched:
         lock.acquire(cfg.name)
         stack.callback(lock.release)
         events = _open_log(cfg, paths, t0, stack)
+        grown_from = disk.growth(paths.disk, cfg.disk_format, cfg.disk_size)
         facts = _settle_facts(cfg, paths, build if plan is not None else None)
+        if grown_from is not None:
+            events.record(EventKind.DISK_GROWN, size_before=grown_from, size=cfg.disk_size)
         _firmware_vars(firmware, paths, facts)
         media = _media(cfg, paths, plan, events)
         if plan is None and facts.get("install_complete"):
@@ -285,5 +290,6 @@ def launch(cfg: Config, t0: float) -> Launched:
         events.record(EventKind.SPAWNED, pid=proc.pid)
         launched = Launched(cfg, paths, events, facts, proc, argv, stack.pop_all(), swtpm, smbd,
                             answer_medium=media[-1] if plan is not None else None,
-                            install_image=plan.image if plan is not None else None, windows_build=build)
+                            install_image=plan.image if plan is not None else None, windows_build=build,
+                            disk_grown_from=grown_from)
     return launched

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from winarm.errors import RuntimeFailure
 from winarm.guest import DESKTOP_READY, REPORT_URL
+from winarm.qemu.disk import grown_line
 from winarm.timeline.events import EventKind
 from winarm.timeline.phases import derive_phases
 from winarm.vm import ending, stop_plan
@@ -255,6 +256,8 @@ class Supervisor:
         self.reporter.record(EventKind.RUNNING, status=run_state)
         self._background += self.watches.start(self._spawn)
         self.reporter.say(f"QEMU pid {self.machine.pid} running ({self.cfg.accel}); phase log {self.paths.events}")
+        if self.launched.disk_grown_from is not None:
+            self.reporter.say(grown_line(self.launched.disk_grown_from, self.cfg.disk_size))
         await self._query_vnc()
 
     async def _smbd_ready(self) -> None:

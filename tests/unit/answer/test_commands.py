@@ -15,6 +15,8 @@ from winarm.answer.commands import (
     PREVENT_ENCRYPTION_COMMAND,
     driver_command,
     firstlogon_commands,
+    logon_script_copies,
+    medium_copy_command,
     product_key_command,
     report_command,
     report_copy_command,
@@ -29,6 +31,9 @@ from winarm.guest import DESKTOP_READY, MEDIUM_MARKER, MEDIUM_REPORT_SCRIPT, MED
 FIRST_LOGON_REPORT = (r'cmd.exe /c start "" wscript.exe //B //NoLogo '
                       r'"%WINDIR%\Setup\Scripts\winarm-report.vbs" first-logon')
 DESKTOP_READY_REPORT = FIRST_LOGON_REPORT.replace("first-logon", "desktop-ready")
+EXTEND_TASK = (r'schtasks.exe /create /tn WinarmExtendC /tr "%WINDIR%\Setup\Scripts\winarm-extend-c.cmd" '
+               r"/sc onstart /ru SYSTEM /rl highest /f")
+EXTEND_NOW = r'cmd.exe /c "%WINDIR%\Setup\Scripts\winarm-extend-c.cmd"'
 
 
 def test_driver_command_fits_and_finds_the_medium() -> None:
@@ -78,34 +83,48 @@ def test_first_logon_reports_first_and_desktop_ready_last_through_the_channel(se
     assert "COM1" not in text.upper(), "Windows for ARM64 has no COM port under QEMU"
 
 
-def test_shares_are_named_allowed_and_mapped() -> None:
+SHARE_SCRIPT_RUN = r'cmd.exe /c "%WINDIR%\Setup\Scripts\winarm-map-shares.cmd"'
+SHARE_RUN_KEY = (r"reg.exe add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run /v WinarmMapShares /t REG_EXPAND_SZ "
+                 r'/d "cmd.exe /c start \"\" /min \"%WINDIR%\Setup\Scripts\winarm-map-shares.cmd\"" /f')
+LINKED = (r'reg.exe add "HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System" '
+          r"/v EnableLinkedConnections /t REG_DWORD /d 1 /f")
+
+
+def test_shares_are_named_allowed_and_mapped_by_the_script_now_and_at_every_logon() -> None:
+    """Explorer sees the drives from the first logon on: EnableLinkedConnections in specialize (the first logon's
+    commands run elevated) and the share script run from the Run key in the user's own session too."""
     root = parse(render(AnswerSettings(shares=("Data", "Music"))))
     specialize = commands_in(root, "specialize", "Path")
     assert r"cmd.exe /c (echo.& echo 10.0.2.4 host.lan)>>%WINDIR%\System32\drivers\etc\hosts" in specialize
     assert any("AllowInsecureGuestAuth /t REG_DWORD /d 1" in c for c in specialize)
     assert any("RequireSecuritySignature /t REG_DWORD /d 0" in c for c in specialize)
+    assert specialize.count(LINKED) == 1
+    copy = specialize.index(medium_copy_command(r"winarm\map-shares.cmd",
+                                                r"%WINDIR%\Setup\Scripts\winarm-map-shares.cmd"))
+    assert copy > 0
     firstlogon = commands_in(root, "oobeSystem", "CommandLine")
-    maps = [c for c in firstlogon if c.startswith("net.exe use")]
-    assert maps == [
-        r"net.exe use Z: \\host.lan\Data /persistent:yes",
-        r"net.exe use Y: \\host.lan\Music /persistent:yes",
-    ]
+    assert not any("net.exe use" in c or "net use" in c for c in specialize + firstlogon), "the script maps them"
+    assert firstlogon.count(SHARE_SCRIPT_RUN) == 1 and firstlogon.count(SHARE_RUN_KEY) == 1
     assert firstlogon[-1] == DESKTOP_READY_REPORT, "desktop-ready stays the last first-logon command"
-    assert r"cmd.exe /c echo WINARM-PHASE desktop-ready>\\host.lan\Data\.winarm-desktop-ready" in firstlogon
+    marker = r"cmd.exe /c echo WINARM-PHASE desktop-ready>\\host.lan\Data\.winarm-desktop-ready"
+    assert firstlogon.index(SHARE_SCRIPT_RUN) < firstlogon.index(marker), "the share is mapped before it is written"
     run_key = r"reg.exe add HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run "
     run_keys = [c for c in firstlogon if c.startswith(run_key)]
-    assert [c.split(" /v ")[1].split()[0] for c in run_keys] == ["WinarmDesktopReady", "WinarmDesktopReadyShare"]
-    assert firstlogon.index(maps[-1]) < firstlogon.index(run_keys[0]), "the share is mapped before it is written"
+    assert [c.split(" /v ")[1].split()[0] for c in run_keys] == [
+        "WinarmMapShares", "WinarmDesktopReady", "WinarmDesktopReadyShare"]
 
 
-def test_a_share_login_is_stored_and_used_and_guest_access_is_not_opened() -> None:
-    text = render(AnswerSettings(shares=("Data",), share_user="alice", share_password="p@ss!w0rd$"))
+def test_a_share_login_is_on_no_command_line_and_guest_access_is_not_opened() -> None:
+    """Setup keeps the answer file in C:\\Windows\\Panther: the login goes through the medium's login file."""
+    settings = AnswerSettings(shares=("Data",), share_user="alice", share_password="p@ss!w0rd$")
+    text = render(settings)
     root = parse(text)
     specialize = commands_in(root, "specialize", "Path")
     assert not any("AllowInsecureGuestAuth" in c for c in specialize)
     firstlogon = commands_in(root, "oobeSystem", "CommandLine")
-    assert "cmdkey.exe /add:host.lan /user:alice /pass:p@ss!w0rd$" in firstlogon
-    assert r"net.exe use Z: \\host.lan\Data p@ss!w0rd$ /user:alice /persistent:yes" in firstlogon
+    assert "p@ss!w0rd$" not in text and "alice" not in "".join(specialize + firstlogon)
+    assert not any("cmdkey" in c.lower() for c in firstlogon)
+    assert SHARE_SCRIPT_RUN in firstlogon
     assert validate(text, "arm64") == []
 
 
@@ -137,7 +156,8 @@ def test_bypass_nro_follows_the_copy_and_the_long_lived_defaults_in_specialize_a
     assert "BypassNRO" in specialize_commands(AnswerSettings())[3].line
     assert not any("BypassNRO" in c.line for c in specialize_commands(AnswerSettings(bypass_nro=False)))
     assert [c.line for c in specialize_commands(AnswerSettings(bypass_nro=False, has_drivers=False))] == [
-        report_copy_command(), PREVENT_ENCRYPTION_COMMAND, PASSWORD_NEVER_EXPIRES_COMMAND]
+        report_copy_command(), PREVENT_ENCRYPTION_COMMAND, PASSWORD_NEVER_EXPIRES_COMMAND,
+        *(c.line for c in logon_script_copies(AnswerSettings()))]
 
 
 def test_the_long_lived_defaults_are_the_documented_commands() -> None:
@@ -169,11 +189,11 @@ def test_first_logon_order_with_a_share_login() -> None:
     lines = [c.line for c in firstlogon_commands(s)]
     assert lines[0] == FIRST_LOGON_REPORT
     assert lines[1] == driver_command("oobeSystem")
-    assert lines[2] == "cmdkey.exe /add:host.lan /user:u /pass:pw"
-    assert lines[3:5] == [r"net.exe use Z: \\host.lan\A pw /user:u /persistent:yes",
-                          r"net.exe use Y: \\host.lan\B pw /user:u /persistent:yes"]
+    assert lines[2:4] == [SHARE_SCRIPT_RUN, SHARE_RUN_KEY], "the shares after the drivers (NetKVM)"
+    assert lines[4:6] == [EXTEND_TASK, EXTEND_NOW]
     assert lines[-1] == DESKTOP_READY_REPORT
-    assert len(lines) == 9  # + the share marker, the two Run-key registrations and the desktop-ready report
+    assert len(lines) == 10  # + the share marker, the two Run-key registrations and the desktop-ready report
+
 
 
 def test_every_command_fits_setups_limit() -> None:

@@ -76,7 +76,7 @@ def test_init_sh_runs_exactly_the_awk_programs_shipped_beside_it() -> None:
     used = set(re.findall(r"-f /([\w.-]+\.awk)\b", init))
     assert used == {p.name for p in PACKAGE.glob("*.awk")}
     commands = re.findall(r"(?m)^[^#\n]*?\bawk\s+(\S+)", init)
-    assert len(commands) == 4 and set(commands) == {"-f"}, f"an awk program left inside init.sh: {commands}"
+    assert len(commands) == 5 and set(commands) == {"-f"}, f"an awk program left inside init.sh: {commands}"
 
 
 def awk(*programs: str, data: str, tmp_path: Path) -> str:
@@ -159,12 +159,17 @@ def test_answer_facts_read_winarms_own_answer_file(tmp_path: Path) -> None:
     facts = awk("cmdline.awk", "answer-facts.awk", data=render(AnswerSettings(drivers_pass="firstlogon")),
                 tmp_path=tmp_path).splitlines()
     script = "%WINDIR%\\Setup\\Scripts\\winarm-report.vbs"
+    extend = "%WINDIR%\\Setup\\Scripts\\winarm-extend-c.cmd"
     assert [f for f in facts if f.startswith(("sp ", "fl "))] == [
         f"sp 1 copy |winarm/report.vbs|{script}|",
+        f"sp 5 copy |winarm/extend-c.cmd|{extend}|",
+        f"sp 6 copy |winarm/extend-c.txt|{extend[:-3]}txt|",
         f"fl 1 report 0 |{script}|first-logon|||",
         "fl 2 drivers oobeSystem",
-        f'fl 3 runkey WinarmDesktopReady reg_expand_sz |wscript.exe //B //NoLogo "{script}" desktop-ready|',
-        f"fl 4 report 0 |{script}|desktop-ready|||",
+        f"fl 3 task WinarmExtendC |{extend}|",
+        f"fl 4 batch 1 |{extend}|",
+        f'fl 5 runkey WinarmDesktopReady reg_expand_sz |wscript.exe //B //NoLogo "{script}" desktop-ready|',
+        f"fl 6 report 0 |{script}|desktop-ready|||",
     ]
 
 
