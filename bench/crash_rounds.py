@@ -100,6 +100,8 @@ class Rounds:
             shared.mkdir(exist_ok=True)
             os.chmod(work, 0o755)
             os.chmod(shared, 0o777)
+            if os.geteuid() == 0:  # not root's: root as the share's default owner is refused
+                os.chown(shared, 4321, 4321)
             self.extra += ["--shared", f"Data={shared}"]
         self.iso = iso
         self.drivers = drivers

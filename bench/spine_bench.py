@@ -166,7 +166,8 @@ def main() -> int:
     # would compile every module at every start, which no user pays
     compileall.compile_dir(str(REPO / "winarm"), quiet=1)
     with workspace("winarm-bench-") as work, workspace("wab-") as run_base:
-        env = {**os.environ, "WINARM_RUN_DIR": str(run_base)}
+        # firmware-only VMs on purpose: not refused as "nothing to boot", their UEFI shell not a problem
+        env = {**os.environ, "WINARM_RUN_DIR": str(run_base), "WINARM_FIRMWARE_ONLY": "1"}
         print(machine_line(qemu_version()), flush=True)
         launch_part(work, run_base, env, args.runs)
         if not args.skip_guest:
