@@ -5,7 +5,8 @@ Protocol: one JSON object on one line in (``{"command": "status"}``, ``{"command
 
 Only our own daemon is trusted: the socket must be a socket of ours in a run directory of ours (checked without
 following links), and the process that accepts the connection must run as our uid (``SO_PEERCRED``). Anything
-else is treated as no daemon at all, so a socket another local user planted cannot fake a running VM.
+else is treated as no daemon at all, so a socket another local user planted cannot fake a running VM. Root may
+ask a user's VM: then the directory, the socket and the listening process must all belong to one uid.
 """
 
 from __future__ import annotations
@@ -22,13 +23,22 @@ from winarm.config.paths import VmPaths
 from winarm.vm.status import VmStatus
 
 
-def _ours(path: Path, kind: int) -> bool:
-    """Whether ``path`` is (without following a link) of file type ``kind`` and owned by our uid."""
+def _owner(path: Path, kind: int) -> int | None:
+    """The owner of ``path`` when it is (without following a link) of file type ``kind``; else None."""
     try:
         info = path.lstat()
     except OSError:
-        return False
-    return stat.S_IFMT(info.st_mode) == kind and info.st_uid == os.geteuid()
+        return None
+    return info.st_uid if stat.S_IFMT(info.st_mode) == kind else None
+
+
+def trusted_owner(control_socket: Path) -> int | None:
+    """The uid whose daemon may answer at ``control_socket``: the run directory's and the socket's common owner,
+    when that is our uid (or any, when we are root: root may ask a user's VM); else None."""
+    owner = _owner(control_socket.parent, stat.S_IFDIR)
+    if owner is None or _owner(control_socket, stat.S_IFSOCK) != owner:
+        return None
+    return owner if owner == os.geteuid() or os.geteuid() == 0 else None
 
 
 def peer_uid(sock: socket.socket) -> int:
@@ -40,13 +50,14 @@ def peer_uid(sock: socket.socket) -> int:
 def ask(control_socket: Path, command: str, timeout: float = 5.0) -> dict[str, Any] | None:
     """Send ``command`` to the daemon behind ``control_socket``; None when no daemon of ours answers there (see
     the module: a socket or a daemon of another uid counts as none)."""
-    if not (_ours(control_socket.parent, stat.S_IFDIR) and _ours(control_socket, stat.S_IFSOCK)):
+    owner = trusted_owner(control_socket)
+    if owner is None:
         return None
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
             sock.connect(str(control_socket))
-            if peer_uid(sock) != os.geteuid():
+            if peer_uid(sock) != owner:
                 return None
             sock.sendall(json.dumps({"command": command}).encode() + b"\n")
             data = b""

@@ -6,9 +6,11 @@ run directory or a planted control socket must be refused or distrusted, with th
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,39 @@ def test_a_socket_another_user_planted_is_never_dialled(tmp_path: Path) -> None:
             server.accept()  # nobody connected
     finally:
         server.close()
+
+
+USER_DAEMON = """
+import os, socket, sys
+os.setgid({uid}); os.setuid({uid})
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(sys.argv[1])
+server.listen(1)
+print("ready", flush=True)
+conn, _ = server.accept()
+conn.recv(4096)
+conn.sendall(b'{{"name": "users-vm", "state": "running", "healthy": true}}\\n')
+conn.close()
+"""
+
+
+def test_root_may_ask_a_users_daemon_when_everything_is_that_users() -> None:
+    """Root asking a VM a user runs (its run directory, socket and daemon all that user's) gets the answer."""
+    top = Path(tempfile.mkdtemp(prefix="wa-rd-", dir="/tmp"))  # pytest's folders are 0700: the user could not enter
+    try:
+        os.chmod(top, 0o755)
+        run_dir = top / "vm"
+        run_dir.mkdir(mode=0o700)
+        os.chown(run_dir, OTHER, OTHER)
+        sock = run_dir / "control.sock"
+        child = subprocess.Popen([sys.executable, "-c", USER_DAEMON.format(uid=OTHER), str(sock)],
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+            reply = ask(sock, "status")
+            assert reply is not None and reply["name"] == "users-vm"
+        finally:
+            child.kill()
+            child.wait()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
