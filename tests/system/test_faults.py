@@ -45,7 +45,7 @@ def test_qemu_killed_mid_boot_is_one_line_and_the_disk_boots_again(tmp_path: Pat
     finally:
         vm.kill()
     crash = [line for line in vm.lines if "QEMU died" in line]
-    assert len(crash) == 1, vm.lines
+    assert len(crash) == 1, "\n".join(vm.lines)
     # the guest says init once it has found its CD, and setup right after: the kill lands in either
     phase = crash[0].split(" during ", 1)[1].split(":", 1)[0]
     assert phase in ("init", "setup") and "QEMU died (killed by SIGKILL) during " in crash[0], crash[0]
