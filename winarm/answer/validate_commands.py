@@ -8,8 +8,10 @@ Called by :func:`winarm.answer.validate.validate`; it works on the validator's p
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable
+
+from winarm.answer.xml_node import Node
+from winarm.answer.xml_node import walk as _walk
 
 __all__ = ["check_command_secrets", "command_secret"]
 
@@ -18,25 +20,6 @@ COMMAND_ELEMENTS = {"Path", "CommandLine"}
 _NET_USE = re.compile(r"(?:^|[\s\"&|(\\/])net(?:\.exe)?\"?\s+use(?=\s|$)", re.IGNORECASE)
 _CMDKEY_PASS = re.compile(r"(?:^|[\s\"&|(\\/])cmdkey(?:\.exe)?\"?\s[^&|]*?/pass(?::|\s|$)", re.IGNORECASE)
 _DEVICE = re.compile(r"^(?:[A-Za-z]:|\*|LPT\d:?|COM\d:?)$", re.IGNORECASE)
-
-
-class Node(Protocol):
-    """What this rule reads of a parsed element (the validator's own tree satisfies it)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def line(self) -> int: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def children(self) -> Sequence[Node]: ...
-
-
-def _walk(node: Node) -> Iterator[Node]:
-    yield node
-    for child in node.children:
-        yield from _walk(child)
 
 
 def _net_use_secret(arguments: str) -> str | None:

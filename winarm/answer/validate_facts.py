@@ -18,9 +18,10 @@ Called by :func:`winarm.answer.validate.validate` on its parsed tree; it only ad
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
 
+from winarm.answer.xml_node import Node
+from winarm.answer.xml_node import walk as _walk
 from winarm.config.timezone import EXAMPLE, is_windows_zone
 
 __all__ = ["check_facts"]
@@ -33,27 +34,6 @@ LABCONFIG_RE = re.compile(
 )
 WINDOWS_11_RE = re.compile(r"\bWindows\s+11\b", re.IGNORECASE)
 WINDOWS_11_FIRST_BUILD = 22000
-
-
-class Node(Protocol):
-    """What these rules read of a parsed element (the validator's own tree satisfies it)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def line(self) -> int: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def attrs(self) -> dict[str, str]: ...
-    @property
-    def children(self) -> Sequence[Node]: ...
-
-
-def _walk(node: Node) -> Iterator[Node]:
-    yield node
-    for child in node.children:
-        yield from _walk(child)
 
 
 def _child(node: Node, name: str) -> Node | None:

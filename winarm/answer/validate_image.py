@@ -7,36 +7,17 @@ Called by :func:`winarm.answer.validate.validate` with the ISO's editions (from
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from winarm.answer.xml_node import Node
+from winarm.answer.xml_node import child_text as _text
+from winarm.answer.xml_node import walk as _walk
 
 if TYPE_CHECKING:
     from winarm.media.iso import Edition
 
 __all__ = ["check_image"]
-
-
-class Node(Protocol):
-    """What these rules read of a parsed element (the validator's own tree satisfies it)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def line(self) -> int: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def children(self) -> Sequence[Node]: ...
-
-
-def _walk(node: Node) -> Iterator[Node]:
-    yield node
-    for child in node.children:
-        yield from _walk(child)
-
-
-def _text(node: Node, name: str) -> str:
-    return next((c.text.strip() for c in node.children if c.name == name), "")
 
 
 def _install_from(root: Node) -> tuple[str, str, int] | None:

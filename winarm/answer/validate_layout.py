@@ -7,37 +7,14 @@ Called by :func:`winarm.answer.validate.validate`; it works on the validator's p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable
+
+from winarm.answer.xml_node import Node
+from winarm.answer.xml_node import child_text as _text
+from winarm.answer.xml_node import items as _items
+from winarm.answer.xml_node import walk as _walk
 
 __all__ = ["check_layout"]
-
-
-class Node(Protocol):
-    """What this rule reads of a parsed element (the validator's own tree satisfies it)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def line(self) -> int: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def children(self) -> Sequence[Node]: ...
-
-
-def _walk(node: Node) -> Iterator[Node]:
-    yield node
-    for child in node.children:
-        yield from _walk(child)
-
-
-def _text(node: Node, name: str) -> str:
-    return next((c.text.strip() for c in node.children if c.name == name), "")
-
-
-def _items(node: Node, container: str, item: str) -> list[Node]:
-    return [i for c in node.children if c.name == container for i in c.children if i.name == item]
 
 
 def _c_partition(disk: Node) -> Node | None:
