@@ -232,6 +232,31 @@ scan_media() {
     return $all
 }
 
+# storage_settled: true once every USB mass-storage interface (class 08) the bus has enumerated has its block
+# device: unlike usb_settled, also before usb-storage has bound any of them.
+storage_settled() {
+    for intf in /sys/bus/usb/devices/*:*; do
+        [ "$(cat "$intf/bInterfaceClass" 2>/dev/null)" = 08 ] || continue
+        set -- "$intf"/host*/target*/*/block/*
+        [ -e "$1" ] || return 1
+    done
+    return 0
+}
+
+# settle_media SECONDS: what a logon script sees of the removable media: by a logon, Windows has long had every
+# CD enumerated, while this guest may reach its logon within a second of booting, before usb-storage has bound
+# the CDs (it waits a second first). So wait until every USB CD has its block device (at most SECONDS), scan once,
+# and say whether the answer medium's marker is there (false, at once, when the medium is gone).
+settle_media() {
+    n=0
+    until storage_settled || [ "$n" -ge $(($1 * 10)) ]; do
+        sleep 0.1
+        n=$((n + 1))
+    done
+    scan_media
+    [ -n "$MARKER" ]
+}
+
 # find_media seed|marker SECONDS: scan the CDs until the seed (and every other CD, for at most 5 s more)
 # or the driver medium's marker is found; false after SECONDS. Windows media without an answer file yet
 # are given 5 s more from the seed on: under load a second USB CD can enumerate after the first one has
@@ -719,7 +744,7 @@ share_script() {
     [ "$attempts" -gt "$MAP_MAX_ATTEMPTS" ] && attempts=$MAP_MAX_ATTEMPTS
     login="$(sed -n 's/^login |\(.*\)|$/\1/p' "$1" | head -n 1)"
     host="$(sed -n 's/^cmdkey //p' "$1" | head -n 1)"
-    if [ -n "$login" ] && [ -n "$host" ] && { [ -n "$MARKER" ] || find_media marker 0; } &&
+    if [ -n "$login" ] && [ -n "$host" ] && { [ -n "$MARKER" ] || settle_media 10; } &&
         [ -f "$MARKER/$login" ]; then
         read -r l_user l_pass <"$MARKER/$login"
         l_pass="$(printf '%s' "$l_pass" | tr -d '\r')"

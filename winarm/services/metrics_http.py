@@ -34,6 +34,11 @@ class _BoundedServer(ThreadingMixIn, WSGIServer):
             return
         super().process_request(request, client_address)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that drops or stalls mid-request is no news: nothing is printed (the base class prints a
+        traceback to stderr)."""
+        del request, client_address
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
