@@ -7,7 +7,8 @@ trust a daemon that is not its own. So before anything in a run directory is rem
 the run directory are checked with ``lstat`` (links are never followed):
 
 - the base: a directory, not a link, owned by us or by root, and, when others may write to it, sticky (``/tmp``);
-- the run directory: a directory, not a link, owned by us, with no group or other permission bits.
+- the run directory: a directory, not a link, owned by us, with no group or other permission bits (one of ours
+  with wider bits, left by an older winarm or a tool, is set to 0700 first).
 """
 
 from __future__ import annotations
@@ -55,6 +56,20 @@ def check_own(run_dir: Path) -> None:
         raise _refuse(run_dir, f"is open to others (mode {stat.S_IMODE(info.st_mode):o})")
 
 
+def _make_private(run_dir: Path) -> None:
+    """Set mode 0700 on ``run_dir`` when it is a directory of ours (opened without following a link, so the
+    mode lands on what was checked); anything else is left for :func:`check_own` to refuse."""
+    try:
+        fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+
+
 def make_run_dir(run_dir: Path) -> None:
     """Create ``run_dir`` (0700; its base 0700 when missing) or accept one of ours, and check both: see the
     module. Raises :class:`UserError` when either is not safe; nothing in them has been touched then."""
@@ -65,6 +80,7 @@ def make_run_dir(run_dir: Path) -> None:
     check_base(base)
     with contextlib.suppress(FileExistsError):
         run_dir.mkdir(mode=0o700)
+    _make_private(run_dir)
     check_own(run_dir)
 
 

@@ -81,6 +81,13 @@ def test_a_run_directory_of_another_user_is_refused(tmp_path: Path) -> None:
         make_run_dir(tmp_path / "vm")
 
 
+def test_a_run_directory_of_ours_with_wider_bits_is_made_private(tmp_path: Path) -> None:
+    (tmp_path / "vm").mkdir()
+    (tmp_path / "vm").chmod(0o755)
+    make_run_dir(tmp_path / "vm")
+    assert (tmp_path / "vm").stat().st_mode & 0o777 == 0o700
+
+
 def test_a_fresh_base_and_run_directory_are_private(tmp_path: Path) -> None:
     make_run_dir(tmp_path / "base" / "vm")
     assert (tmp_path / "base").stat().st_mode & 0o777 == 0o700
